@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set-up (packages, Release build), then every test: the Release suite (unit tests, PyTorch parity, the
+# reference's self-test) and the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+#   DENSE_SKIP_SANITIZE=1  skip the sanitizer build (faster local runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=$(nproc)
+
+scripts/setup.sh
+echo "== Release tests"
+ctest --test-dir build --output-on-failure -j "$JOBS" --timeout 900
+
+if [ "${DENSE_SKIP_SANITIZE:-0}" != "1" ]; then
+  echo "== ASan + UBSan unit tests"
+  # CUDA off: the sanitizers instrument host code, and nvcc time is spent once in the Release build.
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDENSE_SANITIZE=ON -DDENSE_CUDA=OFF \
+        -DDENSE_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-asan -j "$JOBS"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$JOBS" --timeout 1800 -L unit
+fi

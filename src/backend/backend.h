@@ -1,0 +1,132 @@
+#pragma once
+// The one interface every compute backend implements (ggml-style). Kernels take tensors that the ops layer
+// (backend/ops.h) has already checked for shape, dtype and device, so a backend only computes. Unless a
+// kernel says otherwise, tensors are contiguous and floating tensors share one dtype (f64, f32, bf16, f16);
+// reduced precision is loaded into f32 and accumulated there.
+//
+// `beta` arguments follow BLAS: out = result + beta * out, with beta == 0 meaning "overwrite" (out may hold
+// garbage or NaN). Gradient kernels take beta = 1 to accumulate with +=.
+#include <cstdint>
+
+#include "core/allocator.h"
+#include "core/device.h"
+#include "core/tensor.h"
+
+namespace dense {
+
+enum class Activation : uint8_t { Identity, Relu, Gelu, GeluTanh, Silu, Tanh, Hardtanh, LeakyRelu, Sigmoid };
+
+// Row-wise normalisations over the last dimension (spec §1.2). stats holds two values per row, written by
+// forward and read by backward: MaxNorm family {denominator s, argmax index}; LN family {denominator, mean};
+// f64 for f64 inputs, f32 otherwise.
+enum class RowNorm : uint8_t {
+  MaxNorm,           // y = x / (max|x| + eps)
+  ScaledMaxNorm,     // y = g * x / (max|x| + eps)
+  PreScaledMaxNorm,  // u = g * x; y = u / (max|u| + eps)
+  UncenteredLN,      // y = g * x / (mean|x| + eps)   (gain may be null: the "fixed" variant)
+  StandardLN,        // y = g * (x - mean) / sqrt(var + eps) (+ bias when given)
+};
+
+enum class BinaryOp : uint8_t { Add, Sub, Mul };
+// How b is broadcast against a [R, C] view of a: Full (same size), Row (b is [C], repeated over rows),
+// Col (b is [R], repeated over columns).
+enum class Broadcast : uint8_t { Full, Row, Col };
+
+enum class Reduction : uint8_t { Sum, MaxAbs, CountNonFinite };
+
+// A (batched) matrix operand of a row-major GEMM. Matrix i starts at data + i * batch_stride (elements);
+// ld is the row stride. batch_stride 0 broadcasts one matrix over the batch.
+struct MatRef {
+  const void* data;
+  int64_t ld;
+  int64_t batch_stride;
+};
+struct MutMatRef {
+  void* data;
+  int64_t ld;
+  int64_t batch_stride;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual CachingAllocator& allocator() = 0;
+
+  // ---- memory ----------------------------------------------------------------------------------
+  virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+  // dst = src element-wise with dtype conversion; both may be strided (up to 8 dims), same shape.
+  virtual void copy(Tensor& dst, const Tensor& src) = 0;
+  virtual void fill(Tensor& t, double value) = 0;
+  // Philox draws identical on every backend: element i of a contiguous tensor uses counter offset + i/4
+  // (uniform) or offset + i/2 (normal), see core/philox.h.
+  virtual void fill_uniform(Tensor& t, double low, double high, uint64_t seed, uint64_t offset) = 0;
+  virtual void fill_normal(Tensor& t, double mean, double std, uint64_t seed, uint64_t offset) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- dense linear algebra ---------------------------------------------------------------------
+  // C_i = alpha * op(A_i) op(B_i) + beta * C_i for i < batch; op(A) is m x k, op(B) is k x n, row-major.
+  virtual void gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                    MatRef a, MatRef b, double beta, MutMatRef c, int64_t batch) = 0;
+
+  // ---- element-wise -----------------------------------------------------------------------------
+  // out = alpha * (a op b) + beta * out; b broadcast against a viewed as [rows, cols] (cols = a.size(-1)).
+  virtual void binary(BinaryOp op, Broadcast bcast, double alpha, const Tensor& a, const Tensor& b, double beta,
+                      Tensor& out) = 0;
+  // y = act(x) (slope: LeakyRelu's negative slope).
+  virtual void activation_forward(Activation act, double slope, const Tensor& x, Tensor& y) = 0;
+  // dx = act'(x) * dy + beta * dx.
+  virtual void activation_backward(Activation act, double slope, const Tensor& x, const Tensor& dy, double beta,
+                                   Tensor& dx) = 0;
+  // y = x * keep / (1 - p), keep from Philox (seed, offset); the same call with dy gives the backward.
+  virtual void dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, Tensor& y) = 0;
+  // out[c] = sum over rows of x viewed [outer, rows, cols] -> out [outer, cols], times alpha, + beta * out.
+  virtual void sum_rows(const Tensor& x, int64_t outer, int64_t rows, double alpha, double beta, Tensor& out) = 0;
+  // Whole-tensor reductions, returned to the host.
+  virtual double reduce(Reduction r, const Tensor& x) = 0;
+
+  // ---- normalisations ---------------------------------------------------------------------------
+  virtual void rownorm_forward(RowNorm kind, const Tensor& x, const Tensor* gain, const Tensor* bias, double eps,
+                               Tensor& y, Tensor& stats) = 0;
+  // dx = ∂/∂x + beta_dx * dx; dgain += ...; dbias += ... (null when absent).
+  virtual void rownorm_backward(RowNorm kind, const Tensor& x, const Tensor* gain, const Tensor& stats,
+                                const Tensor& dy, double beta_dx, Tensor& dx, Tensor* dgain, Tensor* dbias) = 0;
+
+  // ---- gathers and positions --------------------------------------------------------------------
+  // out[i, :] = table[ids[i], :] + beta * out[i, :]; ids i64 (or i32), every id in [0, rows of table).
+  virtual void gather_rows(const Tensor& table, const Tensor& ids, double beta, Tensor& out) = 0;
+  // table[ids[i], :] += src[i, :]; deterministic (no float atomics on the CPU).
+  virtual void scatter_add_rows(const Tensor& src, const Tensor& ids, Tensor& table) = 0;
+  // Diagonal RelPE: y[r, :] = x[r, :] * table[positions[r % P], :] (P = positions.numel()); table f32 or x's dtype.
+  virtual void positional_scale(const Tensor& x, const Tensor& table, const Tensor& positions, Tensor& y) = 0;
+  // RoPE over the whole last dim D (half split): y = x*cos + rot(x)*sin, rot(x) = [-x[D/2:], x[:D/2]].
+  // inverse applies the transpose (the backward): y = x*cos - rot(x*sin).
+  virtual void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& positions, bool inverse,
+                    Tensor& y) = 0;
+  // Keeps the entries of each [rows, cols] matrix with j - i >= lo and j - i <= hi (others set to 0).
+  virtual void band_mask(Tensor& s, int64_t lo, int64_t hi) = 0;
+
+  // ---- softmax attention and losses --------------------------------------------------------------
+  // p = softmax(scale * s) over the last dim, for s [groups, rows, cols]; key_valid ([groups / heads, cols],
+  // nonzero = attend; group g uses row g / heads) masks keys; a row with no valid key gives zeros.
+  virtual void softmax_forward(const Tensor& s, double scale, const Tensor* key_valid, int64_t heads, Tensor& p) = 0;
+  // ds = scale * p * (dp - sum(dp * p)) (overwrites ds).
+  virtual void softmax_backward(const Tensor& p, const Tensor& dp, double scale, Tensor& ds) = 0;
+  // Per-row cross entropy of logits [R, V] against labels [R] (i64; < 0 ignored): loss[r] (0 when
+  // ignored) and lse[r] for the backward.
+  virtual void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& lse) = 0;
+  // dlogits = scale * (softmax(logits) - onehot(label)) for rows with a label, 0 elsewhere (overwrites).
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& lse, double scale,
+                                      Tensor& dlogits) = 0;
+  // Pooling over the middle dim of x [B, N, d]: max with argmax (i64 [B, d]) and its backward (accumulates).
+  virtual void max_pool_forward(const Tensor& x, Tensor& out, Tensor& argmax) = 0;
+  virtual void max_pool_backward(const Tensor& dout, const Tensor& argmax, Tensor& dx) = 0;
+};
+
+// The backend for a device (created on first use). Throws if the device is not compiled in or not present.
+Backend& backend_for(Device device);
+bool cuda_available();  // compiled with CUDA and at least one device present
+int cuda_device_count();
+
+}  // namespace dense

@@ -1,0 +1,244 @@
+#include "models/model_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <variant>
+
+#include "core/error.h"
+#include "nn/dense_attention.h"
+#include "nn/norm.h"
+#include "nn/relpe.h"
+
+namespace dense::models {
+
+namespace {
+
+using Field = std::variant<int64_t ModelConfig::*, double ModelConfig::*, bool ModelConfig::*,
+                           std::string ModelConfig::*>;
+
+const std::vector<std::pair<std::string, Field>>& fields() {
+  static const std::vector<std::pair<std::string, Field>> table = {
+      {"vocab_size", &ModelConfig::vocab_size},
+      {"hidden_size", &ModelConfig::hidden_size},
+      {"num_hidden_layers", &ModelConfig::num_hidden_layers},
+      {"num_attention_heads", &ModelConfig::num_attention_heads},
+      {"intermediate_size", &ModelConfig::intermediate_size},
+      {"max_position_embeddings", &ModelConfig::max_position_embeddings},
+      {"initializer_range", &ModelConfig::initializer_range},
+      {"hidden_dropout_prob", &ModelConfig::hidden_dropout_prob},
+      {"attention_probs_dropout_prob", &ModelConfig::attention_probs_dropout_prob},
+      {"embedding_dropout", &ModelConfig::embedding_dropout},
+      {"num_labels", &ModelConfig::num_labels},
+      {"classifier_bias", &ModelConfig::classifier_bias},
+      {"swiglu_ffn", &ModelConfig::swiglu_ffn},
+      {"attention_complexity", &ModelConfig::attention_complexity},
+      {"pre_attn_ln_type", &ModelConfig::pre_attn_ln_type},
+      {"post_attn_ln_type", &ModelConfig::post_attn_ln_type},
+      {"embedding_ln_type", &ModelConfig::embedding_ln_type},
+      {"final_ln_type", &ModelConfig::final_ln_type},
+      {"token_type_embeddings", &ModelConfig::token_type_embeddings},
+      {"type_vocab_size", &ModelConfig::type_vocab_size},
+      {"pos_emb_type", &ModelConfig::pos_emb_type},
+      {"relpe_type", &ModelConfig::relpe_type},
+      {"relpe_scheme", &ModelConfig::relpe_scheme},
+      {"pooler_function", &ModelConfig::pooler_function},
+      {"pooler_no_dense", &ModelConfig::pooler_no_dense},
+      {"pooler_act", &ModelConfig::pooler_act},
+      {"pooler_ln_type", &ModelConfig::pooler_ln_type},
+      {"lm_head_act", &ModelConfig::lm_head_act},
+      {"lm_head_ln_type", &ModelConfig::lm_head_ln_type},
+      {"causal", &ModelConfig::causal},
+      {"chunk_size", &ModelConfig::chunk_size},
+      {"local_attention", &ModelConfig::local_attention},
+      {"window_size", &ModelConfig::window_size},
+      {"local_relpe", &ModelConfig::local_relpe},
+      {"local_scheme", &ModelConfig::local_scheme},
+      {"hidden_act", &ModelConfig::hidden_act},
+      {"layer_norm_eps", &ModelConfig::layer_norm_eps},
+  };
+  return table;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string did_you_mean(const std::string& key) {
+  std::string best;
+  size_t best_d = 4;  // suggest only close matches
+  for (const auto& k : model_config_keys()) {
+    const size_t d = edit_distance(key, k);
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
+}
+
+const char* json_type(const nlohmann::json& v) { return v.type_name(); }
+
+// null and "none" both mean "no norm" for the optional norm slots.
+std::string read_string(const nlohmann::json& v, const std::string& key) {
+  if (v.is_null()) return "none";
+  DENSE_CHECK(v.is_string(), "{}: expected a string, got {} ({})", key, json_type(v), v.dump());
+  return v.get<std::string>();
+}
+
+}  // namespace
+
+const std::vector<std::string>& model_config_keys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> k{"model_type"};
+    for (const auto& [name, f] : fields()) k.push_back(name);
+    return k;
+  }();
+  return keys;
+}
+
+std::vector<std::string> ModelConfig::layer_codes() const {
+  std::vector<std::string> codes;
+  std::vector<std::string> scheme;
+  if (local_attention) {
+    size_t start = 0;
+    while (true) {
+      const size_t end = local_scheme.find('_', start);
+      scheme.push_back(local_scheme.substr(start, end - start));
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  } else {
+    scheme.push_back("g");
+  }
+  for (int64_t i = 0; i < num_hidden_layers; ++i) codes.push_back(scheme[size_t(i) % scheme.size()]);
+  return codes;
+}
+
+ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& path) {
+  DENSE_CHECK(j.is_object(), "{}: expected a mapping of model settings, got {}", path, json_type(j));
+  ModelConfig c;
+  if (j.contains("model_type")) {
+    const std::string t = read_string(j.at("model_type"), path + ".model_type");
+    if (t == "danet") {
+      c.model_type = ModelType::Danet;
+    } else if (t == "bert") {
+      // The softmax baseline's defaults (spec §2.2, TransformerConfig).
+      c.model_type = ModelType::Bert;
+      c.num_attention_heads = 16;
+      c.intermediate_size = 4096;
+      c.hidden_dropout_prob = 0.1;
+      c.attention_probs_dropout_prob = 0.1;
+      c.classifier_bias = true;
+      c.num_hidden_layers = 24;
+    } else {
+      DENSE_FAIL("{}.model_type: unknown model type '{}'; allowed: danet, bert", path, t);
+    }
+  }
+  for (const auto& [key, value] : j.items()) {
+    if (key == "model_type") continue;
+    const auto it = std::find_if(fields().begin(), fields().end(), [&](const auto& f) { return f.first == key; });
+    DENSE_CHECK(it != fields().end(), "{}.{}: unknown key{}", path, key, did_you_mean(key));
+    const std::string full = path + "." + key;
+    std::visit(
+        [&](auto member) {
+          using T = std::remove_reference_t<decltype(c.*member)>;
+          if constexpr (std::is_same_v<T, int64_t>) {
+            DENSE_CHECK(value.is_number_integer(), "{}: expected an integer, got {} ({})", full, json_type(value),
+                        value.dump());
+            c.*member = value.get<int64_t>();
+          } else if constexpr (std::is_same_v<T, double>) {
+            DENSE_CHECK(value.is_number(), "{}: expected a number, got {} ({})", full, json_type(value),
+                        value.dump());
+            c.*member = value.get<double>();
+          } else if constexpr (std::is_same_v<T, bool>) {
+            DENSE_CHECK(value.is_boolean(), "{}: expected true or false, got {} ({})", full, json_type(value),
+                        value.dump());
+            c.*member = value.get<bool>();
+          } else {
+            c.*member = read_string(value, full);
+          }
+        },
+        it->second);
+  }
+  with_context("in " + path, [&] { c.validate(); });
+  return c;
+}
+
+nlohmann::json ModelConfig::to_json() const {
+  nlohmann::json j;
+  j["model_type"] = model_type == ModelType::Danet ? "danet" : "bert";
+  for (const auto& [key, f] : fields()) std::visit([&](auto member) { j[key] = this->*member; }, f);
+  return j;
+}
+
+void ModelConfig::validate() const {
+  auto positive = [](int64_t v, const char* key) { DENSE_CHECK(v > 0, "{} must be > 0, got {}", key, v); };
+  positive(vocab_size, "vocab_size");
+  positive(hidden_size, "hidden_size");
+  positive(num_hidden_layers, "num_hidden_layers");
+  positive(num_attention_heads, "num_attention_heads");
+  positive(intermediate_size, "intermediate_size");
+  positive(max_position_embeddings, "max_position_embeddings");
+  positive(num_labels, "num_labels");
+  DENSE_CHECK(hidden_size % num_attention_heads == 0,
+              "hidden_size {} is not divisible by num_attention_heads {}; allowed head counts divide hidden_size",
+              hidden_size, num_attention_heads);
+  for (auto [v, key] : {std::pair{hidden_dropout_prob, "hidden_dropout_prob"},
+                        std::pair{attention_probs_dropout_prob, "attention_probs_dropout_prob"},
+                        std::pair{embedding_dropout, "embedding_dropout"}})
+    DENSE_CHECK(v >= 0.0 && v < 1.0, "{} must be in [0, 1), got {}", key, v);
+  DENSE_CHECK(initializer_range > 0.0, "initializer_range must be > 0, got {}", initializer_range);
+
+  if (model_type == ModelType::Bert) {
+    nn::parse_activation(hidden_act, "hidden_act");
+    DENSE_CHECK(layer_norm_eps > 0.0, "layer_norm_eps must be > 0, got {}", layer_norm_eps);
+    return;
+  }
+
+  nn::parse_complexity(attention_complexity, "attention_complexity");
+  for (auto [v, key] : {std::pair{&pre_attn_ln_type, "pre_attn_ln_type"},
+                        std::pair{&post_attn_ln_type, "post_attn_ln_type"},
+                        std::pair{&embedding_ln_type, "embedding_ln_type"},
+                        std::pair{&final_ln_type, "final_ln_type"}, std::pair{&pooler_ln_type, "pooler_ln_type"},
+                        std::pair{&lm_head_ln_type, "lm_head_ln_type"}})
+    nn::parse_norm(*v, key);
+  nn::parse_activation(pooler_act, "pooler_act");
+  nn::parse_activation(lm_head_act, "lm_head_act");
+  DENSE_CHECK(pos_emb_type == "learned" || pos_emb_type == "sinusoidal" || pos_emb_type == "relpe",
+              "pos_emb_type: unknown value '{}'; allowed: learned, sinusoidal, relpe", pos_emb_type);
+  if (pos_emb_type == "relpe") {
+    const nn::RelPEType t = nn::parse_relpe_type(relpe_type, "relpe_type");
+    nn::RelPEScheme::parse(relpe_scheme, "relpe_scheme");
+    DENSE_CHECK(t != nn::RelPEType::Rope || head_size() % 2 == 0,
+                "relpe_type: rope needs an even head size, got hidden_size/num_attention_heads = {}", head_size());
+  }
+  DENSE_CHECK(pooler_function == "first" || pooler_function == "mean" || pooler_function == "max" ||
+                  pooler_function == "masked_mean",
+              "pooler_function: unknown value '{}'; allowed: first, mean, max, masked_mean", pooler_function);
+  if (token_type_embeddings) positive(type_vocab_size, "type_vocab_size");
+  if (causal) positive(chunk_size, "chunk_size");
+  if (local_attention) {
+    DENSE_CHECK(window_size > 0 && window_size % 2 == 0, "window_size must be even and > 0, got {}", window_size);
+    DENSE_CHECK(window_size <= max_position_embeddings && max_position_embeddings % window_size == 0,
+                "window_size {} cannot tile max_position_embeddings {}: it must divide it", window_size,
+                max_position_embeddings);
+    for (const auto& code : layer_codes()) {
+      DENSE_CHECK(code == "g" || code == "l" || code == "sl" || code == "sw",
+                  "local_scheme '{}': unknown layer code '{}'; allowed: g, l, sl, sw (joined by _)", local_scheme,
+                  code);
+      DENSE_CHECK(code != "sw" || causal, "local_scheme '{}': code 'sw' (sliding window) needs causal: true",
+                  local_scheme);
+    }
+  }
+}
+
+}  // namespace dense::models

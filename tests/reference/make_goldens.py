@@ -1,0 +1,207 @@
+#!/usr/bin/python3
+"""Generate the float64 golden files for the C++ DANet / BERT implementations.
+
+Usage: /usr/bin/python3 tests/reference/make_goldens.py OUTDIR
+
+For every case: build the reference model from its config, draw well-conditioned random weights (NOT the
+spec init: tiny init values would make attention invisible in the outputs) and random inputs from a seeded
+torch.Generator, run forward + backward in float64 and write OUTDIR/<case>.safetensors containing
+
+    metadata  {"config": json of the case config (as given, defaults not filled in), "case": name}
+    input.input_ids [B,N] I64, input.attention_mask [B,N] I64, (input.token_type_ids [B,N] I64),
+    input.mlm_labels [B,N] I64 (-1 = not masked), input.class_labels [B] I64 (F64 when num_labels == 1)
+    param.<name> F64 for every parameter
+    out.sequence_output [B,N,d], out.mlm_logits [n_masked, V_padded], out.pooled [B,d],
+    out.class_logits [B,num_labels], out.loss [] (all F64)
+    grad.<name> F64 for every parameter (d loss / d param)
+
+and OUTDIR/cases.txt with the case names, one per line.
+"""
+
+import json
+import os
+import sys
+import zlib
+from collections import OrderedDict
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bert_reference import BertReference  # noqa: E402
+from danet_reference import DANetReference  # noqa: E402
+from safetensors_io import save_file  # noqa: E402
+
+DTYPE = torch.float64
+
+_NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "embedding_dropout": 0.0}
+
+
+def build_reference_model(config):
+    mt = config.get("model_type", "danet")
+    if mt == "danet":
+        return DANetReference(config)
+    if mt == "bert":
+        return BertReference(config)
+    raise ValueError(f"unknown model_type {mt!r}")
+
+
+def _danet(**kw):
+    base = {"model_type": "danet", "vocab_size": 37, "hidden_size": 16, "num_labels": 3}
+    base.update(_NO_DROPOUT)
+    base.update(kw)
+    return base
+
+
+_GLOBAL = dict(
+    num_hidden_layers=2, num_attention_heads=2, intermediate_size=2, swiglu_ffn=False,
+    pos_emb_type="learned", max_position_embeddings=16,
+    pre_attn_ln_type="max_norm", post_attn_ln_type="max_norm", embedding_ln_type="max_norm",
+    final_ln_type="max_norm", attention_complexity="auto",
+    lm_head_act="gelu", lm_head_ln_type="standard_ln",
+    pooler_function="first", pooler_act="tanh", classifier_bias=True,
+)
+
+# name -> (config, options). options: N (sequence length), pad {row: number of pad positions at the end},
+# token_types (also write input.token_type_ids).
+CASES = OrderedDict()
+CASES["danet_global"] = (_danet(**_GLOBAL), {"pad": {1: 5}})
+CASES["danet_global_quadratic"] = (
+    _danet(**dict(_GLOBAL, attention_complexity="quadratic", num_attention_heads=4)), {"pad": {1: 5}})
+CASES["danet_local_l_sl_g"] = (_danet(
+    num_hidden_layers=3, num_attention_heads=2, intermediate_size=2, swiglu_ffn=False,
+    local_attention=True, local_scheme="l_sl_g", window_size=4, local_relpe=True,
+    pos_emb_type="relpe", relpe_type="cosine", relpe_scheme="qkv", max_position_embeddings=16,
+    embedding_ln_type="max_norm", pre_attn_ln_type="max_norm", post_attn_ln_type="max_norm",
+    pooler_function="mean", pooler_no_dense=False, pooler_act="gelu", pooler_ln_type="uncentered_fixed_ln",
+    lm_head_act="gelu", lm_head_ln_type="uncentered_ln", final_ln_type="none", classifier_bias=False,
+), {"pad": {1: 4}})
+CASES["danet_rope_qk"] = (_danet(
+    num_hidden_layers=2, num_attention_heads=1, intermediate_size=4, swiglu_ffn=True,
+    pos_emb_type="relpe", relpe_type="rope", relpe_scheme="q,k", max_position_embeddings=16,
+    pre_attn_ln_type="scaled_max_norm", post_attn_ln_type="prescaled_max_norm",
+    embedding_ln_type="standard_ln", final_ln_type="standard_ln",
+    pooler_function="mean", pooler_act="tanh", lm_head_act="gelu", lm_head_ln_type="standard_ln",
+    classifier_bias=True,
+), {})
+CASES["danet_cosine_qkv"] = (_danet(
+    num_hidden_layers=2, num_attention_heads=4, intermediate_size=2, swiglu_ffn=False,
+    pos_emb_type="relpe", relpe_type="cosine", relpe_scheme="qkv", local_attention=False,
+    max_position_embeddings=16, embedding_ln_type="hardtanh", final_ln_type="none",
+    pooler_function="max", pooler_no_dense=False, pooler_act="gelu_tanh",
+    lm_head_act="gelu_tanh", lm_head_ln_type="uncentered_ln",
+), {"N": 12})
+CASES["danet_swiglu"] = (_danet(
+    num_hidden_layers=2, num_attention_heads=2, intermediate_size=2, swiglu_ffn=True,
+    pos_emb_type="sinusoidal", max_position_embeddings=16, token_type_embeddings=True, type_vocab_size=2,
+    embedding_ln_type="uncentered_ln", final_ln_type="uncentered_ln",
+    pre_attn_ln_type="max_norm", post_attn_ln_type="max_norm", attention_complexity="auto",
+    lm_head_act="gelu", lm_head_ln_type="uncentered_ln",
+    pooler_function="masked_mean", pooler_no_dense=True, num_labels=1, classifier_bias=False,
+), {"pad": {0: 4}, "token_types": True})
+CASES["danet_causal_sw"] = (_danet(
+    num_hidden_layers=2, num_attention_heads=1, intermediate_size=2, swiglu_ffn=False,
+    causal=True, local_attention=True, local_scheme="sw_g", window_size=4, chunk_size=4,
+    pos_emb_type="relpe", relpe_type="rope", relpe_scheme="q,k", max_position_embeddings=16,
+    pre_attn_ln_type="max_norm", post_attn_ln_type="max_norm", embedding_ln_type="hardtanh",
+    final_ln_type="none", pooler_function="mean", pooler_act="gelu",
+    lm_head_act="gelu", lm_head_ln_type="uncentered_ln", classifier_bias=False,
+), {})
+CASES["bert"] = (dict(
+    model_type="bert", vocab_size=37, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+    intermediate_size=32, max_position_embeddings=16, num_labels=3, hidden_act="gelu",
+    layer_norm_eps=1e-12, classifier_bias=True, **_NO_DROPOUT,
+), {"pad": {1: 5}})
+
+
+def random_params(shapes, gen):
+    """Well-conditioned random weights: matrices/embeddings N(0, 0.3^2), DANet W_Q N(0, 0.5^2) so the
+    attention term is visible, norm gains 1 + 0.1 N(0,1), biases 0.1 N(0,1)."""
+    params = OrderedDict()
+    for name, shape in shapes.items():
+        z = torch.randn(shape, generator=gen, dtype=DTYPE)
+        if name.endswith(".bias"):
+            t = 0.1 * z
+        elif len(shape) == 1:  # every 1-D non-bias parameter is a norm gain
+            t = 1.0 + 0.1 * z
+        elif name.endswith("attention.queries"):
+            t = 0.5 * z
+        else:
+            t = 0.3 * z
+        params[name] = t.requires_grad_(True)
+    return params
+
+
+def random_inputs(cfg, opts, gen, B=2):
+    N = opts.get("N", 16)
+    vocab = cfg["vocab_size"]
+    ids = torch.randint(0, vocab, (B, N), generator=gen, dtype=torch.int64)
+    mask = torch.ones(B, N, dtype=torch.int64)
+    for row, npad in opts.get("pad", {}).items():
+        mask[row, N - npad:] = 0  # padding at the END of the row
+    labels = torch.full((B, N), -1, dtype=torch.int64)
+    for b in range(B):
+        n_real = int(mask[b].sum())
+        k = max(1, round(0.3 * n_real))
+        pos = torch.randperm(n_real, generator=gen)[:k]
+        labels[b, pos] = torch.randint(0, vocab, (k,), generator=gen, dtype=torch.int64)
+    inputs = OrderedDict()
+    inputs["input_ids"] = ids
+    inputs["attention_mask"] = mask
+    if opts.get("token_types"):
+        inputs["token_type_ids"] = torch.randint(0, 2, (B, N), generator=gen, dtype=torch.int64)
+    inputs["mlm_labels"] = labels
+    nl = cfg["num_labels"]
+    if nl == 1:
+        inputs["class_labels"] = torch.randn(B, generator=gen, dtype=DTYPE)
+    else:
+        inputs["class_labels"] = torch.randint(0, nl, (B,), generator=gen, dtype=torch.int64)
+    return inputs
+
+
+def run_case(name, config, opts):
+    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    model = build_reference_model(config)
+    params = random_params(model.param_shapes(), gen)
+    inputs = random_inputs(model.cfg, opts, gen)
+    out = model.forward(params, **inputs)
+    out["loss"].backward()
+
+    tensors = OrderedDict()
+    for k, v in inputs.items():
+        tensors["input." + k] = v
+    for k, v in params.items():
+        tensors["param." + k] = v.detach()
+    for k in ("sequence_output", "mlm_logits", "pooled", "class_logits", "loss"):
+        tensors["out." + k] = out[k].detach()
+    for k, v in params.items():
+        if v.grad is None:  # unused parameter: its gradient is exactly zero
+            tensors["grad." + k] = torch.zeros_like(v.detach())
+        else:
+            tensors["grad." + k] = v.grad.detach()
+    for k, v in tensors.items():
+        assert torch.isfinite(v.to(DTYPE)).all(), f"{name}: {k} is not finite"
+    return tensors
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__)
+        return 2
+    outdir = argv[1]
+    os.makedirs(outdir, exist_ok=True)
+    torch.set_default_dtype(DTYPE)
+    for name, (config, opts) in CASES.items():
+        tensors = run_case(name, config, opts)
+        meta = {"config": json.dumps(config, sort_keys=True), "case": name}
+        save_file(tensors, os.path.join(outdir, name + ".safetensors"), metadata=meta)
+        n_masked = tensors["out.mlm_logits"].shape[0]
+        print(f"{name}: {len(tensors)} tensors, n_masked={n_masked}, loss={tensors['out.loss'].item():.12g}")
+    with open(os.path.join(outdir, "cases.txt"), "w") as f:
+        for name in CASES:
+            f.write(name + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

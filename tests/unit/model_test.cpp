@@ -1,0 +1,231 @@
+// Whole-model properties: parameter counts (spec §1.15), finite-difference gradients of 2-layer models,
+// padding invariance, recomputation, initialisation statistics and config errors.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "gradcheck.h"
+#include "models/model.h"
+
+using namespace dense;
+using nlohmann::json;
+
+namespace {
+
+models::ModelConfig small_danet(json extra = json::object()) {
+  json j = {{"model_type", "danet"},
+            {"vocab_size", 29},
+            {"hidden_size", 8},
+            {"num_hidden_layers", 2},
+            {"num_attention_heads", 2},
+            {"intermediate_size", 2},
+            {"max_position_embeddings", 12},
+            {"embedding_ln_type", "max_norm"},
+            {"final_ln_type", "max_norm"},
+            {"lm_head_ln_type", "standard_ln"},
+            {"pooler_function", "first"},
+            {"pooler_act", "tanh"},
+            {"classifier_bias", true},
+            {"num_labels", 3}};
+  for (auto& [k, v] : extra.items()) j[k] = v;
+  return models::ModelConfig::from_json(j);
+}
+
+models::Batch make_batch(int64_t B, int64_t N, int64_t vocab, int64_t pads_in_row1, uint64_t seed) {
+  std::vector<int64_t> ids(size_t(B * N)), mask(size_t(B * N), 1), labels(size_t(B * N), -1), cls(static_cast<size_t>(B));
+  for (int64_t i = 0; i < B * N; ++i) ids[size_t(i)] = int64_t((seed * 2654435761u + uint64_t(i) * 40503u) % uint64_t(vocab));
+  for (int64_t i = 0; i < pads_in_row1; ++i) mask[size_t(1 * N + N - 1 - i)] = 0;
+  for (int64_t i = 0; i < B * N; i += 3)
+    if (mask[size_t(i)]) labels[size_t(i)] = ids[size_t((i * 7) % (B * N))];
+  for (int64_t b = 0; b < B; ++b) cls[size_t(b)] = b % 3;
+  models::Batch batch;
+  batch.input_ids = Tensor::from_vector(ids, {B, N}, DType::I64);
+  batch.attention_mask = Tensor::from_vector(mask, {B, N}, DType::I64);
+  batch.mlm_labels = Tensor::from_vector(labels, {B, N}, DType::I64);
+  batch.class_labels = Tensor::from_vector(cls, {B}, DType::I64);
+  return batch;
+}
+
+// Weights drawn well away from the spec's tiny init so that every path carries signal in the check.
+void randomize(nn::ParameterSet& params, uint64_t seed) {
+  for (auto& p : params.all()) {
+    if (p.kind == nn::ParamKind::Gain) {
+      ops::fill_uniform(p.value, 0.8, 1.2, seed ^ nn::hash_name(p.name), 0);
+    } else {
+      ops::fill_normal(p.value, 0.0, p.kind == nn::ParamKind::Bias ? 0.1 : 0.4, seed ^ nn::hash_name(p.name), 0);
+    }
+  }
+}
+
+void check_model_gradients(const models::ModelConfig& config, int64_t N, int64_t pads) {
+  auto model = models::build_model(config, DType::F64, Device::cpu(), 3);
+  randomize(model->params(), 11);
+  const models::Batch batch = make_batch(2, N, config.vocab_size, pads, 5);
+  auto forward = [&] {
+    nn::Context ctx;
+    const models::Outputs out = model->forward(batch, ctx);
+    return Tensor::full({1}, out.loss, DType::F64);
+  };
+  auto backward = [&](const Tensor& w) {
+    model->params().zero_grad();
+    model->backward(w.item());
+  };
+  std::vector<dense::testing::GradVar> vars;
+  for (auto& p : model->params().all()) vars.push_back({p.name, p.value, p.grad});
+  dense::testing::check_gradients(forward, backward, vars, 1e-6, 1e-6, 24);
+}
+
+TEST(DanetModel, GradientsMatchFiniteDifferencesGlobal) { check_model_gradients(small_danet(), 12, 3); }
+
+TEST(DanetModel, GradientsMatchFiniteDifferencesLocalRopeSwiglu) {
+  check_model_gradients(small_danet({{"local_attention", true},
+                                     {"local_scheme", "l_sl_g"},
+                                     {"num_hidden_layers", 3},
+                                     {"window_size", 4},
+                                     {"pos_emb_type", "relpe"},
+                                     {"relpe_type", "rope"},
+                                     {"relpe_scheme", "q,k"},
+                                     {"swiglu_ffn", true},
+                                     {"pre_attn_ln_type", "scaled_max_norm"},
+                                     {"post_attn_ln_type", "prescaled_max_norm"},
+                                     {"pooler_function", "mean"}}),
+                        12, 4);
+}
+
+TEST(BertModel, GradientsMatchFiniteDifferences) {
+  auto c = models::ModelConfig::from_json({{"model_type", "bert"},
+                                           {"vocab_size", 29},
+                                           {"hidden_size", 8},
+                                           {"num_hidden_layers", 2},
+                                           {"num_attention_heads", 2},
+                                           {"intermediate_size", 16},
+                                           {"max_position_embeddings", 12},
+                                           {"hidden_dropout_prob", 0.0},
+                                           {"attention_probs_dropout_prob", 0.0},
+                                           {"num_labels", 3}});
+  check_model_gradients(c, 10, 3);
+}
+
+TEST(DanetModel, BertLargeParameterCountMatchesSpec) {
+  // Spec §1.15: 9,437,184 per layer; 32 layers + word (30528 x 1024) + 512 positions + LM transform + bias.
+  auto c = models::ModelConfig::from_json({{"vocab_size", 30522},
+                                           {"hidden_size", 1024},
+                                           {"num_hidden_layers", 32},
+                                           {"intermediate_size", 4},
+                                           {"max_position_embeddings", 512},
+                                           {"lm_head_ln_type", "standard_ln"},
+                                           {"pooler_no_dense", true},
+                                           {"num_labels", 2}});
+  const int64_t per_layer = 1024 * 1024 + 2 * 1024 * 4096;
+  EXPECT_EQ(per_layer, 9437184);
+  const int64_t expected = 32 * per_layer + 30528 * 1024 + 512 * 1024 + 1024 * 1024 + 1024 + 30528 + 2 * 1024;
+  const int64_t count = models::count_parameters(c);
+  EXPECT_EQ(count, expected);
+  EXPECT_NEAR(double(count) / 1e6, 335.0, 1.0);  // "≈335M" (paper)
+  auto swiglu = c;
+  swiglu.swiglu_ffn = true;
+  EXPECT_EQ(models::count_parameters(swiglu) - count, 32 * (9699328 - per_layer));
+}
+
+TEST(DanetModel, AppendedPaddingLeavesRealTokensUnchanged) {
+  for (const json& extra : {json::object(),
+                            json{{"local_attention", true}, {"window_size", 4}, {"num_hidden_layers", 3},
+                                 {"pos_emb_type", "relpe"}, {"relpe_type", "cosine"}, {"max_position_embeddings", 16}},
+                            json{{"attention_complexity", "quadratic"}, {"swiglu_ffn", true}}}) {
+    SCOPED_TRACE(extra.dump());
+    auto model = models::build_model(small_danet(extra), DType::F64, Device::cpu(), 3);
+    randomize(model->params(), 2);
+    const int64_t N = 8, P = 4;
+    models::Batch a = make_batch(2, N, 29, 0, 9);
+    models::Batch b;
+    // The same sequences followed by P pad tokens (id 0, mask 0).
+    auto ids = a.input_ids.to_vector<int64_t>();
+    std::vector<int64_t> ids2, mask2;
+    for (int64_t r = 0; r < 2; ++r) {
+      for (int64_t i = 0; i < N; ++i) ids2.push_back(ids[size_t(r * N + i)]), mask2.push_back(1);
+      for (int64_t i = 0; i < P; ++i) ids2.push_back(0), mask2.push_back(0);
+    }
+    b.input_ids = Tensor::from_vector(ids2, {2, N + P}, DType::I64);
+    b.attention_mask = Tensor::from_vector(mask2, {2, N + P}, DType::I64);
+    a.mlm_labels = a.class_labels = Tensor();
+    nn::Context ctx;
+    const Tensor sa = model->forward(a, ctx).sequence_output;
+    const Tensor sb = model->forward(b, ctx).sequence_output.slice(1, 0, N);
+    EXPECT_LT(dense::testing::relative_error(sb, sa), 1e-13);
+  }
+}
+
+TEST(DanetModel, RecomputationGivesIdenticalGradients) {
+  auto config = small_danet({{"hidden_dropout_prob", 0.1}, {"attention_probs_dropout_prob", 0.1},
+                             {"embedding_dropout", 0.1}});
+  auto run = [&](bool recompute) {
+    auto model = models::build_model(config, DType::F32, Device::cpu(), 5);
+    model->set_recompute(recompute);
+    nn::Context ctx{true, Generator(77, 0)};
+    const auto batch = make_batch(2, 12, 29, 2, 4);
+    const double loss = model->forward(batch, ctx).loss;
+    model->backward(1.0);
+    return std::make_pair(loss, model->params().grads().to_vector<float>());
+  };
+  const auto plain = run(false), recomputed = run(true);
+  EXPECT_EQ(plain.first, recomputed.first);
+  EXPECT_EQ(plain.second, recomputed.second);  // bitwise: same kernels, same dropout draws
+}
+
+TEST(DanetModel, InitialisationFollowsSpec) {
+  auto c = small_danet({{"hidden_size", 64}, {"num_hidden_layers", 4}, {"num_attention_heads", 1},
+                        {"vocab_size", 1000}, {"initializer_range", 0.02}});
+  auto model = models::build_model(c, DType::F64, Device::cpu(), 1);
+  auto stats = [](const Tensor& t) {
+    const auto v = t.to_vector<double>();
+    double s = 0, s2 = 0, mx = 0;
+    for (double x : v) s += x, s2 += x * x, mx = std::max(mx, std::abs(x));
+    const double mean = s / double(v.size());
+    return std::make_tuple(mean, std::sqrt(s2 / double(v.size()) - mean * mean), mx);
+  };
+  const auto [qm, qs, qmax] = stats(model->params().at("encoder.layer.0.attention.queries").value);
+  EXPECT_NEAR(qs, 0.02 / std::sqrt(2.0 * 4 * 64), 0.1 * 0.02 / std::sqrt(2.0 * 4 * 64));
+  const auto [fm, fs, fmax] = stats(model->params().at("encoder.layer.1.ffn.w1").value);
+  EXPECT_NEAR(fs, 1.0 / std::sqrt(2.0 * 64 * 2), 0.05 / std::sqrt(2.0 * 64 * 2));
+  const auto [wm, ws, wmax] = stats(model->params().at("embeddings.word_embeddings.weight").value);
+  EXPECT_LE(wmax, 0.02);                                  // Uniform(±r0): the tied decoder's init
+  EXPECT_NEAR(ws, 0.02 / std::sqrt(3.0), 0.001);
+  EXPECT_EQ(model->params().at("lm_head.bias").value.to_vector<double>(), std::vector<double>(1000, 0.0));
+  // Different layers draw different values (each parameter has its own Philox key).
+  EXPECT_NE(model->params().at("encoder.layer.0.attention.queries").value.to_vector<double>(),
+            model->params().at("encoder.layer.1.attention.queries").value.to_vector<double>());
+}
+
+TEST(ModelConfig, ErrorsNameTheFieldAndAllowedValues) {
+  auto message = [](const json& j) {
+    try {
+      models::ModelConfig::from_json(j);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{"hidden_size", 30}, {"num_attention_heads", 4}}).find("num_attention_heads"), std::string::npos);
+  EXPECT_NE(message({{"pre_attn_ln_type", "maxnorm"}}).find("pre_attn_ln_type: unknown norm 'maxnorm'; allowed:"),
+            std::string::npos);
+  EXPECT_NE(message({{"local_attention", true}, {"window_size", 48}, {"max_position_embeddings", 512}})
+                .find("cannot tile max_position_embeddings 512"),
+            std::string::npos);
+  EXPECT_NE(message({{"hiden_size", 8}}).find("model.hiden_size: unknown key (did you mean 'hidden_size'?)"),
+            std::string::npos);
+  EXPECT_NE(message({{"hidden_size", "big"}}).find("model.hidden_size: expected an integer"), std::string::npos);
+  EXPECT_NE(message({{"model_type", "gpt"}}).find("allowed: danet, bert"), std::string::npos);
+  EXPECT_NE(message({{"local_attention", true}, {"local_scheme", "l_x_g"}, {"window_size", 128}})
+                .find("unknown layer code 'x'"),
+            std::string::npos);
+  EXPECT_NE(message({{"attention_complexity", "cubic"}}).find("attention_complexity"), std::string::npos);
+}
+
+TEST(ModelConfig, JsonRoundTrip) {
+  const auto c = small_danet({{"swiglu_ffn", true}, {"relpe_type", "rope"}, {"pos_emb_type", "relpe"}});
+  const auto back = models::ModelConfig::from_json(c.to_json());
+  EXPECT_EQ(back.to_json(), c.to_json());
+}
+
+}  // namespace
