@@ -107,8 +107,10 @@ int main(int argc, char** argv) {
           3);
       // forward: Q projection 2nd² + KᵀV 2nd² + QM 2nd²; backward twice that.
       const double flops = 3.0 * 6.0 * double(n) * d * d;
+      char note[64];
+      std::snprintf(note, sizeof note, "%.0f ns/token", s * 1e9 / double(n));
       rows.push_back({"DenseAttention fwd+bwd (linear)", "N=" + std::to_string(n) + ", d=256", s * 1e3,
-                      flops / s / 1e9, std::to_string(s * 1e9 / double(n)).substr(0, 6) + " ns/token"});
+                      flops / s / 1e9, note});
     }
   }
 

@@ -26,8 +26,13 @@ Tensor pad_rows(const Tensor& x, int64_t lead, int64_t padded) {
   if (lead == 0 && padded == n) return x;
   Tensor out = Tensor::empty({x.size(0), padded, x.size(2)}, x.dtype(), x.device());
   out.slice(1, lead, lead + n).copy_(x);
-  if (lead > 0) out.slice(1, 0, lead).zero_();
-  if (lead + n < padded) out.slice(1, lead + n, padded).zero_();
+  // Strided copies are part of every backend's contract, strided fills are not: copy small zero blocks.
+  const auto zero_rows = [&](int64_t begin, int64_t end) {
+    if (begin < end)
+      out.slice(1, begin, end).copy_(Tensor::zeros({x.size(0), end - begin, x.size(2)}, x.dtype(), x.device()));
+  };
+  zero_rows(0, lead);
+  zero_rows(lead + n, padded);
   return out;
 }
 
@@ -161,8 +166,7 @@ Tensor DenseAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v)
   const int64_t H = cfg_.heads, e = head_size_, C = p.block, nb = batch_ * p.blocks();
   const bool linear = p.kernel == Kernel::Linear;
   Tensor o = Tensor::empty(q.shape(), q.dtype(), q.device());
-  mix_ = linear ? Tensor::empty({H, nb, e, e}, q.dtype(), q.device())
-                : Tensor::empty({H, nb, C, C}, q.dtype(), q.device());
+  mix_ = Tensor::empty(linear ? Shape{H, nb, e, e} : Shape{H, nb, C, C}, q.dtype(), q.device());
   for (int64_t h = 0; h < H; ++h) {
     const Tensor qh = head(q, nb, C, h, e), kh = head(k, nb, C, h, e), vh = head(v, nb, C, h, e);
     Tensor oh = head(o, nb, C, h, e);
@@ -218,8 +222,9 @@ void DenseAttention::add_previous_window(const Tensor& q, const Tensor& k, const
 Tensor DenseAttention::backward(const Tensor& dy) {
   DENSE_CHECK(q_.defined(), "{}: backward without a saved forward", queries_ ? queries_->name : "DenseAttention");
   const Plan& p = plan_;
-  DENSE_CHECK(dy.shape() == (Shape{batch_, p.length, cfg_.hidden}), "{}: output gradient {} does not match [{}, {}, {}]",
-              queries_->name, dy.str(), batch_, p.length, cfg_.hidden);
+  DENSE_CHECK(dy.shape() == (Shape{batch_, p.length, cfg_.hidden}),
+              "{}: output gradient {} does not match [{}, {}, {}]", queries_->name, dy.str(), batch_, p.length,
+              cfg_.hidden);
   const RelPEScheme s = relpe_on() ? cfg_.scheme : RelPEScheme{};
   const Tensor g = pad_rows(dy.contiguous(), p.lead, p.padded);
 
@@ -245,7 +250,7 @@ void DenseAttention::attend_backward(const Tensor& g, Tensor& dq, Tensor& dk, Te
   const bool linear = p.kernel == Kernel::Linear;
   // With a shared buffer dK is written first and dV adds to it.
   const double beta_v = shared_kv ? 1.0 : 0.0;
-  Tensor t = linear ? Tensor::empty({nb, e, e}, g.dtype(), g.device()) : Tensor::empty({nb, C, C}, g.dtype(), g.device());
+  Tensor t = Tensor::empty(linear ? Shape{nb, e, e} : Shape{nb, C, C}, g.dtype(), g.device());
   for (int64_t h = 0; h < H; ++h) {
     const Tensor qh = head(q_, nb, C, h, e), kh = head(k_, nb, C, h, e), vh = head(v_, nb, C, h, e);
     const Tensor gh = head(g, nb, C, h, e), mh = mix_.select(0, h);

@@ -88,7 +88,7 @@ BertLayer make_layer(ParameterSet& ps, int64_t d, int64_t heads, int64_t inter, 
 }
 
 // The key bias adds q·b_k to every score of a query row, which the softmax cancels: its true gradient is 0,
-// so a relative finite-difference error is meaningless there. It is checked separately (inert_key_bias).
+// so a relative finite-difference error is meaningless there. It is checked separately (check_inert_key_bias).
 bool is_key_bias(const std::string& name) {
   const std::string suffix = ".key.bias";
   return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;

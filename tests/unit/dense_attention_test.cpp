@@ -75,7 +75,8 @@ void gradcheck(const DenseAttentionConfig& cfg, RelPEType type, int64_t n, bool 
   Harness hz(cfg, type);
   Tensor a = random_tensor({batch, n, cfg.hidden}, 99);
   Tensor da = Tensor::zeros(a.shape(), DType::F64);
-  check_gradients([&] { return hz.forward(a, training); }, [&](const Tensor& dout) { da.copy_(hz.attn.backward(dout)); },
+  check_gradients([&] { return hz.forward(a, training); },
+                  [&](const Tensor& dout) { da.copy_(hz.attn.backward(dout)); },
                   {{"A", a, da}, {"W_Q", hz.wq().value, hz.wq().grad}});
 }
 
@@ -135,7 +136,8 @@ std::vector<double> host_attention(const std::vector<double>& a, const std::vect
           if (!visible(i, j)) continue;
           double score = 0.0;
           for (int64_t t = 0; t < e; ++t) score += q[size_t(i * d + h * e + t)] * k[size_t(j * d + h * e + t)];
-          for (int64_t t = 0; t < e; ++t) y[size_t((b * N + i) * d + h * e + t)] += score * v[size_t(j * d + h * e + t)];
+          for (int64_t t = 0; t < e; ++t)
+            y[size_t((b * N + i) * d + h * e + t)] += score * v[size_t(j * d + h * e + t)];
         }
   }
   return y;
@@ -237,7 +239,8 @@ TEST(DenseAttentionGrad, CausalGlobalChunked) {
 
 TEST(DenseAttentionGrad, CausalLocalAndShiftedLocal) {
   for (const auto kind : {LayerKind::Local, LayerKind::ShiftedLocal})
-    for (const int64_t n : {12, 10}) gradcheck(config(8, 2, kind, AttentionComplexity::Auto, true, "q,k"), RelPEType::Rope, n);
+    for (const int64_t n : {12, 10})
+      gradcheck(config(8, 2, kind, AttentionComplexity::Auto, true, "q,k"), RelPEType::Rope, n);
 }
 
 TEST(DenseAttentionGrad, DropoutInTraining) {
@@ -388,7 +391,8 @@ TEST(RelPE, TablesAreComputedInDoubleThenCast) {
   EXPECT_EQ(r64.table().shape(), (Shape{32, 8}));
   // Row p, channel c: cos(p θ_{c mod e/2}), θ_k = 10000^(-2k/e).
   EXPECT_DOUBLE_EQ(r64.table().to_vector<double>()[size_t(31 * 8 + 5)], std::cos(31.0 * std::pow(10000.0, -2.0 / 8)));
-  EXPECT_DOUBLE_EQ(r64.sin_table().to_vector<double>()[size_t(31 * 8 + 5)], std::sin(31.0 * std::pow(10000.0, -2.0 / 8)));
+  EXPECT_DOUBLE_EQ(r64.sin_table().to_vector<double>()[size_t(31 * 8 + 5)],
+                   std::sin(31.0 * std::pow(10000.0, -2.0 / 8)));
 }
 
 TEST(RelPE, BackwardIsTheTranspose) {

@@ -72,7 +72,12 @@ void check_model_gradients(const models::ModelConfig& config, int64_t N, int64_t
     model->backward(w.item());
   };
   std::vector<dense::testing::GradVar> vars;
-  for (auto& p : model->params().all()) vars.push_back({p.name, p.value, p.grad});
+  for (auto& p : model->params().all()) {
+    // The key bias shifts every score of a row equally, which the softmax cancels: its gradient is exactly
+    // zero, so a relative check is meaningless (bert_layer_test checks the invariance instead).
+    if (p.name.find("attention.key.bias") != std::string::npos) continue;
+    vars.push_back({p.name, p.value, p.grad});
+  }
   dense::testing::check_gradients(forward, backward, vars, 1e-6, 1e-6, 24);
 }
 

@@ -206,7 +206,7 @@ void gemm_typed(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
       return;
     }
   }
-#pragma omp parallel
+#pragma omp parallel if (double(batch) * double(m) * double(n) * double(k) > 65536.0)
   {
     std::vector<acc_t<T>> row(static_cast<size_t>(n));
 #pragma omp for schedule(static)

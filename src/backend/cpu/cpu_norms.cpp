@@ -126,7 +126,7 @@ void norm_backward(RowNorm kind, const Tensor& x, const Tensor* gain, const Tens
   const int64_t nblocks = (rows + kReduceBlock - 1) / kReduceBlock;
   // Per-block partial sums of the gain and bias gradients, combined in block order afterwards.
   std::vector<A> pdg(dgain ? size_t(nblocks * cols) : 0, A(0)), pdb(dbias ? size_t(nblocks * cols) : 0, A(0));
-#pragma omp parallel
+#pragma omp parallel if (x.numel() > 16384)
   {
     std::vector<A> t(static_cast<size_t>(cols));
 #pragma omp for schedule(static)

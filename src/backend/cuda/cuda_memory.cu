@@ -1,0 +1,133 @@
+// Copies with dtype conversion, fills, Philox random fills, and the k == 0 GEMM scaling.
+#include "backend/cuda/cuda_device.cuh"
+#include "core/philox.h"
+
+namespace dense::cuda {
+namespace {
+
+template <typename D, typename S>
+__global__ void copy_kernel(D* dst, const S* src, StridedLayout l, int64_t n) {
+  DENSE_GRID_STRIDE(i, n) {
+    if (l.nd == 1) {
+      dst[i * l.dst[0]] = convert<D>(src[i * l.src[0]]);
+      continue;
+    }
+    int64_t rem = i, doff = 0, soff = 0;
+    for (int d = l.nd - 1; d >= 0; --d) {
+      const int64_t idx = rem % l.shape[d];
+      rem /= l.shape[d];
+      doff += idx * l.dst[d];
+      soff += idx * l.src[d];
+    }
+    dst[doff] = convert<D>(src[soff]);
+  }
+}
+
+template <typename U>
+__global__ void fill_kernel(U* dst, U value, StridedLayout l, int64_t n) {
+  DENSE_GRID_STRIDE(i, n) {
+    if (l.nd == 1) {
+      dst[i * l.dst[0]] = value;
+      continue;
+    }
+    int64_t rem = i, off = 0;
+    for (int d = l.nd - 1; d >= 0; --d) {
+      off += (rem % l.shape[d]) * l.dst[d];
+      rem /= l.shape[d];
+    }
+    dst[off] = value;
+  }
+}
+
+// One Philox call serves four consecutive elements (core/philox.h's mapping), so a thread owns a group of four.
+template <typename T>
+__global__ void uniform_kernel(T* dst, int64_t n, double low, double high, uint64_t seed, uint64_t offset) {
+  const int64_t groups = (n + 3) / 4;
+  DENSE_GRID_STRIDE(g, groups) {
+    const Philox4 r = philox4x32_10(seed, offset + uint64_t(g));
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int64_t i = 4 * g + k;
+      if (i < n) dst[i] = convert<T>(low + (high - low) * double(uint_to_unit_float(r.v[k])));
+    }
+  }
+}
+
+template <typename T>
+__global__ void normal_kernel(T* dst, int64_t n, double mean, double std, uint64_t seed, uint64_t offset) {
+  DENSE_GRID_STRIDE(i, n) dst[i] = convert<T>(mean + std * philox_normal(seed, offset, uint64_t(i)));
+}
+
+template <typename T>
+__global__ void scale_kernel(T* c, int64_t m, int64_t n, int64_t ldc, int64_t stride, int64_t batch, double beta) {
+  using A = acc_t<T>;
+  const int64_t total = batch * m * n;
+  DENSE_GRID_STRIDE(idx, total) {
+    const int64_t j = idx % n, i = (idx / n) % m, b = idx / (m * n);
+    T* p = c + b * stride + i * ldc + j;
+    st(p, beta == 0.0 ? A(0) : A(beta) * ld(p));
+  }
+}
+
+}  // namespace
+
+void copy_convert(const Ctx& ctx, DType dst_type, void* dst, DType src_type, const void* src,
+                  const StridedLayout& layout, int64_t n) {
+  if (n == 0) return;
+  dispatch_all(dst_type, "copy", [&](auto d) {
+    dispatch_all(src_type, "copy", [&](auto s) {
+      using D = decltype(d);
+      using S = decltype(s);
+      copy_kernel<D, S><<<blocks_for(n), kThreads, 0, ctx.stream>>>(static_cast<D*>(dst),
+                                                                     static_cast<const S*>(src), layout, n);
+    });
+  });
+  DENSE_CUDA_LAUNCHED();
+}
+
+void fill_bits(const Ctx& ctx, size_t elem_size, void* dst, uint64_t bits, const StridedLayout& layout, int64_t n) {
+  if (n == 0) return;
+  const unsigned grid = blocks_for(n);
+  switch (elem_size) {
+    case 1: fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint8_t*>(dst), uint8_t(bits), layout, n); break;
+    case 2: fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint16_t*>(dst), uint16_t(bits), layout, n); break;
+    case 4: fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint32_t*>(dst), uint32_t(bits), layout, n); break;
+    default: fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint64_t*>(dst), bits, layout, n); break;
+  }
+  DENSE_CUDA_LAUNCHED();
+}
+
+void fill_uniform(const Ctx& ctx, DType t, void* dst, int64_t n, double low, double high, uint64_t seed,
+                  uint64_t offset) {
+  if (n == 0) return;
+  dispatch_float(t, "fill_uniform", [&](auto tag) {
+    using T = decltype(tag);
+    uniform_kernel<T><<<blocks_for((n + 3) / 4), kThreads, 0, ctx.stream>>>(static_cast<T*>(dst), n, low, high,
+                                                                           seed, offset);
+  });
+  DENSE_CUDA_LAUNCHED();
+}
+
+void fill_normal(const Ctx& ctx, DType t, void* dst, int64_t n, double mean, double std, uint64_t seed,
+                 uint64_t offset) {
+  if (n == 0) return;
+  dispatch_float(t, "fill_normal", [&](auto tag) {
+    using T = decltype(tag);
+    normal_kernel<T><<<blocks_for(n), kThreads, 0, ctx.stream>>>(static_cast<T*>(dst), n, mean, std, seed, offset);
+  });
+  DENSE_CUDA_LAUNCHED();
+}
+
+void scale_matrices(const Ctx& ctx, DType t, void* c, int64_t m, int64_t n, int64_t ldc, int64_t stride,
+                    int64_t batch, double beta) {
+  const int64_t total = batch * m * n;
+  if (total == 0) return;
+  dispatch_float(t, "gemm", [&](auto tag) {
+    using T = decltype(tag);
+    scale_kernel<T><<<blocks_for(total), kThreads, 0, ctx.stream>>>(static_cast<T*>(c), m, n, ldc, stride, batch,
+                                                                    beta);
+  });
+  DENSE_CUDA_LAUNCHED();
+}
+
+}  // namespace dense::cuda
