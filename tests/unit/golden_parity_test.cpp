@@ -19,7 +19,7 @@ namespace {
 
 std::string golden_dir() {
   const char* env = std::getenv("DENSE_GOLDEN_DIR");
-  return env ? env : "goldens";
+  return env ? env : DENSE_GOLDEN_DIR_DEFAULT;
 }
 
 const std::vector<std::string> kCases = {"danet_global",     "danet_global_quadratic", "danet_local_l_sl_g",

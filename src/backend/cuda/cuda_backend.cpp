@@ -170,9 +170,9 @@ CudaBackend::CudaBackend(int index)
     // No reduced-precision split-K reductions for half outputs: accumulation stays f32 throughout.
     DENSE_CUBLAS_CHECK(cublasSetMathMode(
         cublas_, cublasMath_t(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
-    DENSE_CUDA_CHECK(cudaMalloc(&error_dev_, sizeof(ErrorWord)));
+    DENSE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&error_dev_), sizeof(ErrorWord)));
     DENSE_CUDA_CHECK(cudaMemsetAsync(error_dev_, 0, sizeof(ErrorWord), stream_));
-    DENSE_CUDA_CHECK(cudaMallocHost(&error_host_, sizeof(ErrorWord)));
+    DENSE_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&error_host_), sizeof(ErrorWord)));
     DENSE_CUDA_CHECK(cudaStreamSynchronize(stream_));
   } catch (...) {
     release();

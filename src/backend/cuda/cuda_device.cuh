@@ -51,13 +51,6 @@ __device__ __forceinline__ void st(T* p, acc_t<T> v) {
   if constexpr (is_half_v<T>) *p = half_from_float<T>(v);
   else *p = v;
 }
-// Rounds an accumulator value to T's precision and back (the CPU stores intermediates in T in a few places).
-template <typename T>
-__device__ __forceinline__ acc_t<T> round_to(acc_t<T> v) {
-  if constexpr (is_half_v<T>) return to_float(half_from_float<T>(v));
-  else return v;
-}
-
 // cpu::convert: halves go through f32, everything else is a static_cast.
 template <typename D, typename S>
 __device__ __forceinline__ D convert(S s) {
@@ -139,11 +132,6 @@ __device__ __forceinline__ void report_error(ErrorWord* w, int code, long long a
     __threadfence();
     atomicExch(&w->code, code);
   }
-}
-
-template <typename I>
-__device__ __forceinline__ int64_t read_id(const void* ids, int64_t i) {
-  return int64_t(static_cast<const I*>(ids)[i]);
 }
 
 // ---- row teams --------------------------------------------------------------------------------------

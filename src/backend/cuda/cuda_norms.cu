@@ -91,7 +91,8 @@ __global__ void rownorm_forward_kernel(Norm kind, const T* x, const T* gain, con
 
 template <int TEAM, typename T>
 __global__ void rownorm_backward_kernel(Norm kind, const T* x, const T* gain, const stat_t<T>* stats, const T* dy,
-                                        double beta_dx, T* dx, acc_t<T>* rowdot, int64_t rows, int64_t cols) {
+                                        double beta_dx, T* dx, acc_t<T>* rowdot, bool dot_only, int64_t rows,
+                                        int64_t cols) {
   using A = acc_t<T>;
   const int lane = threadIdx.x;
   const A beta = A(beta_dx);
@@ -128,6 +129,7 @@ __global__ void rownorm_backward_kernel(Norm kind, const T* x, const T* gain, co
         for (int64_t c = lane; c < cols; c += TEAM) dot += ld(dyr + c) * ld(xr + c) * ld(gain + c);
         dot = team_reduce<TEAM>(dot, SumOp{});
         if (rowdot && lane == 0) rowdot[r] = dot;
+        if (dot_only) break;
         for (int64_t c = lane; c < cols; c += TEAM) {
           A du = ld(dyr + c) / s;
           if (c == j) du -= dsign(ld(xr + c) * ld(gain + c)) * dot / (s * s);
@@ -243,18 +245,24 @@ void rownorm_backward(const Ctx& ctx, DType t, Norm kind, const void* x, const v
     using T = decltype(tag);
     using A = acc_t<T>;
     using S = stat_t<T>;
+    auto row_pass = [&](bool dot_only, A* rowdot) {
+      with_team(cols, [&](auto team) {
+        constexpr int TEAM = decltype(team)::value;
+        rownorm_backward_kernel<TEAM, T><<<Team<TEAM>::grid(rows), Team<TEAM>::block(), 0, ctx.stream>>>(
+            kind, static_cast<const T*>(x), static_cast<const T*>(gain), static_cast<const S*>(stats),
+            static_cast<const T*>(dy), beta_dx, static_cast<T*>(dx), rowdot, dot_only, rows, cols);
+      });
+      DENSE_CUDA_LAUNCHED();
+    };
+    if (!want_dg && !want_db) {
+      row_pass(false, nullptr);
+      return;
+    }
+    // The gain / bias partials read dy before the dx pass writes: dx may alias dy, as the CPU allows.
+    // PreScaledMaxNorm's partials need each row's dot product, computed by a dot-only row pass first.
     const bool need_rowdot = want_dg && kind == Norm::PreScaledMaxNorm;
     Scratch rowdot(ctx.alloc, need_rowdot ? size_t(rows) * sizeof(A) : 1);
-    auto launch = [&](auto team) {
-      constexpr int TEAM = decltype(team)::value;
-      rownorm_backward_kernel<TEAM, T><<<Team<TEAM>::grid(rows), Team<TEAM>::block(), 0, ctx.stream>>>(
-          kind, static_cast<const T*>(x), static_cast<const T*>(gain), static_cast<const S*>(stats),
-          static_cast<const T*>(dy), beta_dx, static_cast<T*>(dx), need_rowdot ? rowdot.as<A>() : nullptr, rows,
-          cols);
-    };
-    with_team(cols, launch);
-    DENSE_CUDA_LAUNCHED();
-    if (!want_dg && !want_db) return;
+    if (need_rowdot) row_pass(true, rowdot.as<A>());
 
     const int64_t nchunks = (rows + kRowChunk - 1) / kRowChunk;
     const size_t bytes = size_t(nchunks * cols) * sizeof(A);
@@ -266,6 +274,9 @@ void rownorm_backward(const Ctx& ctx, DType t, Norm kind, const void* x, const v
         static_cast<const T*>(dy), need_rowdot ? rowdot.as<A>() : nullptr, rows, cols, nchunks,
         want_dg ? pdg.as<A>() : nullptr, want_db ? pdb.as<A>() : nullptr);
     DENSE_CUDA_LAUNCHED();
+
+    row_pass(false, nullptr);
+
     if (want_dg) {
       param_finish_kernel<T><<<blocks_for(cols), kThreads, 0, ctx.stream>>>(pdg.as<A>(), nchunks, cols,
                                                                             static_cast<T*>(dgain));
