@@ -17,9 +17,8 @@ struct Philox4 {
   uint32_t v[4];
 };
 
-DENSE_HD Philox4 philox4x32_10(uint64_t seed, uint64_t counter) {
-  uint32_t c0 = uint32_t(counter), c1 = uint32_t(counter >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+// The full generator: a 128-bit counter and a 64-bit key (Random123's philox4x32 with 10 rounds).
+DENSE_HD Philox4 philox4x32_10_raw(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
   for (int round = 0; round < 10; ++round) {
     const uint64_t p0 = uint64_t(0xD2511F53u) * c0;
     const uint64_t p1 = uint64_t(0xCD9E8D57u) * c2;
@@ -33,6 +32,11 @@ DENSE_HD Philox4 philox4x32_10(uint64_t seed, uint64_t counter) {
     k1 += 0xBB67AE85u;
   }
   return Philox4{{c0, c1, c2, c3}};
+}
+
+// densetrain's use: key = seed, counter = (offset, 0).
+DENSE_HD Philox4 philox4x32_10(uint64_t seed, uint64_t counter) {
+  return philox4x32_10_raw(uint32_t(counter), uint32_t(counter >> 32), 0, 0, uint32_t(seed), uint32_t(seed >> 32));
 }
 
 // Uniform in [0, 1) with 24 random bits (exactly representable in f32).

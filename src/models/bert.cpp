@@ -59,8 +59,12 @@ class BertModel final : public EncoderModel {
     pc.act = nn::parse_activation("tanh", "pooler_act");
     pc.dense_init = nn::Init::normal(r0);
     pooler_ = nn::Pooler(params_, "pooler", pc);
-    classifier_ = nn::Classifier(params_, "classifier", d, c.num_labels, c.classifier_bias, c.hidden_dropout_prob,
-                                 nn::Init::normal(r0));
+    if (c.pair_matching) {
+      matching_ = nn::MatchingHead(params_, "matching", d, c.num_labels, c.hidden_dropout_prob, nn::Init::normal(r0));
+    } else {
+      classifier_ = nn::Classifier(params_, "classifier", d, c.num_labels, c.classifier_bias, c.hidden_dropout_prob,
+                                   nn::Init::normal(r0));
+    }
     if (allocate) params_.materialize(dtype, device);
   }
 

@@ -86,8 +86,12 @@ class DanetModel final : public EncoderModel {
     pc.norm = nn::parse_norm(c.pooler_ln_type, "pooler_ln_type");
     pc.dense_init = nn::Init::uniform(r0);
     pooler_ = nn::Pooler(params_, "pooler", pc);
-    classifier_ = nn::Classifier(params_, "classifier", d, c.num_labels, c.classifier_bias, c.hidden_dropout_prob,
-                                 nn::Init::uniform(r0));
+    if (c.pair_matching) {
+      matching_ = nn::MatchingHead(params_, "matching", d, c.num_labels, c.hidden_dropout_prob, nn::Init::uniform(r0));
+    } else {
+      classifier_ = nn::Classifier(params_, "classifier", d, c.num_labels, c.classifier_bias, c.hidden_dropout_prob,
+                                   nn::Init::uniform(r0));
+    }
     if (allocate) params_.materialize(dtype, device);
   }
 

@@ -29,13 +29,14 @@ class EncoderModel : public Model {
   nn::MlmHead mlm_;
   nn::Pooler pooler_;
   nn::Classifier classifier_;
+  nn::MatchingHead matching_;  // replaces the classifier when config_.pair_matching
 
  private:
   // Saved by forward for backward.
   Tensor mask_;
   Shape seq_shape_;
   DType dtype_ = DType::F32;
-  bool has_mlm_ = false, has_class_loss_ = false;
+  bool has_mlm_ = false, has_class_loss_ = false, pairs_ = false;
   bool training_ = false;
   std::vector<Tensor> layer_inputs_;
   std::vector<Generator> layer_rng_;

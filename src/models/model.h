@@ -17,13 +17,15 @@ struct Batch {
   Tensor token_type_ids;  // [B, N] i64 or undefined
   Tensor mlm_labels;      // [B, N] i64, -1 = not predicted; undefined: no MLM head
   Tensor class_labels;    // [B] i64 (classification) or float (regression); undefined: no classifier loss
+  // The second document of each example for `pair_matching` models (same shape as input_ids).
+  Tensor input_ids2, attention_mask2, token_type_ids2;
   bool want_pooled = false;  // run the pooler and classifier without labels (inference)
 };
 
 struct Outputs {
-  Tensor sequence_output;  // [B, N, d] after the final norm
+  Tensor sequence_output;  // [B, N, d] after the final norm ([2B, N, d] with two documents: doc 1 rows first)
   Tensor mlm_logits;       // [n_masked, V_padded]
-  Tensor pooled;           // [B, d]
+  Tensor pooled;           // [B, d] ([2B, d] with two documents)
   Tensor class_logits;     // [B, num_labels]
   double loss = 0.0;       // mlm_loss + class_loss (the parts present)
   double mlm_loss = 0.0;

@@ -31,6 +31,7 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"embedding_dropout", &ModelConfig::embedding_dropout},
       {"num_labels", &ModelConfig::num_labels},
       {"classifier_bias", &ModelConfig::classifier_bias},
+      {"pair_matching", &ModelConfig::pair_matching},
       {"swiglu_ffn", &ModelConfig::swiglu_ffn},
       {"attention_complexity", &ModelConfig::attention_complexity},
       {"pre_attn_ln_type", &ModelConfig::pre_attn_ln_type},

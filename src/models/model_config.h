@@ -25,6 +25,7 @@ struct ModelConfig {
   double embedding_dropout = 0.0;
   int64_t num_labels = 2;
   bool classifier_bias = false;
+  bool pair_matching = false;  // two documents per example, matching head instead of the classifier (LRA AAN)
 
   // DANet
   bool swiglu_ffn = false;

@@ -137,6 +137,26 @@ void Pooler::backward(const Tensor& dpooled_in, Tensor& dseq) {
   }
 }
 
+namespace {
+// Mean cross entropy over a batch of logits and its gradient (1/B per row); labels checked against the classes.
+double classification_loss(const Tensor& logits, const Tensor& labels, int64_t classes, Tensor& grad) {
+  const int64_t B = logits.size(0);
+  DENSE_CHECK(labels.numel() == B, "class labels: {} labels for a batch of {}", labels.numel(), B);
+  DENSE_CHECK(labels.dtype() == DType::I64, "class labels must be i64 for {} classes, got {}", classes, labels.str());
+  const Tensor lab = labels.contiguous().view({B});
+  const auto host = lab.to_vector<int64_t>();
+  for (int64_t b = 0; b < B; ++b)
+    DENSE_CHECK(host[size_t(b)] >= 0 && host[size_t(b)] < classes, "class label {} of example {} is outside [0, {})",
+                host[size_t(b)], b, classes);
+  Tensor per_row = Tensor::empty({B}, logits.dtype(), logits.device());
+  Tensor lse = Tensor::empty({B}, logits.dtype(), logits.device());
+  ops::cross_entropy_forward(logits, lab, per_row, lse);
+  grad = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+  ops::cross_entropy_backward(logits, lab, lse, 1.0 / double(B), grad);
+  return ops::sum(per_row) / double(B);
+}
+}  // namespace
+
 Classifier::Classifier(ParameterSet& params, const std::string& prefix, int64_t hidden, int64_t labels, bool bias,
                        double dropout, Init init)
     : linear_(params, prefix, hidden, labels, bias, init), dropout_(dropout), labels_(labels) {}
@@ -157,24 +177,58 @@ double Classifier::loss(const Tensor& labels) {
     grad_logits_ = ops::scale(diff, 2.0 / double(B));
     return ops::sum(ops::mul(diff, diff)) / double(B);
   }
-  DENSE_CHECK(labels.dtype() == DType::I64, "class labels must be i64 for {} classes, got {}", labels_, labels.str());
-  Tensor per_row = Tensor::empty({B}, logits_.dtype(), logits_.device());
-  Tensor lse = Tensor::empty({B}, logits_.dtype(), logits_.device());
-  const Tensor lab = labels.contiguous().view({B});
-  const auto host = lab.to_vector<int64_t>();
-  for (int64_t b = 0; b < B; ++b)
-    DENSE_CHECK(host[size_t(b)] >= 0 && host[size_t(b)] < labels_, "class label {} of example {} is outside [0, {})",
-                host[size_t(b)], b, labels_);
-  ops::cross_entropy_forward(logits_, lab, per_row, lse);
-  grad_logits_ = Tensor::empty(logits_.shape(), logits_.dtype(), logits_.device());
-  ops::cross_entropy_backward(logits_, lab, lse, 1.0 / double(B), grad_logits_);
-  return ops::sum(per_row) / double(B);
+  return classification_loss(logits_, labels, labels_, grad_logits_);
 }
 
 Tensor Classifier::backward(double scale) {
   DENSE_CHECK(grad_logits_.defined(), "Classifier::backward before loss()");
   const Tensor g = scale == 1.0 ? grad_logits_ : ops::scale(grad_logits_, scale);
   return dropout_.backward(linear_.backward(g));
+}
+
+
+MatchingHead::MatchingHead(ParameterSet& params, const std::string& prefix, int64_t hidden, int64_t labels,
+                           double dropout, Init init)
+    : dense_(params, prefix + ".dense", 4 * hidden, hidden, false, init),
+      out_(params, prefix + ".classifier", hidden, labels, false, init),
+      act_(params, prefix + ".act", parse_activation("gelu_tanh", "matching activation"), hidden),
+      dropout_(dropout),
+      hidden_(hidden),
+      labels_(labels) {}
+
+Tensor MatchingHead::forward(const Tensor& p1, const Tensor& p2, Context& ctx) {
+  DENSE_CHECK(p1.shape() == p2.shape() && p1.dim() == 2 && p1.size(1) == hidden_,
+              "matching head: pooled documents {} and {} must both be [batch, {}]", p1.str(), p2.str(), hidden_);
+  p1_ = p1.contiguous();
+  p2_ = p2.contiguous();
+  const int64_t B = p1.size(0), d = hidden_;
+  Tensor h = Tensor::empty({B, 4 * d}, p1.dtype(), p1.device());
+  h.slice(1, 0, d).copy_(p1_);
+  h.slice(1, d, 2 * d).copy_(p2_);
+  h.slice(1, 2 * d, 3 * d).copy_(ops::mul(p1_, p2_));
+  Tensor diff = Tensor::empty({B, d}, p1.dtype(), p1.device());
+  ops::binary(BinaryOp::Sub, Broadcast::Full, 1.0, p1_, p2_, 0.0, diff);
+  h.slice(1, 3 * d, 4 * d).copy_(diff);
+  logits_ = out_.forward(dropout_.forward(act_.forward(dense_.forward(h)), ctx));
+  return logits_;
+}
+
+double MatchingHead::loss(const Tensor& labels) { return classification_loss(logits_, labels, labels_, grad_logits_); }
+
+std::pair<Tensor, Tensor> MatchingHead::backward(double scale) {
+  DENSE_CHECK(grad_logits_.defined(), "MatchingHead::backward before loss()");
+  const Tensor g = scale == 1.0 ? grad_logits_ : ops::scale(grad_logits_, scale);
+  const Tensor dh = dense_.backward(act_.backward(dropout_.backward(out_.backward(g)))).contiguous();
+  const int64_t d = hidden_;
+  const Tensor d1 = dh.slice(1, 0, d).contiguous(), d2 = dh.slice(1, d, 2 * d).contiguous();
+  const Tensor dprod = dh.slice(1, 2 * d, 3 * d).contiguous(), ddiff = dh.slice(1, 3 * d, 4 * d).contiguous();
+  // ∂/∂p1 = d1 + dprod ⊙ p2 + ddiff;  ∂/∂p2 = d2 + dprod ⊙ p1 − ddiff.
+  Tensor dp1 = ops::add(d1, ddiff);
+  ops::binary(BinaryOp::Mul, Broadcast::Full, 1.0, dprod, p2_, 1.0, dp1);
+  Tensor dp2 = Tensor::empty(d2.shape(), d2.dtype(), d2.device());
+  ops::binary(BinaryOp::Sub, Broadcast::Full, 1.0, d2, ddiff, 0.0, dp2);
+  ops::binary(BinaryOp::Mul, Broadcast::Full, 1.0, dprod, p1_, 1.0, dp2);
+  return {dp1, dp2};
 }
 
 }  // namespace dense::nn

@@ -2,6 +2,7 @@
 // Output heads (spec §1.11): the MLM head with the tied decoder, the pooler, and the classifier/regressor
 // with their losses.
 #include <string>
+#include <utility>
 
 #include "nn/context.h"
 #include "nn/linear.h"
@@ -91,6 +92,27 @@ class Classifier {
   Dropout dropout_;
   int64_t labels_ = 0;
   Tensor logits_, grad_logits_;
+};
+
+// Dual-document matching (LRA Retrieval / AAN, spec §1.11): h = [p1, p2, p1⊙p2, p1−p2] → Linear(4d → d, no
+// bias) → tanh-GELU → Dropout → Linear(d → labels, no bias) → cross entropy.
+class MatchingHead {
+ public:
+  MatchingHead() = default;
+  // `<prefix>.dense.weight` [d, 4d], `<prefix>.classifier.weight` [labels, d].
+  MatchingHead(ParameterSet& params, const std::string& prefix, int64_t hidden, int64_t labels, double dropout,
+               Init init);
+  Tensor forward(const Tensor& p1, const Tensor& p2, Context& ctx);
+  double loss(const Tensor& labels);
+  // ∂loss/∂p1 and ∂loss/∂p2 times scale.
+  std::pair<Tensor, Tensor> backward(double scale);
+
+ private:
+  Linear dense_, out_;
+  Norm act_;
+  Dropout dropout_;
+  int64_t hidden_ = 0, labels_ = 0;
+  Tensor p1_, p2_, logits_, grad_logits_;
 };
 
 }  // namespace dense::nn

@@ -74,6 +74,7 @@ DANET_DEFAULTS = dict(COMMON_DEFAULTS, **{
     "window_size": 1024,
     "local_relpe": True,
     "local_scheme": "l_sl_g",
+    "pair_matching": False,          # LRA Retrieval (AAN): two documents, matching head instead of the classifier
 })
 
 POOLER_FUNCTIONS = ("first", "mean", "max", "masked_mean")
@@ -135,6 +136,10 @@ def resolve_danet_config(config):
         raise ValueError(f"pooler_function: bad value {cfg['pooler_function']!r}")
     if cfg["num_labels"] < 1:
         raise ValueError("num_labels must be >= 1")
+    if not isinstance(cfg["pair_matching"], bool):
+        raise ValueError(f"pair_matching: must be a bool, got {cfg['pair_matching']!r}")
+    if cfg["pair_matching"] and cfg["num_labels"] < 2:
+        raise ValueError("pair_matching needs num_labels >= 2 (the matching loss is cross-entropy)")
 
     L = cfg["num_hidden_layers"]
     if cfg["local_attention"]:
@@ -199,9 +204,14 @@ def danet_param_shapes(cfg):
         s["pooler.dense.weight"] = (d, d)
         if cfg["pooler_ln_type"] in GAIN_NORMS:
             s["pooler.norm.weight"] = (d,)
-    s["classifier.weight"] = (cfg["num_labels"], d)
-    if cfg["classifier_bias"]:
-        s["classifier.bias"] = (cfg["num_labels"],)
+    if cfg["pair_matching"]:
+        # AAN matching head (spec §1.11) replaces the classifier; classifier_bias has no effect.
+        s["matching.dense.weight"] = (d, 4 * d)
+        s["matching.classifier.weight"] = (cfg["num_labels"], d)
+    else:
+        s["classifier.weight"] = (cfg["num_labels"], d)
+        if cfg["classifier_bias"]:
+            s["classifier.bias"] = (cfg["num_labels"],)
     return s
 
 
@@ -606,9 +616,50 @@ class DANetReference:
             out = out + params["classifier.bias"]
         return out
 
+    def matching_head(self, params, p1, p2):
+        """AAN matching (spec §1.11): h = [p1, p2, p1*p2, p1-p2] [B, 4d] -> Linear(4d->d, no bias) -> tanh-GELU
+        -> (dropout, ignored) -> Linear(d->num_labels, no bias)."""
+        h = torch.cat([p1, p2, p1 * p2, p1 - p2], dim=-1)
+        z = apply_activation("gelu_tanh", h @ params["matching.dense.weight"].t())
+        return z @ params["matching.classifier.weight"].t()
+
+    def forward_pair(self, params, input_ids, attention_mask, token_type_ids, input_ids2, attention_mask2,
+                     token_type_ids2, class_labels):
+        """pair_matching: the shared encoder + pooler run on each document (each with its own mask).
+
+        sequence_output / pooled are the two documents' results concatenated along the batch dim (doc 1 rows
+        first): [2B, N, d] / [2B, d]. class_logits [B, num_labels]. No MLM in this mode.
+        """
+        if input_ids2 is None:
+            raise ValueError("a pair_matching model needs the second document (input_ids2)")
+        if tuple(input_ids2.shape) != tuple(input_ids.shape):
+            raise ValueError(f"input_ids2 {tuple(input_ids2.shape)} must have the shape of input_ids "
+                             f"{tuple(input_ids.shape)}")
+        if attention_mask2 is None:
+            attention_mask2 = torch.ones_like(input_ids2)
+        seq1 = self.encoder(params, input_ids, attention_mask, token_type_ids)
+        seq2 = self.encoder(params, input_ids2, attention_mask2, token_type_ids2)
+        p1 = self.pooler(params, seq1, attention_mask)
+        p2 = self.pooler(params, seq2, attention_mask2)
+        out = {"sequence_output": torch.cat([seq1, seq2], dim=0), "pooled": torch.cat([p1, p2], dim=0)}
+        out["class_logits"] = self.matching_head(params, p1, p2)
+        if class_labels is not None:
+            loss = F.cross_entropy(out["class_logits"], class_labels, reduction="mean")
+            out["loss"], out["mlm_loss"], out["class_loss"] = loss, None, loss
+        return out
+
     def forward(self, params, input_ids, attention_mask=None, token_type_ids=None,
-                mlm_labels=None, class_labels=None):
+                mlm_labels=None, class_labels=None, input_ids2=None, attention_mask2=None, token_type_ids2=None):
         """Returns a dict: sequence_output, pooled, class_logits, and (with labels) mlm_logits, loss, ..."""
+        if self.cfg["pair_matching"]:
+            if mlm_labels is not None:
+                raise ValueError("MLM labels are not supported with pair_matching (two documents per example)")
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            return self.forward_pair(params, input_ids, attention_mask, token_type_ids, input_ids2,
+                                     attention_mask2, token_type_ids2, class_labels)
+        if input_ids2 is not None or attention_mask2 is not None or token_type_ids2 is not None:
+            raise ValueError("a second document (input_ids2) needs pair_matching: true")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         seq = self.encoder(params, input_ids, attention_mask, token_type_ids)

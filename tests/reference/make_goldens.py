@@ -15,6 +15,13 @@ torch.Generator, run forward + backward in float64 and write OUTDIR/<case>.safet
     out.class_logits [B,num_labels], out.loss [] (all F64)
     grad.<name> F64 for every parameter (d loss / d param)
 
+Pair-matching cases (config `pair_matching: true`, LRA Retrieval / AAN, option "pair") differ: the inputs are
+    input.input_ids, input.attention_mask, input.input_ids2 [B,N] I64, input.attention_mask2 [B,N] I64,
+    input.class_labels [B] I64
+(no input.mlm_labels, no out.mlm_logits: there is no MLM in this mode), out.sequence_output [2B,N,d] and
+out.pooled [2B,d] hold document 1's rows then document 2's, out.class_logits is [B,num_labels], and the loss
+is the mean matching cross-entropy. The unused MLM-head parameters get exactly-zero gradients.
+
 and OUTDIR/cases.txt with the case names, one per line.
 """
 
@@ -63,7 +70,8 @@ _GLOBAL = dict(
 )
 
 # name -> (config, options). options: N (sequence length), pad {row: number of pad positions at the end},
-# token_types (also write input.token_type_ids).
+# token_types (also write input.token_type_ids), pair (two documents: input_ids2 / attention_mask2, no MLM
+# labels), pad2 {row: pads at the end} for document 2.
 CASES = OrderedDict()
 CASES["danet_global"] = (_danet(**_GLOBAL), {"pad": {1: 5}})
 CASES["danet_global_quadratic"] = (
@@ -107,6 +115,9 @@ CASES["danet_causal_sw"] = (_danet(
     final_ln_type="none", pooler_function="mean", pooler_act="gelu",
     lm_head_act="gelu", lm_head_ln_type="uncentered_ln", classifier_bias=False,
 ), {})
+CASES["danet_matching"] = (_danet(**dict(
+    _GLOBAL, num_labels=2, pair_matching=True, pooler_function="first", pooler_act="gelu", classifier_bias=False,
+)), {"pair": True, "pad": {1: 3}, "pad2": {0: 6}})
 CASES["bert"] = (dict(
     model_type="bert", vocab_size=37, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
     intermediate_size=32, max_position_embeddings=16, num_labels=3, hidden_act="gelu",
@@ -132,7 +143,25 @@ def random_params(shapes, gen):
     return params
 
 
+def random_pair_inputs(cfg, opts, gen, B=2):
+    """Two documents of the same shape [B, N] and class labels; no MLM labels (pair_matching)."""
+    N = opts.get("N", 16)
+    vocab = cfg["vocab_size"]
+    inputs = OrderedDict()
+    for suffix, pad_key in (("", "pad"), ("2", "pad2")):
+        ids = torch.randint(0, vocab, (B, N), generator=gen, dtype=torch.int64)
+        mask = torch.ones(B, N, dtype=torch.int64)
+        for row, npad in opts.get(pad_key, {}).items():
+            mask[row, N - npad:] = 0  # padding at the END of the row
+        inputs["input_ids" + suffix] = ids
+        inputs["attention_mask" + suffix] = mask
+    inputs["class_labels"] = torch.randint(0, cfg["num_labels"], (B,), generator=gen, dtype=torch.int64)
+    return inputs
+
+
 def random_inputs(cfg, opts, gen, B=2):
+    if opts.get("pair"):
+        return random_pair_inputs(cfg, opts, gen, B)
     N = opts.get("N", 16)
     vocab = cfg["vocab_size"]
     ids = torch.randint(0, vocab, (B, N), generator=gen, dtype=torch.int64)
@@ -173,6 +202,8 @@ def run_case(name, config, opts):
     for k, v in params.items():
         tensors["param." + k] = v.detach()
     for k in ("sequence_output", "mlm_logits", "pooled", "class_logits", "loss"):
+        if k == "mlm_logits" and opts.get("pair"):
+            continue  # no MLM with two documents per example
         tensors["out." + k] = out[k].detach()
     for k, v in params.items():
         if v.grad is None:  # unused parameter: its gradient is exactly zero
@@ -195,7 +226,7 @@ def main(argv):
         tensors = run_case(name, config, opts)
         meta = {"config": json.dumps(config, sort_keys=True), "case": name}
         save_file(tensors, os.path.join(outdir, name + ".safetensors"), metadata=meta)
-        n_masked = tensors["out.mlm_logits"].shape[0]
+        n_masked = tensors["out.mlm_logits"].shape[0] if "out.mlm_logits" in tensors else "none (pair)"
         print(f"{name}: {len(tensors)} tensors, n_masked={n_masked}, loss={tensors['out.loss'].item():.12g}")
     with open(os.path.join(outdir, "cases.txt"), "w") as f:
         for name in CASES:

@@ -426,6 +426,116 @@ def test_parameter_counts():
 
 
 # ------------------------------------------------------------------------------------------------
+# AAN matching head (pair_matching, spec §1.11)
+# ------------------------------------------------------------------------------------------------
+
+def _gelu_tanh_formula(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def test_matching_head_gradcheck_and_formula():
+    """matching_head == the hand-written formula (forward and the spec's backward); float64 gradcheck."""
+    d, nl, B = 6, 3, 4
+    model = dr.DANetReference(_small_cfg(hidden_size=d, num_attention_heads=1, num_labels=nl, pair_matching=True))
+    g = _gen(95)
+    p1 = torch.randn(B, d, generator=g, requires_grad=True)
+    p2 = torch.randn(B, d, generator=g, requires_grad=True)
+    wd = (0.5 * torch.randn(d, 4 * d, generator=g)).requires_grad_(True)
+    wc = (0.5 * torch.randn(nl, d, generator=g)).requires_grad_(True)
+
+    def head(a, b, w1, w2):
+        return model.matching_head({"matching.dense.weight": w1, "matching.classifier.weight": w2}, a, b)
+
+    assert torch.autograd.gradcheck(head, (p1, p2, wd, wc))
+    # forward: z = W_d [p1; p2; p1*p2; p1-p2] written block by block, explicit tanh-GELU
+    a, b, w1, w2 = p1.detach(), p2.detach(), wd.detach(), wc.detach()
+    pre = a @ w1[:, :d].t() + b @ w1[:, d:2 * d].t() + (a * b) @ w1[:, 2 * d:3 * d].t() + (a - b) @ w1[:, 3 * d:].t()
+    ref = _gelu_tanh_formula(pre) @ w2.t()
+    logits = head(p1, p2, wd, wc)
+    _close(logits.detach(), ref, 1e-14, "matching forward")
+    # backward of the concat: dp1 = d1 + dprod*p2 + ddiff, dp2 = d2 + dprod*p1 - ddiff (dh = dz' W_d)
+    dy = torch.randn(B, nl, generator=g)
+    gp1, gp2, gwd, gwc = torch.autograd.grad(logits, (p1, p2, wd, wc), dy)
+    x = math.sqrt(2.0 / math.pi) * (pre + 0.044715 * pre ** 3)
+    t = torch.tanh(x)
+    dgelu = 0.5 * (1 + t) + 0.5 * pre * (1 - t ** 2) * math.sqrt(2.0 / math.pi) * (1 + 3 * 0.044715 * pre ** 2)
+    dz = (dy @ w2) * dgelu
+    dh = dz @ w1
+    d1, d2, dprod, ddiff = dh[:, :d], dh[:, d:2 * d], dh[:, 2 * d:3 * d], dh[:, 3 * d:]
+    _close(gp1, d1 + dprod * b + ddiff, 1e-13, "dp1")
+    _close(gp2, d2 + dprod * a - ddiff, 1e-13, "dp2")
+    h = torch.cat([a, b, a * b, a - b], dim=-1)
+    _close(gwd, dz.t() @ h, 1e-13, "dW_dense")
+    _close(gwc, dy.t() @ _gelu_tanh_formula(pre), 1e-13, "dW_classifier")
+
+
+def test_pair_matching_model():
+    """Shapes/params of a pair_matching model, per-document encoder + pooler with own masks, CE loss, gradcheck."""
+    for pooler_function in ("first", "masked_mean"):
+        cfg = _small_cfg(hidden_size=8, num_labels=2, pair_matching=True, pooler_function=pooler_function,
+                         pooler_act="gelu", classifier_bias=True, final_ln_type="max_norm")
+        model = dr.DANetReference(cfg)
+        shapes = model.param_shapes()
+        assert shapes["matching.dense.weight"] == (8, 32) and shapes["matching.classifier.weight"] == (2, 8)
+        assert not any(n.startswith("classifier.") for n in shapes), list(shapes)
+        params = random_params(shapes, _gen(96))
+        B, N = 2, 9
+        ids = torch.randint(0, 37, (B, N), generator=_gen(97))
+        ids2 = torch.randint(0, 37, (B, N), generator=_gen(98))
+        mask = torch.ones(B, N, dtype=torch.int64)
+        mask[1, 6:] = 0
+        mask2 = torch.ones(B, N, dtype=torch.int64)
+        mask2[0, 4:] = 0
+        cls = torch.tensor([1, 0])
+        out = model.forward(params, ids, mask, input_ids2=ids2, attention_mask2=mask2, class_labels=cls)
+        assert "mlm_logits" not in out
+        assert tuple(out["sequence_output"].shape) == (2 * B, N, 8)
+        assert tuple(out["pooled"].shape) == (2 * B, 8) and tuple(out["class_logits"].shape) == (B, 2)
+        # the documents' rows are independent: one batch of 2B rows gives the same encoder / pooler outputs
+        seq_cat = model.encoder(params, torch.cat([ids, ids2]), torch.cat([mask, mask2]))
+        _close(out["sequence_output"].detach(), seq_cat.detach(), 1e-13, "seq concat")
+        pooled_cat = model.pooler(params, seq_cat, torch.cat([mask, mask2]))
+        _close(out["pooled"].detach(), pooled_cat.detach(), 1e-13, "pooled concat")
+        # each document is pooled with its OWN mask (not doc 1's mask for doc 2)
+        p2_own = model.pooler(params, model.encoder(params, ids2, mask2), mask2)
+        _close(out["pooled"][B:].detach(), p2_own.detach(), 1e-13, "doc 2 pooled")
+        logits = model.matching_head(params, out["pooled"][:B], out["pooled"][B:])
+        _close(out["class_logits"].detach(), logits.detach(), 0.0, "logits")
+        _close(out["loss"].detach(), F.cross_entropy(logits, cls).detach(), 1e-15, "loss")
+        # swapping the documents changes the logits (the head is not symmetric)
+        sw = model.forward(params, ids2, mask2, input_ids2=ids, attention_mask2=mask, class_labels=cls)
+        assert (sw["class_logits"] - out["class_logits"]).abs().max().item() > 1e-3
+        names = ["matching.dense.weight", "matching.classifier.weight", "pooler.dense.weight",
+                 "encoder.layer.1.attention.queries", "embeddings.position_embeddings.weight"]
+
+        def f(*ts):
+            pp = dict(params)
+            pp.update(dict(zip(names, ts)))
+            return model.forward(pp, ids, mask, input_ids2=ids2, attention_mask2=mask2, class_labels=cls)["loss"]
+
+        assert torch.autograd.gradcheck(f, tuple(params[n] for n in names)), pooler_function
+
+    def bad(fn):
+        try:
+            fn()
+        except ValueError:
+            return True
+        return False
+    pm = dr.DANetReference(_small_cfg(pair_matching=True, num_labels=2))
+    pp = {k: v.detach() for k, v in random_params(pm.param_shapes(), _gen(99)).items()}
+    plain = dr.DANetReference(_small_cfg())
+    ppl = {k: v.detach() for k, v in random_params(plain.param_shapes(), _gen(99)).items()}
+    ids = torch.randint(0, 37, (2, 5), generator=_gen(100))
+    assert bad(lambda: pm.forward(pp, ids))                                        # second document missing
+    assert bad(lambda: pm.forward(pp, ids, input_ids2=ids[:, :4]))                 # shape mismatch
+    assert bad(lambda: pm.forward(pp, ids, input_ids2=ids, mlm_labels=torch.full((2, 5), -1)))  # no MLM
+    assert bad(lambda: plain.forward(ppl, ids, input_ids2=ids))                   # needs pair_matching
+    assert bad(lambda: dr.DANetReference(_small_cfg(pair_matching=True, num_labels=1)))
+    assert bad(lambda: dr.DANetReference(_small_cfg(pair_matching="yes")))
+    assert "classifier.weight" in plain.param_shapes() and "matching.dense.weight" not in plain.param_shapes()
+
+
+# ------------------------------------------------------------------------------------------------
 # safetensors and the goldens
 # ------------------------------------------------------------------------------------------------
 
@@ -477,22 +587,37 @@ def test_golden_cases_deterministic_and_complete():
         B, N = t1["input.input_ids"].shape
         d = model.cfg["hidden_size"]
         V = dr.padded_vocab_size(model.cfg["vocab_size"])
-        n_masked = int((t1["input.mlm_labels"] != -1).sum())
+        pair = bool(opts.get("pair"))
         for p, s in shapes.items():
             assert tuple(t1["param." + p].shape) == s and tuple(t1["grad." + p].shape) == s, (name, p)
-        assert tuple(t1["out.sequence_output"].shape) == (B, N, d)
-        assert tuple(t1["out.mlm_logits"].shape) == (n_masked, V)
-        assert tuple(t1["out.pooled"].shape) == (B, d)
+        docs = 2 if pair else 1  # pair_matching: both documents' rows, doc 1 first
+        assert tuple(t1["out.sequence_output"].shape) == (docs * B, N, d)
+        assert tuple(t1["out.pooled"].shape) == (docs * B, d)
         assert tuple(t1["out.class_logits"].shape) == (B, model.cfg["num_labels"])
         assert t1["out.loss"].dim() == 0
-        labels = t1["input.mlm_labels"]
-        assert int(labels.max()) < model.cfg["vocab_size"]
-        assert bool(((labels == -1) | (t1["input.attention_mask"] == 1)).all()), "label on a pad"
-        expected = {"input." + k for k in ("input_ids", "attention_mask", "mlm_labels", "class_labels")}
+        if pair:
+            assert model.cfg["pair_matching"]
+            assert tuple(t1["input.input_ids2"].shape) == (B, N) and tuple(t1["input.attention_mask2"].shape) == (B, N)
+            for p in shapes:  # no MLM: the LM head is unused
+                if p.startswith("lm_head."):
+                    assert not t1["grad." + p].any(), (name, p)
+                else:
+                    assert t1["grad." + p].abs().max().item() > 0, (name, p)
+            expected = {"input." + k for k in ("input_ids", "attention_mask", "input_ids2", "attention_mask2",
+                                               "class_labels")}
+        else:
+            n_masked = int((t1["input.mlm_labels"] != -1).sum())
+            assert tuple(t1["out.mlm_logits"].shape) == (n_masked, V)
+            labels = t1["input.mlm_labels"]
+            assert int(labels.max()) < model.cfg["vocab_size"]
+            assert bool(((labels == -1) | (t1["input.attention_mask"] == 1)).all()), "label on a pad"
+            expected = {"input." + k for k in ("input_ids", "attention_mask", "mlm_labels", "class_labels")}
         if opts.get("token_types"):
             expected.add("input.token_type_ids")
         expected |= {"param." + p for p in shapes} | {"grad." + p for p in shapes}
-        expected |= {"out." + k for k in ("sequence_output", "mlm_logits", "pooled", "class_logits", "loss")}
+        outs = ("sequence_output", "pooled", "class_logits", "loss") if pair else \
+            ("sequence_output", "mlm_logits", "pooled", "class_logits", "loss")
+        expected |= {"out." + k for k in outs}
         assert set(t1) == expected, (name, set(t1) ^ expected)
         # attention matters: zeroing W_Q (DANet) changes the outputs noticeably
         if model.cfg["model_type"] == "danet":

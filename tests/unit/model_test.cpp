@@ -112,6 +112,46 @@ TEST(BertModel, GradientsMatchFiniteDifferences) {
   check_model_gradients(c, 10, 3);
 }
 
+TEST(DanetModel, PairMatchingGradientsMatchFiniteDifferencesAndDocumentsStayIndependent) {
+  auto model = models::build_model(small_danet({{"pair_matching", true}, {"num_labels", 2}, {"pooler_act", "gelu"}}),
+                                   DType::F64, Device::cpu(), 3);
+  randomize(model->params(), 13);
+  ASSERT_EQ(model->params().find("classifier.weight"), nullptr);
+  models::Batch batch = make_batch(2, 10, 29, 3, 6);
+  const models::Batch second = make_batch(2, 10, 29, 5, 8);
+  batch.input_ids2 = second.input_ids;
+  batch.attention_mask2 = second.attention_mask;
+  batch.mlm_labels = Tensor();
+  batch.class_labels = Tensor::from_vector<int64_t>({1, 0}, {2}, DType::I64);
+  auto forward = [&] {
+    nn::Context ctx;
+    return Tensor::full({1}, model->forward(batch, ctx).loss, DType::F64);
+  };
+  auto backward = [&](const Tensor& w) {
+    model->params().zero_grad();
+    model->backward(w.item());
+  };
+  std::vector<dense::testing::GradVar> vars;
+  for (auto& p : model->params().all())
+    if (p.name.rfind("lm_head.", 0) != 0) vars.push_back({p.name, p.value, p.grad});  // no MLM loss here
+  dense::testing::check_gradients(forward, backward, vars, 1e-6, 1e-6, 24);
+
+  // The second document is encoded exactly as if it were alone in a batch.
+  nn::Context ctx;
+  const Tensor pooled = model->forward(batch, ctx).pooled;
+  models::Batch alone;
+  alone.input_ids = second.input_ids;
+  alone.attention_mask = second.attention_mask;
+  alone.input_ids2 = second.input_ids;
+  alone.attention_mask2 = second.attention_mask;
+  const Tensor pooled_alone = model->forward(alone, ctx).pooled;
+  EXPECT_LT(dense::testing::relative_error(pooled.slice(0, 2, 4), pooled_alone.slice(0, 0, 2)), 1e-14);
+
+  models::Batch missing = batch;
+  missing.input_ids2 = Tensor();
+  EXPECT_THROW(model->forward(missing, ctx), Error);
+}
+
 TEST(DanetModel, BertLargeParameterCountMatchesSpec) {
   // Spec §1.15: 9,437,184 per layer; 32 layers + word (30528 x 1024) + 512 positions + LM transform + bias.
   auto c = models::ModelConfig::from_json({{"vocab_size", 30522},
