@@ -5,15 +5,20 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <cblas.h>
+
 #include "backend/cpu/cpu_backend.h"
 #include "backend/ops.h"
 #include "models/model.h"
 #include "nn/dense_attention.h"
+
+extern "C" void openblas_set_num_threads(int);
 
 using namespace dense;
 using Clock = std::chrono::steady_clock;
@@ -70,7 +75,8 @@ int main(int argc, char** argv) {
   set_cpu_threads(threads);
   std::vector<Row> rows;
 
-  // 1. sgemm through ops::matmul (OpenBLAS underneath): the ceiling a training step can approach.
+  // 1. sgemm: OpenBLAS with its own threads (the ceiling a training step can approach), and through
+  // ops::matmul (densetrain splits a GEMM across its OpenMP threads, each running single-threaded OpenBLAS).
   double sgemm_gflops = 0;
   {
     const int64_t n = 1024;
@@ -78,9 +84,22 @@ int main(int argc, char** argv) {
            c = Tensor::empty({n, n}, DType::F32);
     ops::fill_normal(a, 0, 1, 1, 0);
     ops::fill_normal(b, 0, 1, 2, 0);
+    openblas_set_num_threads(threads);
+    const double native = seconds_per_call(
+        [&] {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(n), int(n), 1.0f, a.data<float>(), int(n),
+                      b.data<float>(), int(n), 0.0f, c.data<float>(), int(n));
+        },
+        10);
+    set_cpu_threads(threads);  // back to densetrain's threading (OpenBLAS single-threaded per call)
+    sgemm_gflops = 2.0 * n * n * n / native / 1e9;
+    rows.push_back({"sgemm (OpenBLAS, its own threads)", "1024³", native * 1e3, sgemm_gflops, "reference rate"});
     const double s = seconds_per_call([&] { ops::matmul(a, false, b, false, c); }, 10);
-    sgemm_gflops = 2.0 * n * n * n / s / 1e9;
-    rows.push_back({"sgemm (OpenBLAS)", "1024³", s * 1e3, sgemm_gflops, "reference rate"});
+    char note[64];
+    std::snprintf(note, sizeof note, "%.0f%% of sgemm", 100.0 * 2.0 * n * n * n / s / 1e9 / sgemm_gflops);
+    rows.push_back({"ops::matmul f32", "1024³", s * 1e3, 2.0 * n * n * n / s / 1e9, note});
+    // Training-step efficiency is reported against the better of the two GEMM rates.
+    sgemm_gflops = std::max(sgemm_gflops, 2.0 * n * n * n / s / 1e9);
   }
 
   // 2. DenseAttention forward+backward, linear path, d = e = 256, one head: cost per token stays flat.
@@ -155,7 +174,7 @@ int main(int argc, char** argv) {
     const double fwd = double(B) * N * L * (2.0 + 16.0 + 4.0) * d * d + double(masked) * (2.0 * d * d + 2.0 * d * V);
     const double gflops = 3.0 * fwd / s / 1e9;
     char note[96];
-    std::snprintf(note, sizeof note, "%.0f%% of sgemm", 100.0 * gflops / sgemm_gflops);
+    std::snprintf(note, sizeof note, "%.0f%% of the best GEMM rate", 100.0 * gflops / sgemm_gflops);
     rows.push_back({"DANet train step (densetrain)", "d=256 L=4 N=512 B=8", step_ms, gflops, note});
     if (with_torch) {
       const double tms = torch_step_ms(d, L, N, B, threads, steps);

@@ -1,5 +1,6 @@
 // Element-wise, reduction, gather, positional, softmax and loss kernels of the CPU backend.
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -66,6 +67,38 @@ inline A act_derivative(Activation act, A x, A slope) {
 
 }  // namespace
 
+namespace {
+
+// Calls f(std::integral_constant<E, v>{}) for the runtime enum value v, so the loops inside f are compiled
+// once per value with the choice hoisted out of the element loop (and vectorised).
+template <typename F>
+void with_activation(Activation act, F&& f) {
+  switch (act) {
+#define DENSE_CASE(X) case Activation::X: f(std::integral_constant<Activation, Activation::X>{}); return;
+    DENSE_CASE(Identity) DENSE_CASE(Relu) DENSE_CASE(Gelu) DENSE_CASE(GeluTanh) DENSE_CASE(Silu) DENSE_CASE(Tanh)
+    DENSE_CASE(Hardtanh) DENSE_CASE(LeakyRelu) DENSE_CASE(Sigmoid)
+#undef DENSE_CASE
+  }
+}
+
+template <typename F>
+void with_binary_op(BinaryOp op, F&& f) {
+  switch (op) {
+    case BinaryOp::Add: f(std::integral_constant<BinaryOp, BinaryOp::Add>{}); return;
+    case BinaryOp::Sub: f(std::integral_constant<BinaryOp, BinaryOp::Sub>{}); return;
+    case BinaryOp::Mul: f(std::integral_constant<BinaryOp, BinaryOp::Mul>{}); return;
+  }
+}
+
+template <BinaryOp OP, typename A>
+inline A apply_op(A x, A y) {
+  if constexpr (OP == BinaryOp::Add) return x + y;
+  else if constexpr (OP == BinaryOp::Sub) return x - y;
+  else return x * y;
+}
+
+}  // namespace
+
 void CpuBackend::binary(BinaryOp op, Broadcast bcast, double alpha, const Tensor& a, const Tensor& b, double beta,
                         Tensor& out) {
   dispatch_float(a.dtype(), [&](auto tag) {
@@ -75,15 +108,31 @@ void CpuBackend::binary(BinaryOp op, Broadcast bcast, double alpha, const Tensor
     const T* pb = static_cast<const T*>(b.raw_data());
     T* po = static_cast<T*>(out.raw_data());
     const int64_t n = a.numel();
-    const int64_t cols = a.size(-1);
+    const int64_t cols = a.dim() ? a.size(-1) : 1, rows = n / cols;
     const A al = A(alpha), be = A(beta);
+    const bool overwrite = beta == 0.0;
+    with_binary_op(op, [&](auto op_tag) {
+      constexpr BinaryOp OP = decltype(op_tag)::value;
+      // Rows are the unit of work so that the broadcast index is a plain offset inside the inner loop.
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t j = bcast == Broadcast::Full ? i : bcast == Broadcast::Row ? i % cols : i / cols;
-      const A x = load(pa + i), y = load(pb + j);
-      const A r = op == BinaryOp::Add ? x + y : op == BinaryOp::Sub ? x - y : x * y;
-      store(po + i, beta == 0.0 ? al * r : al * r + be * load(po + i));
-    }
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* ar = pa + r * cols;
+        T* orow = po + r * cols;
+        const T* brow = bcast == Broadcast::Full ? pb + r * cols : pb;
+        if (bcast == Broadcast::Col) {
+          const A y = load(pb + r);
+          if (overwrite)
+            for (int64_t c = 0; c < cols; ++c) store(orow + c, al * apply_op<OP>(load(ar + c), y));
+          else
+            for (int64_t c = 0; c < cols; ++c) store(orow + c, al * apply_op<OP>(load(ar + c), y) + be * load(orow + c));
+        } else if (overwrite) {
+          for (int64_t c = 0; c < cols; ++c) store(orow + c, al * apply_op<OP>(load(ar + c), load(brow + c)));
+        } else {
+          for (int64_t c = 0; c < cols; ++c)
+            store(orow + c, al * apply_op<OP>(load(ar + c), load(brow + c)) + be * load(orow + c));
+        }
+      }
+    });
   });
 }
 
@@ -94,8 +143,12 @@ void CpuBackend::activation_forward(Activation act, double slope, const Tensor& 
     const T* px = static_cast<const T*>(x.raw_data());
     T* py = static_cast<T*>(y.raw_data());
     const int64_t n = x.numel();
+    const A sl = A(slope);
+    with_activation(act, [&](auto act_tag) {
+      constexpr Activation ACT = decltype(act_tag)::value;
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) store(py + i, act_forward<A>(act, load(px + i), A(slope)));
+      for (int64_t i = 0; i < n; ++i) store(py + i, act_forward<A>(ACT, load(px + i), sl));
+    });
   });
 }
 
@@ -108,11 +161,19 @@ void CpuBackend::activation_backward(Activation act, double slope, const Tensor&
     const T* pdy = static_cast<const T*>(dy.raw_data());
     T* pdx = static_cast<T*>(dx.raw_data());
     const int64_t n = x.numel();
+    const A sl = A(slope), be = A(beta);
+    const bool overwrite = beta == 0.0;
+    with_activation(act, [&](auto act_tag) {
+      constexpr Activation ACT = decltype(act_tag)::value;
+      if (overwrite) {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) {
-      const A g = act_derivative<A>(act, load(px + i), A(slope)) * load(pdy + i);
-      store(pdx + i, beta == 0.0 ? g : g + A(beta) * load(pdx + i));
-    }
+        for (int64_t i = 0; i < n; ++i) store(pdx + i, act_derivative<A>(ACT, load(px + i), sl) * load(pdy + i));
+      } else {
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+        for (int64_t i = 0; i < n; ++i)
+          store(pdx + i, act_derivative<A>(ACT, load(px + i), sl) * load(pdy + i) + be * load(pdx + i));
+      }
+    });
   });
 }
 

@@ -27,7 +27,10 @@ void set_cpu_threads(int threads) {
   if (threads <= 0) threads = omp_get_num_procs();
   g_threads = threads;
   omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  // One thread pool only: GEMMs are split across OpenMP threads, each calling single-threaded OpenBLAS.
+  // OpenBLAS's own pool would spin (sched_yield) against the OpenMP pool between calls and steal the cores
+  // the element-wise kernels need.
+  openblas_set_num_threads(1);
 }
 
 int cpu_threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
@@ -179,9 +182,31 @@ void gemm_typed(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
   const bool small = double(m) * double(n) * double(k) <= 64.0 * 64.0 * 64.0;
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
     if (!(small && batch > 1)) {
+      // Split every matrix of the batch into panels of C (rows of op(A), or columns of op(B) when C is wide),
+      // one single-threaded BLAS call per panel, all panels shared by the OpenMP threads.
+      const int threads = cpu_threads();
+      const bool split_rows = m >= n;
+      const int64_t extent = split_rows ? m : n;
+      const int64_t min_panel = 32;
+      int64_t panels = std::min<int64_t>(threads, std::max<int64_t>(1, extent / min_panel));
+      if (batch >= threads) panels = 1;
+      const int64_t panel = (extent + panels - 1) / panels;
+#pragma omp parallel for collapse(2) schedule(static) if (threads > 1 && batch * panels > 1)
       for (int64_t bi = 0; bi < batch; ++bi)
-        blas_gemm<T>(ta, tb, m, n, k, alpha, A + bi * a.batch_stride, a.ld, B + bi * b.batch_stride, b.ld, beta,
-                     C + bi * c.batch_stride, c.ld);
+        for (int64_t pi = 0; pi < panels; ++pi) {
+          const int64_t lo = pi * panel, hi = std::min(extent, lo + panel);
+          if (lo >= hi) continue;
+          const T* ab = A + bi * a.batch_stride;
+          const T* bb = B + bi * b.batch_stride;
+          T* cb = C + bi * c.batch_stride;
+          if (split_rows) {
+            blas_gemm<T>(ta, tb, hi - lo, n, k, alpha, ta ? ab + lo : ab + lo * a.ld, a.ld, bb, b.ld, beta,
+                         cb + lo * c.ld, c.ld);
+          } else {
+            blas_gemm<T>(ta, tb, m, hi - lo, k, alpha, ab, a.ld, tb ? bb + lo * b.ld : bb + lo, b.ld, beta, cb + lo,
+                         c.ld);
+          }
+        }
       return;
     }
   } else {
