@@ -11,7 +11,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libhdf5-dev
   libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev libopenblas-dev
-  nlohmann-json3-dev libutf8proc-dev libbenchmark-dev
+  nlohmann-json3-dev libutf8proc-dev libbenchmark-dev zlib1g-dev
   python3 python3-torch python3-numpy python3-h5py python3-matplotlib
 )
 
