@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
 
 #include "gradcheck.h"
 #include "models/model.h"
@@ -265,6 +268,27 @@ TEST(ModelConfig, ErrorsNameTheFieldAndAllowedValues) {
                 .find("unknown layer code 'x'"),
             std::string::npos);
   EXPECT_NE(message({{"attention_complexity", "cubic"}}).find("attention_complexity"), std::string::npos);
+}
+
+TEST(ModelConfig, ShippedModelConfigsBuild) {
+  // Every configs/models/*.json parses and describes the parameter count the spec gives (§1.15).
+  const std::string dir = std::string(DENSE_TEST_DATA_DIR) + "/../../configs/models";
+  std::map<std::string, std::pair<double, double>> expected_millions = {
+      {"danet_bert_large_seq512.json", {335.0, 1.0}}, {"danet_bert_large_glue.json", {343.84, 0.01}},  // §1.15's 342M + pooler dense and gains
+      {"bert_large_baseline.json", {335.0, 6.0}},     {"lra_listops.json", {0.0, 1e9}},
+      {"lra_retrieval.json", {0.0, 1e9}}};
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    SCOPED_TRACE(name);
+    std::ifstream in(entry.path());
+    const auto config = models::ModelConfig::from_json(nlohmann::json::parse(in), name);
+    const double millions = double(models::count_parameters(config)) / 1e6;
+    ASSERT_TRUE(expected_millions.count(name)) << "add the new config to this test";
+    EXPECT_NEAR(millions, expected_millions[name].first, expected_millions[name].second);
+    ++seen;
+  }
+  EXPECT_EQ(seen, int(expected_millions.size()));
 }
 
 TEST(ModelConfig, JsonRoundTrip) {
