@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/philox.h"
 #include "data/text_normalize.h"
+#include "test_files.h"
 
 using namespace dense;
 using namespace dense::data;
@@ -21,25 +22,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using namespace dense::testing;
+
 const std::string kFixtures = std::string(DENSE_TEST_DATA_DIR) + "/corpus";
-
-std::string temp_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir =
-      fs::path(::testing::TempDir()) / fmt::format("dense_{}_{}_{}", info->test_suite_name(), info->name(), ::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
 
 void write_gz(const std::string& path, const std::string& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "data/tsv.h"
+#include "test_files.h"
 
 using namespace dense;
 using namespace dense::data;
@@ -18,21 +19,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using namespace dense::testing;
+
 const fs::path kFixtures = fs::path(DENSE_TEST_DATA_DIR) / "glue";
 const fs::path kBad = fs::path(DENSE_TEST_DATA_DIR) / "glue_bad";
 const fs::path kShared = fs::path(DENSE_SHARED_DIR) / "data" / "glue";
-
-// Runs f, expecting a dense::Error whose message contains every one of `parts`.
-template <typename F>
-void expect_error(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts) EXPECT_NE(what.find(p), std::string::npos) << "'" << p << "' not in: " << what;
-  }
-}
 
 std::vector<std::string> read_all(TsvReader& r) {
   std::vector<std::string> rows;

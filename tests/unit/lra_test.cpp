@@ -22,6 +22,7 @@
 #include "data/lra_listops.h"
 #include "data/lra_pathfinder.h"
 #include "data/lra_png.h"
+#include "test_files.h"
 
 using namespace dense;
 using namespace dense::data::lra;
@@ -29,16 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <typename F>
-void expect_error(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts) EXPECT_NE(what.find(p), std::string::npos) << "'" << p << "' not in: " << what;
-  }
-}
+using namespace dense::testing;
 
 struct TempDir {
   fs::path path;

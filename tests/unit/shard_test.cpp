@@ -16,6 +16,7 @@
 #include "data/shard_bert.h"
 #include "data/shard_classification.h"
 #include "data/shard_packed.h"
+#include "test_files.h"
 
 using namespace dense;
 using namespace dense::data;
@@ -23,24 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh folder per test (tests may run in parallel processes).
-std::string temp_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir =
-      fs::path(::testing::TempDir()) / fmt::format("dense_{}_{}_{}", info->test_suite_name(), info->name(), ::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
+using namespace dense::testing;
 
 // Documents whose tokens are unique: token = 1000 + 100000*doc + running index, so a test can tell where
 // every token came from. Sentence lengths 1..max_len.
