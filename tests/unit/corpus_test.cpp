@@ -46,18 +46,6 @@ std::vector<std::string> texts(const std::vector<Document>& docs) {
   return t;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 }  // namespace
 
 TEST(CorpusUtf8, ReplacesMaximalIllFormedSubparts) {

@@ -53,18 +53,6 @@ ShardMeta meta(const std::string& vocab = "sha256:abc") {
   return m;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 // Writes n bert rows of the synthetic corpus; returns the instances written.
 std::vector<BertInstance> write_bert_shard(const std::string& path, int64_t N, int64_t n_rows, uint64_t seed,
                                            const ShardWriteOptions& opt = {}) {

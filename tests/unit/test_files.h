@@ -44,4 +44,17 @@ void expect_error(F&& f, std::initializer_list<std::string> parts) {
   }
 }
 
+// The message of the dense::Error that f throws ("" when it throws none).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 }  // namespace dense::testing
