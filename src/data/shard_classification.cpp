@@ -30,6 +30,7 @@ struct ClassificationShardWriter::Impl {
     const int lvl = opt.gzip_level;
     const int64_t N = l.seq_len;
     h5::write_int_attribute(f, "num_labels", l.num_labels, w);
+    h5::write_int_attribute(f, "labeled", l.labeled ? 1 : 0, w);
     ids = h5::AppendDataset(f, "input_ids", H5T_STD_I32LE, N, chunk_rows, lvl, w);
     mask = h5::AppendDataset(f, "attention_mask", H5T_STD_I8LE, N, chunk_rows, lvl, w);
     if (l.token_type_ids) types = h5::AppendDataset(f, "token_type_ids", H5T_STD_I8LE, N, chunk_rows, lvl, w);
@@ -99,7 +100,11 @@ void ClassificationShardWriter::append(const ClassificationExample& ex) {
   const std::string& path = s.file.path();
   const int64_t row = rows();
   DENSE_CHECK(!s.closed, "{}: append after close", path);
-  if (s.layout.label_type == LabelType::Int64) {
+  if (!s.layout.labeled) {
+    DENSE_CHECK(s.layout.label_type == LabelType::Int64 ? ex.label == -1 : std::isnan(ex.label),
+                "{}: row {}: label {} in an unlabeled shard (expected {})", path, row, ex.label,
+                s.layout.label_type == LabelType::Int64 ? "-1" : "NaN");
+  } else if (s.layout.label_type == LabelType::Int64) {
     DENSE_CHECK(std::isfinite(ex.label) && ex.label == std::floor(ex.label) && ex.label >= 0 &&
                     ex.label < double(s.layout.num_labels),
                 "{}: row {}: label {} is not a class in [0, {})", path, row, ex.label, s.layout.num_labels);
@@ -184,6 +189,10 @@ ClassificationShardReader::ClassificationShardReader(const std::string& path, co
   const auto num_labels = h5::read_int_attribute(f, "num_labels", path);
   DENSE_CHECK(num_labels.has_value() || s.info.foreign, "{}: attribute 'num_labels' is missing", path);
   s.layout.num_labels = num_labels.value_or(0);
+  const auto labeled = h5::read_int_attribute(f, "labeled", path);
+  DENSE_CHECK(!labeled || *labeled == 0 || *labeled == 1, "{}: attribute 'labeled' is {}, expected 0 or 1", path,
+              *labeled);
+  s.layout.labeled = labeled.value_or(1) == 1;
   DENSE_CHECK(!num_labels || *num_labels >= 1, "{}: attribute 'num_labels' is {}", path, *num_labels);
   if (!s.info.foreign || s.info.seq_len > 0)
     DENSE_CHECK(s.info.seq_len == N, "{}: attribute 'seq_len' is {} but input_ids rows hold {} tokens", path,
@@ -238,7 +247,11 @@ ClassificationRows ClassificationShardReader::read(int64_t begin, int64_t end) c
   if (s.layout.label_type == LabelType::Int64) {
     r.labels.resize(size_t(r.rows));
     h5::read_rows(s.labels.get(), begin, end, r.labels.data(), w("labels"));
-    if (s.layout.num_labels > 0)
+    if (!s.layout.labeled)
+      for (size_t i = 0; i < r.labels.size(); ++i)
+        DENSE_CHECK(r.labels[i] == -1, "{}: dataset 'labels': row {} holds {} in an unlabeled shard (expected -1)",
+                    path, begin + int64_t(i), r.labels[i]);
+    else if (s.layout.num_labels > 0)
       for (size_t i = 0; i < r.labels.size(); ++i)
         DENSE_CHECK(r.labels[i] >= 0 && r.labels[i] < s.layout.num_labels,
                     "{}: dataset 'labels': row {} holds {}, outside [0, {}) (num_labels)", path, begin + int64_t(i),
@@ -247,8 +260,9 @@ ClassificationRows ClassificationShardReader::read(int64_t begin, int64_t end) c
     r.float_labels.resize(size_t(r.rows));
     h5::read_rows(s.labels.get(), begin, end, r.float_labels.data(), w("labels"));
     for (size_t i = 0; i < r.float_labels.size(); ++i)
-      DENSE_CHECK(std::isfinite(r.float_labels[i]), "{}: dataset 'labels': row {} is not finite", path,
-                  begin + int64_t(i));
+      DENSE_CHECK(s.layout.labeled ? std::isfinite(r.float_labels[i]) : std::isnan(r.float_labels[i]),
+                  "{}: dataset 'labels': row {} is {} ({})", path, begin + int64_t(i), r.float_labels[i],
+                  s.layout.labeled ? "expected a finite score" : "expected NaN in an unlabeled shard");
   }
   return r;
 }

@@ -9,7 +9,7 @@
 //   input_ids2       int32          [n, N]   optional, with attention_mask2 (retrieval)
 //   attention_mask2  int8           [n, N]
 //   labels           int64|float32  [n]
-// plus the common attributes (shard.h) and `num_labels` (int64; 1 for regression).
+// plus the common attributes (shard.h), `num_labels` (int64; 1 for regression) and `labeled` (int64 0/1).
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +27,9 @@ struct ClassificationLayout {
   LabelType label_type = LabelType::Int64;
   int64_t num_labels = 2;  // classes (1 for regression); integer labels must lie in [0, num_labels)
   int32_t pad_id = 0;      // pads ids shorter than N
+  // false for unlabeled splits (GLUE test files): every label is -1 (Int64) or NaN (Float32); stored as the
+  // attribute `labeled` (absent means labeled).
+  bool labeled = true;
 };
 
 struct ClassificationExample {

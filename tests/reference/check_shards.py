@@ -120,10 +120,10 @@ def check_bert(args):
     for i in range(n):
         L = int(filled[i])
         require(0 < L <= N, f"row {i}: filled length {L}")
-        require(input_ids[i][0] == 101, f"row {i}: input_ids[0] = {input_ids[i][0]}, expected [CLS]")
+        require(input_ids[i][0] == args.cls_id, f"row {i}: input_ids[0] = {input_ids[i][0]}, expected [CLS] = {args.cls_id}")
         require((input_mask[i][:L] == 1).all() and (input_mask[i][L:] == 0).all(), f"row {i}: input_mask")
         require((input_ids[i][L:] == 0).all() and (segment_ids[i][L:] == 0).all(), f"row {i}: padding not 0")
-        require(input_ids[i][L - 1] == 102, f"row {i}: last real token is not [SEP]")
+        require(input_ids[i][L - 1] == args.sep_id, f"row {i}: last real token is not [SEP] = {args.sep_id}")
         require(set(np.unique(segment_ids[i]).tolist()) <= {0, 1}, f"row {i}: segment ids")
         require(nsp[i] in (0, 1), f"row {i}: next_sentence_label {nsp[i]}")
         k = int(np.count_nonzero(positions[i]))
@@ -146,7 +146,7 @@ def check_packed(args):
         require(set(f.keys()) == {"input_ids"}, f"unexpected datasets: {sorted(f.keys())}")
         check_attributes(f, "packed", args, N)
         ids = np.asarray(f["input_ids"][:])
-    require((ids[:, 0] == 101).all(), "a row does not start with [CLS]")
+    require((ids[:, 0] == args.cls_id).all(), f"a row does not start with [CLS] = {args.cls_id}")
     print(f"OK packed rows {n} seq_len {N}")
 
 
@@ -215,6 +215,8 @@ def main():
     ap.add_argument("--vocab-hash")
     ap.add_argument("--seq-len", type=int)
     ap.add_argument("--max-pred", type=int)
+    ap.add_argument("--sep-id", type=int, default=102, help="id of [SEP] (102 in the BERT vocab)")
+    ap.add_argument("--cls-id", type=int, default=101, help="id of [CLS] (101 in the BERT vocab)")
     ap.add_argument("--rows", type=int, default=100)
     args = ap.parse_args()
     try:
