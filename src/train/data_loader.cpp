@@ -1,0 +1,264 @@
+#include "train/data_loader.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/hdf5_util.h"
+#include "data/prep_common.h"
+#include "data/shard.h"
+#include "data/shard_bert.h"
+
+namespace dense::train {
+
+namespace fs = std::filesystem;
+
+nlohmann::json Cursor::to_json() const { return {{"epoch", epoch}, {"shard", shard}, {"offset", offset}}; }
+
+Cursor Cursor::from_json(const nlohmann::json& j) {
+  Cursor c;
+  for (const char* key : {"epoch", "shard", "offset"})
+    DENSE_CHECK(j.is_object() && j.contains(key) && j[key].is_number_integer(),
+                "data cursor: '{}' is missing or not an integer", key);
+  c.epoch = j["epoch"].get<int64_t>();
+  c.shard = j["shard"].get<int64_t>();
+  c.offset = j["offset"].get<int64_t>();
+  DENSE_CHECK(c.epoch >= 0 && c.shard >= 0 && c.offset >= 0, "data cursor: negative position {}", j.dump());
+  return c;
+}
+
+std::vector<std::string> list_shards(const std::string& path) {
+  std::error_code ec;
+  DENSE_CHECK(!path.empty(), "no shard path given");
+  DENSE_CHECK(fs::exists(path, ec), "{}: no such shard file or folder", path);
+  if (!fs::is_directory(path, ec)) return {path};
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(path, ec)) {
+    const std::string ext = e.path().extension().string();
+    if (e.is_regular_file(ec) && (ext == ".hdf5" || ext == ".h5")) files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  DENSE_CHECK(!files.empty(), "{}: the folder holds no shard (*.hdf5)", path);
+  return files;
+}
+
+namespace {
+
+struct FileInfo {
+  std::string format;
+  int64_t rows = 0, seq_len = 0;
+};
+
+FileInfo probe(const std::string& path, const std::string& want_format, const std::string& vocab_hash) {
+  data::h5::quiet_errors();
+  std::string format;
+  {
+    data::h5::Id f = data::h5::open_file(path);
+    format = data::h5::read_string_attribute(f.get(), "format", path).value_or("");
+    if (format.empty()) format = data::h5::has_dataset(f.get(), "masked_lm_positions") ? "bert" : "packed";
+  }
+  DENSE_CHECK(format == "packed" || format == "bert",
+              "{}: a '{}' shard cannot feed MLM pretraining (expected packed or bert)", path, format);
+  DENSE_CHECK(want_format == "auto" || want_format == format, "{}: a '{}' shard, but data.format is '{}'", path, format,
+              want_format);
+  data::ShardExpect expect;
+  expect.vocab_hash = vocab_hash;
+  expect.allow_foreign = true;
+  expect.verify_checksum = false;  // verified when the loader reads the whole shard
+  FileInfo info;
+  info.format = format;
+  if (format == "packed") {
+    data::PackedShardReader r(path, expect);
+    info.rows = r.rows();
+    info.seq_len = r.seq_len();
+  } else {
+    data::BertShardReader r(path, expect);
+    info.rows = r.rows();
+    info.seq_len = r.seq_len();
+  }
+  return info;
+}
+
+}  // namespace
+
+// A whole shard in memory, as the batches need it.
+struct ShardLoader::Shard {
+  int64_t rows = 0, N = 0;
+  std::vector<int32_t> ids;           // packed and bert
+  std::vector<int32_t> labels;        // bert: masked_lm_labels
+  std::vector<int8_t> mask, types;    // bert
+};
+
+ShardLoader::ShardLoader(LoaderOptions options, Cursor start) : opt_(std::move(options)) {
+  DENSE_CHECK(!opt_.files.empty(), "data loader: no shard files");
+  DENSE_CHECK(opt_.batch_size >= 1, "data loader: batch size {} < 1", opt_.batch_size);
+  DENSE_CHECK(opt_.world >= 1 && opt_.rank >= 0 && opt_.rank < opt_.world, "data loader: rank {} of {}", opt_.rank,
+              opt_.world);
+  file_rows_.resize(opt_.files.size());
+  for (size_t i = 0; i < opt_.files.size(); ++i) {
+    const FileInfo info = probe(opt_.files[i], opt_.format, opt_.vocab_hash);
+    if (format_.empty()) format_ = info.format;
+    DENSE_CHECK(info.format == format_, "{}: a '{}' shard among '{}' shards ({})", opt_.files[i], info.format, format_,
+                opt_.files[0]);
+    if (seq_len_ == 0) seq_len_ = info.seq_len;
+    DENSE_CHECK(info.seq_len == seq_len_, "{}: rows of {} tokens among shards of {} ({})", opt_.files[i],
+                info.seq_len, seq_len_, opt_.files[0]);
+    file_rows_[i] = info.rows;
+    if (int64_t(i) % opt_.world == opt_.rank) {
+      my_files_.push_back(int64_t(i));
+      rows_per_epoch_ += info.rows;
+    }
+  }
+  if (opt_.seq_len > 0)
+    DENSE_CHECK(seq_len_ == opt_.seq_len, "{}: rows of {} tokens, but data.seq_len is {}", opt_.files[0], seq_len_,
+                opt_.seq_len);
+  DENSE_CHECK(!my_files_.empty(), "data loader: {} shard(s) for {} ranks leave rank {} without data",
+              opt_.files.size(), opt_.world, opt_.rank);
+  DENSE_CHECK(rows_per_epoch_ > 0, "data loader: the shards of rank {} hold no rows ({})", opt_.rank, opt_.files[0]);
+  thread_ = std::thread([this, start] { run(start); });
+}
+
+ShardLoader::~ShardLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::vector<int64_t> ShardLoader::shard_order(int64_t epoch) const {
+  std::vector<int64_t> order(my_files_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = int64_t(i);
+  if (opt_.shuffle && opt_.loop) {
+    data::PhiloxRng rng(data::mix_seed(opt_.seed, uint64_t(epoch), 0x5348415244ull));  // "SHARD"
+    rng.shuffle(order);
+  }
+  return order;
+}
+
+std::vector<int64_t> ShardLoader::row_order(int64_t epoch, int64_t file, int64_t rows) const {
+  std::vector<int64_t> order(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) order[size_t(i)] = i;
+  if (opt_.shuffle && opt_.loop) {
+    data::PhiloxRng rng(data::mix_seed(opt_.seed, uint64_t(epoch), uint64_t(file) + 1));
+    rng.shuffle(order);
+  }
+  return order;
+}
+
+void ShardLoader::run(Cursor c) {
+  try {
+    const int64_t N = seq_len_;
+    auto fresh = [&] {
+      HostBatch b;
+      b.seq_len = N;
+      b.input_ids.reserve(size_t(opt_.batch_size * N));
+      b.mlm_labels.reserve(size_t(opt_.batch_size * N));
+      return b;
+    };
+    HostBatch batch = fresh();
+    auto push = [&](HostBatch&& b) {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || int64_t(queue_.size()) < std::max<int64_t>(1, opt_.prefetch); });
+      if (stop_) return false;
+      queue_.push_back(std::move(b));
+      cv_.notify_all();
+      return true;
+    };
+    std::vector<int32_t> masked(static_cast<size_t>(N)), labels(static_cast<size_t>(N));
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stop_) return;
+      }
+      const std::vector<int64_t> order = shard_order(c.epoch);
+      if (c.shard >= int64_t(order.size())) {
+        if (!opt_.loop) break;
+        c = {c.epoch + 1, 0, 0};
+        continue;
+      }
+      const int64_t file = my_files_[size_t(order[size_t(c.shard)])];
+      const std::string& path = opt_.files[size_t(file)];
+      Shard s;
+      data::ShardExpect expect;
+      expect.vocab_hash = opt_.vocab_hash;
+      expect.seq_len = N;
+      expect.allow_foreign = true;
+      if (format_ == "packed") {
+        data::PackedShardReader r(path, expect);
+        s.rows = r.rows();
+        s.ids = r.read_all();
+      } else {
+        data::BertShardReader r(path, expect);
+        data::BertRows rows = r.read_all();
+        s.rows = rows.rows;
+        s.ids = std::move(rows.input_ids);
+        s.labels = std::move(rows.masked_lm_labels);
+        s.mask = std::move(rows.input_mask);
+        s.types = std::move(rows.segment_ids);
+      }
+      DENSE_CHECK(s.rows == file_rows_[size_t(file)], "{}: holds {} rows now, {} when the run started", path, s.rows,
+                  file_rows_[size_t(file)]);
+      const std::vector<int64_t> perm = row_order(c.epoch, file, s.rows);
+      const uint64_t epoch_seed = data::mix_seed(opt_.seed, uint64_t(c.epoch), 0x4D41534Bull);  // "MASK"
+      while (c.offset < s.rows) {
+        const int64_t row = perm[size_t(c.offset)];
+        if (batch.batch == 0) batch.epoch = c.epoch;
+        const int32_t* ids = s.ids.data() + row * N;
+        if (format_ == "packed") {
+          data::mask_packed_row(std::span<const int32_t>(ids, size_t(N)), epoch_seed,
+                                (uint64_t(file) << 32) | uint64_t(row), opt_.masking, masked, labels);
+          for (int64_t k = 0; k < N; ++k) {
+            batch.input_ids.push_back(masked[size_t(k)]);
+            batch.mlm_labels.push_back(labels[size_t(k)]);
+            batch.masked += labels[size_t(k)] >= 0;
+          }
+        } else {
+          const int32_t* lab = s.labels.data() + row * N;
+          for (int64_t k = 0; k < N; ++k) {
+            batch.input_ids.push_back(ids[k]);
+            batch.mlm_labels.push_back(lab[k]);
+            batch.masked += lab[k] >= 0;
+            batch.attention_mask.push_back(float(s.mask[size_t(row * N + k)]));
+            batch.token_type_ids.push_back(s.types[size_t(row * N + k)]);
+          }
+        }
+        ++batch.batch;
+        ++c.offset;
+        if (batch.batch == opt_.batch_size) {
+          batch.next = c;
+          if (!push(std::move(batch))) return;
+          batch = fresh();
+        }
+      }
+      c = {c.epoch, c.shard + 1, 0};
+    }
+    if (batch.batch > 0) {
+      batch.next = c;
+      if (!push(std::move(batch))) return;
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mu_);
+    error_ = std::current_exception();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  done_ = true;
+  cv_.notify_all();
+}
+
+bool ShardLoader::next(HostBatch& out) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !queue_.empty() || done_; });
+  if (!queue_.empty()) {
+    out = std::move(queue_.front());
+    queue_.pop_front();
+    cv_.notify_all();
+    return true;
+  }
+  if (error_) std::rethrow_exception(error_);
+  return false;
+}
+
+}  // namespace dense::train

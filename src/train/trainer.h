@@ -1,0 +1,46 @@
+#pragma once
+// The training loop (spec §4.5), readable top to bottom in trainer.cpp: for each optimizer step, micro-batches
+// forward + backward (gradients averaged over accumulation steps), the learning rate set before the update,
+// non-finite steps skipped (and the run stopped after too many in a row, naming the first bad tensor), the
+// update, then logging, evaluation and checkpoints when due.
+//
+// A run folder holds config.yaml (the resolved configuration), train.log, metrics.jsonl, tensorboard/ and
+// checkpoints/. Resuming from a checkpoint restores weights, optimizer state, step, data cursor and the
+// dropout RNG, so a resumed run continues bit for bit as if it had never stopped (f32, CPU).
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "train/train_config.h"
+
+namespace dense::train {
+
+struct TrainOptions {
+  std::string resume = "auto";  // auto: the newest valid checkpoint of the run, if any | none | a checkpoint folder
+  std::string init_from;        // weights only (a checkpoint folder or a model.safetensors); counters start at 0
+  int64_t stop_after_steps = 0;  // stop (with a checkpoint) after this many steps of this invocation; 0 = none
+  bool quiet = false;            // no progress line
+};
+
+struct TrainResult {
+  std::string run_dir;
+  int64_t start_step = 0;  // the step the run resumed from (0 for a fresh run)
+  int64_t steps = 0;       // the step reached
+  double last_loss = 0;    // mean training loss of the last logging interval
+  double eval_loss = -1;   // the last evaluation (-1: none)
+  double eval_accuracy = -1;
+  int64_t skipped_steps = 0;  // non-finite steps skipped
+  std::string last_checkpoint;
+  bool interrupted = false;  // stopped by SIGINT/SIGTERM (after saving a checkpoint)
+};
+
+// Runs training; throws dense::Error on bad configs, data or checkpoints.
+TrainResult train(const TrainConfig& config, const TrainOptions& options = {});
+
+// Set by SIGINT/SIGTERM handlers (installed by dense-train): the loop finishes its step, saves and returns.
+std::atomic<bool>& stop_requested();
+
+// The run folder of a config (run_dir, or runs/<name>).
+std::string run_dir_of(const TrainConfig& config);
+
+}  // namespace dense::train

@@ -1,0 +1,271 @@
+// The trainer's data loader and checkpoints on real shards and real files: every row once per epoch, exact
+// resume from a cursor, fresh masks per epoch, validation passes, rank splits, clear errors; checkpoints that
+// round-trip, refuse corruption, survive SIGKILL mid-write, and prune as configured.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "data/prep_pretrain.h"
+#include "data/vocab.h"
+#include "test_files.h"
+#include "train/checkpoint.h"
+#include "train/data_loader.h"
+
+namespace fs = std::filesystem;
+using namespace dense;
+using namespace dense::train;
+using dense::testing::contains;
+using dense::testing::error_of;
+using dense::testing::temp_dir;
+using dense::testing::write_bytes;
+
+namespace {
+
+const std::string kVocab = std::string(DENSE_TEST_DATA_DIR) + "/wordpiece_vocab_small.txt";
+const std::string kWikiValid = std::string(DENSE_SHARED_DIR) + "/data/wikitext-2/valid.txt";
+
+// Packed shards of WikiText-2 valid: N = 32, 700 rows per shard (several shards, the last one shorter).
+std::string make_shards(const std::string& dir, data::PretrainFormat format = data::PretrainFormat::kPacked) {
+  data::PretrainPrepConfig c;
+  c.inputs = {kWikiValid};
+  c.corpus.format = data::CorpusFormat::WikiText;
+  c.vocab_path = kVocab;
+  c.format = format;
+  c.seq_len = 32;
+  c.shard_rows = 700;
+  c.max_rows = format == data::PretrainFormat::kPacked ? 2500 : 0;
+  c.out_dir = dir;
+  c.progress.enabled = false;
+  data::prepare_pretraining(c);
+  return dir;
+}
+
+LoaderOptions options(const std::string& dir, int64_t batch) {
+  LoaderOptions o;
+  o.files = list_shards(dir);
+  o.batch_size = batch;
+  o.seed = 11;
+  o.masking.vocab_size = data::Vocab::load(kVocab).size();
+  o.masking.mask_id = 4;
+  o.masking.never_mask = {2, 3};
+  return o;
+}
+
+// The unmasked row behind a masked one: labels hold the original id where a position was chosen.
+std::vector<int64_t> original_row(const HostBatch& b, int64_t r) {
+  std::vector<int64_t> row(size_t(b.seq_len));
+  for (int64_t k = 0; k < b.seq_len; ++k) {
+    const size_t at = size_t(r * b.seq_len + k);
+    row[size_t(k)] = b.mlm_labels[at] >= 0 ? b.mlm_labels[at] : b.input_ids[at];
+  }
+  return row;
+}
+
+}  // namespace
+
+TEST(TrainData, OneEpochVisitsEveryRowOnceAndMasksAboutFifteenPercent) {
+  const std::string dir = make_shards(temp_dir() + "/shards");
+  ShardLoader loader(options(dir, 64));
+  EXPECT_EQ(loader.rows_per_epoch(), 2500);
+  EXPECT_EQ(loader.format(), "packed");
+  std::multiset<std::vector<int64_t>> seen;
+  int64_t masked = 0, tokens = 0;
+  HostBatch b;
+  while (int64_t(seen.size()) < 2500) {
+    ASSERT_TRUE(loader.next(b));
+    for (int64_t r = 0; r < b.batch && int64_t(seen.size()) < 2500; ++r) seen.insert(original_row(b, r));
+    masked += b.masked;
+    tokens += b.batch * b.seq_len;
+  }
+  // Every row of the shards exactly once.
+  std::multiset<std::vector<int64_t>> expected;
+  for (const auto& f : list_shards(dir)) {
+    data::PackedShardReader r(f);
+    const auto ids = r.read_all();
+    for (int64_t i = 0; i < r.rows(); ++i) expected.insert(std::vector<int64_t>(ids.begin() + i * 32, ids.begin() + (i + 1) * 32));
+  }
+  EXPECT_EQ(seen, expected);
+  EXPECT_NEAR(double(masked) / double(tokens), 0.15, 0.01);
+}
+
+TEST(TrainData, ResumingFromACursorGivesExactlyTheSameBatches) {
+  const std::string dir = make_shards(temp_dir() + "/shards");
+  ShardLoader a(options(dir, 48));
+  std::vector<HostBatch> straight(90);  // crosses shard boundaries and the epoch boundary (2500 / 48 = 52)
+  for (auto& b : straight) ASSERT_TRUE(a.next(b));
+  for (int cut : {1, 14, 51, 52, 60}) {
+    ShardLoader b(options(dir, 48), straight[size_t(cut - 1)].next);
+    for (size_t i = size_t(cut); i < straight.size(); ++i) {
+      HostBatch x;
+      ASSERT_TRUE(b.next(x));
+      ASSERT_EQ(x.input_ids, straight[i].input_ids) << "cut " << cut << " batch " << i;
+      ASSERT_EQ(x.mlm_labels, straight[i].mlm_labels) << "cut " << cut << " batch " << i;
+    }
+  }
+  // Epoch 1 has another order and other masks than epoch 0.
+  EXPECT_GT(straight[60].epoch, 0);
+  EXPECT_NE(straight[0].input_ids, straight[53].input_ids);
+}
+
+TEST(TrainData, ValidationIsOnePassInFileOrder) {
+  const std::string dir = make_shards(temp_dir() + "/shards");
+  LoaderOptions o = options(dir, 100);
+  o.loop = false;
+  o.shuffle = false;
+  ShardLoader loader(o);
+  HostBatch b;
+  int64_t rows = 0, batches = 0;
+  std::vector<int64_t> first;
+  while (loader.next(b)) {
+    if (batches == 0) first = original_row(b, 0);
+    rows += b.batch;
+    ++batches;
+  }
+  EXPECT_EQ(rows, 2500);
+  EXPECT_EQ(batches, 25);
+  data::PackedShardReader r(list_shards(dir)[0]);
+  const auto ids = r.read(0, 1);
+  EXPECT_EQ(first, std::vector<int64_t>(ids.begin(), ids.end()));
+  // Two validation passes draw the same masks.
+  ShardLoader again(o);
+  HostBatch c;
+  ASSERT_TRUE(again.next(c));
+  ShardLoader third(o);
+  HostBatch d;
+  ASSERT_TRUE(third.next(d));
+  EXPECT_EQ(c.input_ids, d.input_ids);
+}
+
+TEST(TrainData, RanksSplitTheShards) {
+  const std::string dir = make_shards(temp_dir() + "/shards");
+  LoaderOptions r0 = options(dir, 10), r1 = options(dir, 10);
+  r0.world = r1.world = 2;
+  r1.rank = 1;
+  ShardLoader a(r0), b(r1);
+  EXPECT_EQ(a.rows_per_epoch() + b.rows_per_epoch(), 2500);
+  EXPECT_EQ(a.rows_per_epoch(), 1400);  // shards 0 and 2 (700 each); rank 1: 700 + 400
+}
+
+TEST(TrainData, BertShardsBringTheirStaticMasksAndSegments) {
+  const std::string dir = make_shards(temp_dir() + "/bert", data::PretrainFormat::kBert);
+  ShardLoader loader(options(dir, 16));
+  EXPECT_EQ(loader.format(), "bert");
+  HostBatch b;
+  ASSERT_TRUE(loader.next(b));
+  ASSERT_EQ(b.attention_mask.size(), size_t(16 * 32));
+  ASSERT_EQ(b.token_type_ids.size(), size_t(16 * 32));
+  EXPECT_GT(b.masked, 0);
+  for (int64_t r = 0; r < b.batch; ++r) EXPECT_EQ(b.input_ids[size_t(r * 32)], 2);  // [CLS]
+  // Padding is never a prediction target.
+  for (size_t i = 0; i < b.mlm_labels.size(); ++i)
+    if (b.attention_mask[i] == 0) {
+      EXPECT_EQ(b.mlm_labels[i], -1);
+    }
+}
+
+TEST(TrainData, ClearErrors) {
+  const std::string dir = make_shards(temp_dir() + "/shards");
+  LoaderOptions o = options(dir, 8);
+  o.format = "bert";
+  EXPECT_TRUE(contains(error_of([&] { ShardLoader l(o); }), "data.format is 'bert'"));
+  o = options(dir, 8);
+  o.vocab_hash = std::string(64, 'a');
+  EXPECT_TRUE(contains(error_of([&] { ShardLoader l(o); }), "vocab_hash"));
+  o = options(dir, 8);
+  o.seq_len = 64;
+  EXPECT_TRUE(contains(error_of([&] { ShardLoader l(o); }), "data.seq_len is 64"));
+  EXPECT_TRUE(contains(error_of([&] { list_shards(dir + "/nothing"); }), "no such shard"));
+  fs::create_directories(dir + "/empty");
+  EXPECT_TRUE(contains(error_of([&] { list_shards(dir + "/empty"); }), "holds no shard"));
+  // A shard damaged after the run started is an error at the batch that needs it, naming the file.
+  o = options(dir, 8);
+  ShardLoader loader(o);
+  for (const auto& f : list_shards(dir)) fs::resize_file(f, 4096);
+  HostBatch b;
+  const std::string e = error_of([&] {
+    for (int i = 0; i < 1000; ++i) loader.next(b);
+  });
+  EXPECT_TRUE(contains(e, ".hdf5")) << e;
+}
+
+namespace {
+
+CheckpointData sample_checkpoint(int64_t step, int64_t numel = 1000) {
+  CheckpointData d;
+  std::vector<float> w(static_cast<size_t>(numel));
+  for (int64_t i = 0; i < numel; ++i) w[size_t(i)] = float(std::sin(double(i + step)));
+  d.model.emplace_back("encoder.layer.0.attention.query.weight", Tensor::from_vector(w, {numel}, DType::F32));
+  d.optimizer.emplace_back("exp_avg", Tensor::from_vector(w, {numel}, DType::F32));
+  d.state = {{"step", step}, {"cursor", Cursor{1, 2, 3}.to_json()}};
+  return d;
+}
+
+}  // namespace
+
+TEST(Checkpoint, RoundTripAndCorruptionIsRefused) {
+  const std::string dir = temp_dir();
+  const std::string folder = save_checkpoint(dir, 7, sample_checkpoint(7));
+  EXPECT_EQ(fs::path(folder).filename(), "step-00000007");
+  const CheckpointData d = load_checkpoint(folder);
+  EXPECT_EQ(d.state["step"], 7);
+  EXPECT_EQ(Cursor::from_json(d.state["cursor"]), (Cursor{1, 2, 3}));
+  const Tensor& w = d.model.at(0).second;
+  EXPECT_EQ(w.data<float>()[5], float(std::sin(12.0)));
+  // One flipped byte in the weights, then a truncated optimizer file.
+  {
+    std::string bytes = dense::testing::read_bytes(folder + "/model.safetensors");
+    bytes[bytes.size() - 3] ^= 0x40;
+    write_bytes(folder + "/model.safetensors", bytes);
+  }
+  EXPECT_TRUE(contains(error_of([&] { load_checkpoint(folder); }), "model.safetensors: CRC-32"));
+  save_checkpoint(dir, 7, sample_checkpoint(7));  // replaced atomically
+  load_checkpoint(folder);
+  fs::resize_file(folder + "/optimizer.safetensors", 100);
+  EXPECT_TRUE(contains(error_of([&] { load_checkpoint(folder); }), "truncated"));
+}
+
+TEST(Checkpoint, LatestSkipsBrokenOnesAndPruningKeepsWhatWasAsked) {
+  const std::string dir = temp_dir();
+  for (int64_t s : {100, 200, 300, 400, 500}) save_checkpoint(dir, s, sample_checkpoint(s, 10));
+  fs::remove(dir + "/step-00000500/checksums.json");
+  const CheckpointScan scan = find_latest_checkpoint(dir);
+  EXPECT_EQ(scan.latest_step, 400);
+  ASSERT_EQ(scan.warnings.size(), 1u);
+  EXPECT_TRUE(contains(scan.warnings[0], "step-00000500"));
+  const auto removed = prune_checkpoints(dir, 2, 200);
+  EXPECT_EQ(list_checkpoints(dir), (std::vector<int64_t>{200, 400, 500}));
+  EXPECT_EQ(removed.size(), 2u);
+  // Temporaries of dead processes go; a checkpoint moved aside by a dead save comes back.
+  fs::create_directories(dir + "/step-00000600.tmp-999999999");
+  fs::rename(dir + "/step-00000400", dir + "/step-00000400.old-999999999");
+  EXPECT_EQ(remove_stale_checkpoint_temporaries(dir), 1);
+  EXPECT_EQ(list_checkpoints(dir), (std::vector<int64_t>{200, 400, 500}));
+}
+
+TEST(Checkpoint, SigkillDuringAWriteNeverLeavesALoadableCorruptCheckpoint) {
+  const std::string dir = temp_dir();
+  save_checkpoint(dir, 1, sample_checkpoint(1, 1 << 20));
+  for (int round = 0; round < 6; ++round) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      for (int64_t s = 2;; ++s) save_checkpoint(dir, s, sample_checkpoint(s, 1 << 20));
+    }
+    ::usleep(useconds_t(20000 + 37000 * round));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    remove_stale_checkpoint_temporaries(dir);
+    const CheckpointScan scan = find_latest_checkpoint(dir);
+    ASSERT_FALSE(scan.latest.empty());
+    EXPECT_TRUE(scan.warnings.empty()) << scan.warnings[0];
+    const CheckpointData d = load_checkpoint(scan.latest);
+    EXPECT_EQ(d.state["step"], scan.latest_step);
+    for (const auto& e : fs::directory_iterator(dir)) EXPECT_FALSE(contains(e.path().string(), ".tmp-")) << e.path();
+  }
+}
