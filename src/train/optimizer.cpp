@@ -1,0 +1,376 @@
+#include "train/optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+#include "core/error.h"
+
+namespace dense::train {
+
+namespace {
+
+// Elements per block of every loop here. Blocks never straddle two ranges, so per-parameter reductions
+// (LAMB's norms) are sums of whole blocks; the block layout depends only on the ranges, never on the thread
+// count, which is what makes the results thread-count independent.
+constexpr int64_t kBlock = 4096;
+// Below this many elements a parallel region costs more than it saves.
+constexpr int64_t kParallelMin = 32768;
+
+struct Block {
+  int64_t range = 0, begin = 0, end = 0;
+};
+
+std::vector<Block> make_blocks(const std::vector<ParamRange>& ranges) {
+  std::vector<Block> blocks;
+  for (size_t r = 0; r < ranges.size(); ++r)
+    for (int64_t b = ranges[r].offset; b < ranges[r].offset + ranges[r].numel; b += kBlock)
+      blocks.push_back({int64_t(r), b, std::min(b + kBlock, ranges[r].offset + ranges[r].numel)});
+  return blocks;
+}
+
+void check_betas(const std::array<double, 2>& betas) {
+  for (double b : betas)
+    if (!(b >= 0.0 && b < 1.0))
+      DENSE_FAIL("training.optimizer.betas: [{}, {}]: each must be in [0, 1)", betas[0], betas[1]);
+}
+
+void check_weight_decay(double wd) {
+  if (!(wd >= 0.0) || !std::isfinite(wd))
+    DENSE_FAIL("training.optimizer.weight_decay: {} must be a finite number >= 0", wd);
+}
+
+// Calls f(T{}) for the storage types the optimizer updates.
+template <typename F>
+void dispatch_master(DType t, const char* what, F&& f) {
+  switch (t) {
+    case DType::F32: f(float{}); return;
+    case DType::F64: f(double{}); return;
+    default: DENSE_FAIL("optimizer: {} are {}; master values and gradients must be f32 or f64", what, dtype_name(t));
+  }
+}
+
+// The moments (exp_avg, exp_avg_sq) and their checkpoint plumbing, shared by AdamW and LAMB.
+class AdamFamily : public Optimizer {
+ public:
+  AdamFamily(const OptimizerConfig& config, std::vector<ParamRange> ranges, int64_t numel)
+      : Optimizer(config, std::move(ranges), numel), blocks_(make_blocks(ranges_)) {
+    exp_avg_ = Tensor::zeros({numel_}, DType::F32);
+    exp_avg_sq_ = Tensor::zeros({numel_}, DType::F32);
+  }
+
+  std::vector<std::pair<std::string, Tensor>> state() const override {
+    return {{"exp_avg", exp_avg_}, {"exp_avg_sq", exp_avg_sq_}};
+  }
+
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& state, int64_t steps) override {
+    DENSE_CHECK(steps >= 0, "optimizer state: step count {} is negative", steps);
+    const Tensor* found[2] = {nullptr, nullptr};
+    const char* names[2] = {"exp_avg", "exp_avg_sq"};
+    for (const auto& [name, t] : state) {
+      int k = name == names[0] ? 0 : name == names[1] ? 1 : -1;
+      if (k < 0) DENSE_FAIL("optimizer state: unexpected tensor '{}' ({} expects exp_avg, exp_avg_sq)", name, type_);
+      if (found[k]) DENSE_FAIL("optimizer state: tensor '{}' given twice", name);
+      if (!t.defined()) DENSE_FAIL("optimizer state: tensor '{}' is undefined", name);
+      if (t.shape() != Shape{numel_})
+        DENSE_FAIL("optimizer state: tensor '{}' has shape {}, expected [{}] (the parameter arena)", name,
+                   shape_str(t.shape()), numel_);
+      if (t.dtype() != DType::F32 && t.dtype() != DType::F64)
+        DENSE_FAIL("optimizer state: tensor '{}' is {}, expected f32 or f64", name, dtype_name(t.dtype()));
+      found[k] = &t;
+    }
+    for (int k = 0; k < 2; ++k)
+      if (!found[k]) DENSE_FAIL("optimizer state: tensor '{}' is missing", names[k]);
+    // All checks first, so that a failed load leaves the optimizer as it was.
+    exp_avg_.copy_(*found[0]);
+    exp_avg_sq_.copy_(*found[1]);
+    steps_ = steps;
+  }
+
+ protected:
+  // Checks the arguments, converts the moments to the values' dtype if needed, counts the step.
+  void begin_step(const Tensor& values, const Tensor& grads, double lr) {
+    check_step_args(values, grads, lr);
+    if (exp_avg_.dtype() != values.dtype()) {
+      exp_avg_ = exp_avg_.to(values.dtype());
+      exp_avg_sq_ = exp_avg_sq_.to(values.dtype());
+    }
+    ++steps_;
+  }
+
+  std::vector<Block> blocks_;
+  Tensor exp_avg_, exp_avg_sq_;
+};
+
+// torch.optim.AdamW (torch 1.13 _single_tensor_adamw), operation for operation:
+//   p *= 1 - lr*wd;  m = m*b1 + (1-b1)*g;  v = v*b2 + ((1-b2)*g)*g;
+//   p += ((-lr/bc1) * m) / (sqrt(v)/sqrt(bc2) + eps)
+// The spec §4.1 form (the engine's fused AdamW mode), p -= lr*(mhat/(sqrt(vhat)+eps) + wd*p), is the same
+// function of the old p, m, v and g; only the rounding differs (torch decays first, then adds the Adam
+// step). We follow torch's order because parity is checked against torch.optim.AdamW. eps is used as given,
+// no clamping: the paper's 1e-16 relies on Adam's scale invariance in the first steps.
+class AdamW final : public AdamFamily {
+ public:
+  using AdamFamily::AdamFamily;
+
+  void step(Tensor& values, const Tensor& grads, double lr) override {
+    begin_step(values, grads, lr);
+    const double b1 = betas_[0], b2 = betas_[1], eps = eps_;
+    const double bc1 = 1.0 - std::pow(b1, double(steps_));
+    const double bc2_sqrt = std::sqrt(1.0 - std::pow(b2, double(steps_)));
+    const double step_size = lr / bc1;
+    const double decay_factor = 1.0 - lr * weight_decay_;
+    dispatch_master(values.dtype(), "values", [&](auto tag) {
+      using T = decltype(tag);
+      T* p = values.data<T>();
+      const T* g = grads.data<T>();
+      T* m = exp_avg_.data<T>();
+      T* v = exp_avg_sq_.data<T>();
+      const int64_t nblocks = int64_t(blocks_.size());
+#pragma omp parallel for schedule(static) if (numel_ > kParallelMin)
+      for (int64_t bi = 0; bi < nblocks; ++bi) {
+        const Block& blk = blocks_[size_t(bi)];
+        const double factor = ranges_[size_t(blk.range)].decay ? decay_factor : 1.0;
+        for (int64_t i = blk.begin; i < blk.end; ++i) {
+          const double gi = double(g[i]);
+          const double pi = double(p[i]) * factor;
+          const double mi = double(m[i]) * b1 + (1.0 - b1) * gi;
+          const double vi = double(v[i]) * b2 + (1.0 - b2) * gi * gi;
+          const double denom = std::sqrt(vi) / bc2_sqrt + eps;
+          p[i] = T(pi + (-step_size) * mi / denom);
+          m[i] = T(mi);
+          v[i] = T(vi);
+        }
+      }
+    });
+  }
+};
+
+// LAMB (You et al. 2019, Algorithm 2, as NVIDIA apex FusedLAMB with bias correction): the bias-corrected
+// Adam direction plus decoupled decay, u = (m/bc1) / (sqrt(v/bc2) + eps) + wd*p, scaled per parameter by
+// the trust ratio r = ||p|| / ||u|| (1 when either norm is 0): p -= lr*r*u. No clamping of ||p|| (the
+// paper's phi is the identity here, as in apex), and the ratio applies to every parameter, no-decay ones
+// included (apex's use_nvlamb; plain apex skips the ratio where wd = 0). apex's built-in global gradient
+// clipping is not part of the step: that is clip_grad_norm, under training.clip_grad_norm.
+class Lamb final : public AdamFamily {
+ public:
+  using AdamFamily::AdamFamily;
+
+  void step(Tensor& values, const Tensor& grads, double lr) override {
+    begin_step(values, grads, lr);
+    const double b1 = betas_[0], b2 = betas_[1], eps = eps_;
+    const double bc1 = 1.0 - std::pow(b1, double(steps_));
+    const double bc2 = 1.0 - std::pow(b2, double(steps_));
+    const int64_t nblocks = int64_t(blocks_.size());
+    std::vector<double> p_sq(size_t(nblocks), 0.0), u_sq(size_t(nblocks), 0.0);
+    std::vector<double> ratio(ranges_.size(), 1.0);
+    dispatch_master(values.dtype(), "values", [&](auto tag) {
+      using T = decltype(tag);
+      T* p = values.data<T>();
+      const T* g = grads.data<T>();
+      T* m = exp_avg_.data<T>();
+      T* v = exp_avg_sq_.data<T>();
+      // u is recomputed in the second pass from the stored (rounded) moments instead of kept in a third
+      // arena-sized buffer; the first pass computes it from the same rounded values, so both agree bitwise.
+      auto update = [&](int64_t i, double wd) {
+        const double mhat = double(m[i]) / bc1, vhat = double(v[i]) / bc2;
+        return mhat / (std::sqrt(vhat) + eps) + wd * double(p[i]);
+      };
+#pragma omp parallel for schedule(static) if (numel_ > kParallelMin)
+      for (int64_t bi = 0; bi < nblocks; ++bi) {
+        const Block& blk = blocks_[size_t(bi)];
+        const double wd = ranges_[size_t(blk.range)].decay ? weight_decay_ : 0.0;
+        double ps = 0.0, us = 0.0;
+        for (int64_t i = blk.begin; i < blk.end; ++i) {
+          const double gi = double(g[i]);
+          m[i] = T(double(m[i]) * b1 + (1.0 - b1) * gi);
+          v[i] = T(double(v[i]) * b2 + (1.0 - b2) * gi * gi);
+          const double pi = double(p[i]), ui = update(i, wd);
+          ps += pi * pi;
+          us += ui * ui;
+        }
+        p_sq[size_t(bi)] = ps;
+        u_sq[size_t(bi)] = us;
+      }
+      // A range's blocks are consecutive: sum them in order.
+      for (int64_t bi = 0; bi < nblocks;) {
+        const int64_t r = blocks_[size_t(bi)].range;
+        double ps = 0.0, us = 0.0;
+        for (; bi < nblocks && blocks_[size_t(bi)].range == r; ++bi) {
+          ps += p_sq[size_t(bi)];
+          us += u_sq[size_t(bi)];
+        }
+        const double pn = std::sqrt(ps), un = std::sqrt(us);
+        ratio[size_t(r)] = pn > 0.0 && un > 0.0 ? pn / un : 1.0;
+      }
+#pragma omp parallel for schedule(static) if (numel_ > kParallelMin)
+      for (int64_t bi = 0; bi < nblocks; ++bi) {
+        const Block& blk = blocks_[size_t(bi)];
+        const double wd = ranges_[size_t(blk.range)].decay ? weight_decay_ : 0.0;
+        const double alpha = -(lr * ratio[size_t(blk.range)]);
+        for (int64_t i = blk.begin; i < blk.end; ++i) p[i] = T(double(p[i]) + alpha * update(i, wd));
+      }
+    });
+  }
+};
+
+// Halves widen through float; f32 and f64 widen directly.
+template <typename T>
+inline double to_double(T x) {
+  if constexpr (std::is_same_v<T, double>) return x;
+  else return double(float(x));
+}
+
+template <typename T>
+double sum_squares(const T* x, int64_t n) {
+  const int64_t nblocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> partial(size_t(nblocks), 0.0);
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t b = 0; b < nblocks; ++b) {
+    double acc = 0.0;
+    for (int64_t i = b * kBlock, e = std::min(n, (b + 1) * kBlock); i < e; ++i) {
+      const double v = to_double(x[i]);
+      acc += v * v;
+    }
+    partial[size_t(b)] = acc;
+  }
+  double total = 0.0;
+  for (double v : partial) total += v;
+  return total;
+}
+
+template <typename T>
+void scale_in_place(T* x, int64_t n, double coef) {
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>) x[i] = T(double(x[i]) * coef);
+    else x[i] = T(float(to_double(x[i]) * coef));
+  }
+}
+
+void check_cpu_contiguous(const Tensor& t, const char* what) {
+  DENSE_CHECK(t.defined(), "{}: undefined tensor", what);
+  DENSE_CHECK(t.device().is_cpu(), "{}: {} must be on the CPU", what, t.str());
+  DENSE_CHECK(t.is_contiguous(), "{}: {} must be contiguous", what, t.str());
+}
+
+}  // namespace
+
+// ---- parameter groups -------------------------------------------------------------------------------
+
+std::vector<ParamRange> parameter_groups(const nn::ParameterSet& params, const OptimizerConfig& config) {
+  std::vector<ParamRange> ranges;
+  for (const auto& p : params.all()) {
+    const bool norm_or_bias = p.kind == nn::ParamKind::Bias || p.kind == nn::ParamKind::Gain;
+    const bool embedding = p.kind == nn::ParamKind::Embedding || p.name.rfind("embeddings.", 0) == 0;
+    const bool pooler = p.name.rfind("pooler.", 0) == 0;
+    const bool no_decay = norm_or_bias || (config.no_decay_embeddings && embedding) ||
+                          (config.no_decay_pooler && pooler);
+    ranges.push_back({p.name, p.arena_offset, shape_numel(p.shape), !no_decay});
+  }
+  return ranges;
+}
+
+void validate_optimizer_config(const OptimizerConfig& c) {
+  if (c.type != "adamw" && c.type != "lamb")
+    DENSE_FAIL("training.optimizer.type: '{}' is not one of adamw, lamb", c.type);
+  if (!(c.learning_rate >= 0.0) || !std::isfinite(c.learning_rate))
+    DENSE_FAIL("training.optimizer.learning_rate: {} must be a finite number >= 0", c.learning_rate);
+  check_betas(c.betas);
+  if (!(c.eps >= 0.0) || !std::isfinite(c.eps))
+    DENSE_FAIL("training.optimizer.eps: {} must be a finite number >= 0", c.eps);
+  check_weight_decay(c.weight_decay);
+}
+
+// ---- Optimizer ---------------------------------------------------------------------------------------
+
+Optimizer::Optimizer(const OptimizerConfig& config, std::vector<ParamRange> ranges, int64_t numel)
+    : type_(config.type),
+      betas_(config.betas),
+      eps_(config.eps),
+      weight_decay_(config.weight_decay),
+      ranges_(std::move(ranges)),
+      numel_(numel) {}
+
+Optimizer::~Optimizer() = default;
+
+std::unique_ptr<Optimizer> Optimizer::create(const OptimizerConfig& config, std::vector<ParamRange> ranges,
+                                             int64_t numel) {
+  validate_optimizer_config(config);
+  DENSE_CHECK(numel >= 0, "optimizer: arena size {} is negative", numel);
+  std::vector<std::pair<int64_t, int64_t>> spans;  // (offset, index) sorted, for the overlap check
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const ParamRange& r = ranges[i];
+    DENSE_CHECK(r.offset >= 0 && r.numel >= 0 && r.offset + r.numel <= numel,
+                "optimizer: parameter '{}' [{}, {}) lies outside the arena of {} elements (the arena size is "
+                "values().numel(), padding included)", r.name, r.offset,
+                r.offset + r.numel, numel);
+    spans.emplace_back(r.offset, int64_t(i));
+  }
+  std::sort(spans.begin(), spans.end());
+  for (size_t k = 1; k < spans.size(); ++k) {
+    const ParamRange& a = ranges[size_t(spans[k - 1].second)];
+    const ParamRange& b = ranges[size_t(spans[k].second)];
+    DENSE_CHECK(a.offset + a.numel <= b.offset || a.numel == 0 || b.numel == 0,
+                "optimizer: parameters '{}' and '{}' overlap in the arena", a.name, b.name);
+  }
+  if (config.type == "lamb") return std::make_unique<Lamb>(config, std::move(ranges), numel);
+  return std::make_unique<AdamW>(config, std::move(ranges), numel);
+}
+
+void Optimizer::set_weight_decay(double wd) {
+  check_weight_decay(wd);
+  weight_decay_ = wd;
+}
+
+void Optimizer::set_betas(std::array<double, 2> betas) {
+  check_betas(betas);
+  betas_ = betas;
+}
+
+void Optimizer::check_step_args(const Tensor& values, const Tensor& grads, double lr) const {
+  check_cpu_contiguous(values, "optimizer values");
+  check_cpu_contiguous(grads, "optimizer grads");
+  DENSE_CHECK(values.numel() == numel_ && grads.numel() == numel_,
+              "optimizer: values has {} and grads {} elements, the optimizer was made for {}", values.numel(),
+              grads.numel(), numel_);
+  DENSE_CHECK(values.dtype() == grads.dtype(), "optimizer: values are {} but grads are {}",
+              dtype_name(values.dtype()), dtype_name(grads.dtype()));
+  dispatch_master(values.dtype(), "values", [](auto) {});
+  DENSE_CHECK(lr >= 0.0 && std::isfinite(lr), "optimizer: learning rate {} must be a finite number >= 0", lr);
+}
+
+// ---- gradient norm -----------------------------------------------------------------------------------
+
+double global_grad_norm(const Tensor& grads) {
+  check_cpu_contiguous(grads, "global_grad_norm");
+  const int64_t n = grads.numel();
+  double ss = 0.0;
+  switch (grads.dtype()) {
+    case DType::F64: ss = sum_squares(grads.data<double>(), n); break;
+    case DType::F32: ss = sum_squares(grads.data<float>(), n); break;
+    case DType::BF16: ss = sum_squares(grads.data<bf16>(), n); break;
+    case DType::F16: ss = sum_squares(grads.data<f16>(), n); break;
+    default: DENSE_FAIL("global_grad_norm: gradients are {}, expected a floating dtype", dtype_name(grads.dtype()));
+  }
+  return std::sqrt(ss);
+}
+
+double clip_grad_norm(Tensor& grads, double max_norm) {
+  const double norm = global_grad_norm(grads);
+  if (!(max_norm > 0.0) || !std::isfinite(norm)) return norm;
+  // The 1e-6 is torch.nn.utils.clip_grad_norm_'s, so clipped gradients match torch's.
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef >= 1.0) return norm;
+  const int64_t n = grads.numel();
+  switch (grads.dtype()) {
+    case DType::F64: scale_in_place(grads.data<double>(), n, coef); break;
+    case DType::F32: scale_in_place(grads.data<float>(), n, coef); break;
+    case DType::BF16: scale_in_place(grads.data<bf16>(), n, coef); break;
+    case DType::F16: scale_in_place(grads.data<f16>(), n, coef); break;
+    default: break;  // global_grad_norm rejected it
+  }
+  return norm;
+}
+
+}  // namespace dense::train
