@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set-up (packages, Release build), then every test: the Release suite (unit tests, PyTorch parity, the
-# reference's self-test) and the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# reference's self-test), a few seconds of fuzzing per data-layer parser, and the unit tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
 #   DENSE_SKIP_SANITIZE=1  skip the sanitizer build (faster local runs)
+#   DENSE_SKIP_FUZZ=1      skip the short libFuzzer runs of the data-layer parsers (scripts/fuzz.sh, clang)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
@@ -12,6 +14,11 @@ scripts/setup.sh
 scripts/fetch_vocab.sh data/vocab || echo "test.sh: warning: could not fetch the BERT vocab; full-vocab tests will skip"
 echo "== Release tests"
 ctest --test-dir build --output-on-failure -j "$JOBS" --timeout 900
+
+if [ "${DENSE_SKIP_FUZZ:-0}" != "1" ]; then
+  echo "== Fuzzing (data-layer parsers)"
+  scripts/fuzz.sh
+fi
 
 if [ "${DENSE_SKIP_SANITIZE:-0}" != "1" ]; then
   echo "== ASan + UBSan unit tests"
