@@ -1,12 +1,11 @@
 #include "core/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+
+#include "core/file_io.h"
 
 namespace dense {
 
@@ -30,16 +29,6 @@ DType parse_st_dtype(const std::string& s, const std::string& where) {
   for (DType t : {DType::F64, DType::F32, DType::BF16, DType::F16, DType::I64, DType::I32, DType::I8, DType::U8})
     if (s == st_dtype(t)) return t;
   DENSE_FAIL("{}: unsupported dtype '{}' (supported: F64, F32, BF16, F16, I64, I32, I8, U8)", where, s);
-}
-
-void write_all(int fd, const void* data, size_t n, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    DENSE_CHECK(w > 0, "{}: write failed: {}", path, std::strerror(errno));
-    p += w;
-    n -= size_t(w);
-  }
 }
 
 }  // namespace
@@ -148,28 +137,17 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   }
   std::string h = header.dump();
   while (h.size() % 8 != 0) h.push_back(' ');
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  DENSE_CHECK(fd >= 0, "{}: cannot create: {}", tmp, std::strerror(errno));
-  try {
-    unsigned char len_bytes[8];
-    uint64_t len = h.size();
-    for (int i = 0; i < 8; ++i) len_bytes[i] = (unsigned char)((len >> (8 * i)) & 0xff);
-    write_all(fd, len_bytes, 8, tmp);
-    write_all(fd, h.data(), h.size(), tmp);
-    for (const auto& [name, t] : tensors) {
-      const Tensor host = t.to(Device::cpu()).contiguous();
-      write_all(fd, host.raw_data(), host.nbytes(), tmp);
-    }
-    DENSE_CHECK(::fsync(fd) == 0, "{}: fsync failed: {}", tmp, std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    std::remove(tmp.c_str());
-    throw;
+  AtomicFileWriter out(path);  // removes its temporary if anything below throws
+  unsigned char len_bytes[8];
+  const uint64_t len = h.size();
+  for (int i = 0; i < 8; ++i) len_bytes[i] = (unsigned char)((len >> (8 * i)) & 0xff);
+  out.write(len_bytes, 8);
+  out.write(h);
+  for (const auto& [name, t] : tensors) {
+    const Tensor host = t.to(Device::cpu()).contiguous();
+    out.write(host.raw_data(), host.nbytes());
   }
-  ::close(fd);
-  DENSE_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "{}: cannot rename {} into place: {}", path, tmp,
-              std::strerror(errno));
+  out.commit();
 }
 
 }  // namespace dense

@@ -4,9 +4,9 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace dense::data::lra {
 
@@ -170,32 +170,16 @@ GrayImage decode_png_gray(std::string_view bytes, const std::string& name) {
   return img;
 }
 
-std::string read_binary_file(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) DENSE_FAIL("{}: file not found", path.string());
-  std::ifstream f(path, std::ios::binary);
-  if (!f) DENSE_FAIL("{}: cannot open for reading", path.string());
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) DENSE_FAIL("{}: read error", path.string());
-  return s;
-}
+std::string read_binary_file(const std::filesystem::path& path) { return dense::read_file(path); }
 
 void write_binary_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
-  const auto tmp = std::filesystem::path(path.string() + ".tmp");
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) DENSE_FAIL("{}: cannot open for writing", tmp.string());
-    f.write(bytes.data(), std::streamsize(bytes.size()));
-    f.flush();
-    if (!f) DENSE_FAIL("{}: write failed", tmp.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) DENSE_FAIL("{}: cannot rename into place: {}", path.string(), ec.message());
+  dense::write_file_atomic(path, bytes);
 }
 
 void write_png_gray(const std::filesystem::path& path, const GrayImage& image, int level) {
-  write_binary_file_atomic(path, encode_png_gray(image, level));
+  // Pathfinder writes hundreds of thousands of these: an fsync each (about 0.8 ms on ext4 here, 15x the write
+  // itself) would add minutes to a data set. They stay atomic, as before, without the fsync.
+  dense::write_file_atomic(path, encode_png_gray(image, level), Durability::RenameOnly);
 }
 
 GrayImage read_png_gray(const std::filesystem::path& path) {

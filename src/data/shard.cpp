@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/file_io.h"
+
 namespace dense::data {
 
 // ---- PhiloxRng ------------------------------------------------------------------------------------------
@@ -155,7 +157,7 @@ AtomicShardFile::AtomicShardFile(std::string path, const std::string& format, in
   DENSE_CHECK(!path_.empty(), "shard path is empty");
   DENSE_CHECK(seq_len > 0, "{}: sequence length must be positive ({})", path_, seq_len);
   check_json(meta.prep_config, path_);
-  tmp_ = path_ + ".tmp-" + std::to_string(::getpid());
+  tmp_ = temporary_path_for(path_);
   file_ = h5::create_file(tmp_, kShardHeaderBytes);
   try {
     h5::write_string_attribute(file_.get(), "format", format, tmp_);
@@ -193,8 +195,7 @@ void AtomicShardFile::commit() {
     DENSE_CHECK(::pwrite(f.fd, head.data(), head.size(), 0) == ssize_t(head.size()),
                 "{}: cannot write the integrity header: {}", tmp_, std::strerror(errno));
     DENSE_CHECK(::fsync(f.fd) == 0, "{}: fsync failed: {}", tmp_, std::strerror(errno));
-    DENSE_CHECK(std::rename(tmp_.c_str(), path_.c_str()) == 0, "{}: cannot rename {} into place: {}", path_, tmp_,
-                std::strerror(errno));
+    commit_temporary(tmp_, path_);  // rename, then fsync the folder so the rename is durable
   } catch (...) {
     file_.reset();
     std::remove(tmp_.c_str());
@@ -202,14 +203,6 @@ void AtomicShardFile::commit() {
     throw;
   }
   committed_ = true;
-  // Make the rename itself durable.
-  std::filesystem::path dir = std::filesystem::path(path_).parent_path();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
 }
 
 std::pair<h5::Id, ShardInfo> open_shard(const std::string& path, const std::string& format, const ShardExpect& expect) {
