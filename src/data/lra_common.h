@@ -1,7 +1,8 @@
 #pragma once
 // Long Range Arena: pieces shared by the task readers and generators (spec §3.5).
-//   * PhiloxStream: sequential random draws from one Philox-4x32-10 stream (key = seed, counter = offset + i),
-//     so every generator is a pure function of (seed, example index) and reproducible on any thread count.
+//   * PhiloxStream (= dense::PhiloxStream, core/rng.h): sequential random draws from one Philox-4x32-10 stream
+//     (key = seed, counter = offset + i), so every generator is a pure function of (seed, example index) and
+//     reproducible on any thread count.
 //   * ImageSet: grey images whose uint8 pixels are the tokens (row-major; vocab 256).
 //   * TokenSet / PairTokenSet: fixed-length rows of token ids with a 0/1 mask, for the text tasks.
 //   * Byte-level encoding of text (IMDB, AAN) and the LRA split rules.
@@ -12,58 +13,13 @@
 #include <string_view>
 #include <vector>
 
-#include "core/philox.h"
 #include "core/rng.h"
 
 namespace dense::data::lra {
 
-class PhiloxStream {
- public:
-  PhiloxStream(uint64_t seed, uint64_t offset) : seed_(seed), counter_(offset) {}
-  // Takes its counter range from a Generator (reserving `max_draws` 32-bit draws).
-  PhiloxStream(Generator& gen, uint64_t max_draws) : seed_(gen.seed()), counter_(gen.advance(max_draws / 2 + 2)) {}
-  // The stream of example `index` of a generator seeded with `seed`: counters [index << 32, (index+1) << 32).
-  static PhiloxStream for_example(uint64_t seed, uint64_t index) { return PhiloxStream(seed, index << 32); }
-
-  uint32_t next_u32() {
-    if (pos_ == 4) {
-      block_ = philox4x32_10(seed_, counter_++);
-      pos_ = 0;
-    }
-    return block_.v[pos_++];
-  }
-  // Uniform in [0, 1) with 53 random bits.
-  double uniform() {
-    const uint64_t hi = next_u32() >> 5, lo = next_u32() >> 6;
-    return double(hi * 67108864ull + lo) * (1.0 / 9007199254740992.0);
-  }
-  // Uniform integer in [0, n), n >= 1 (unbiased: rejection of the short top range).
-  uint64_t below(uint64_t n) {
-    if (n <= 1) return 0;
-    if (n <= 0xFFFFFFFFull) {
-      const uint32_t m = uint32_t(n);
-      const uint32_t limit = uint32_t(0xFFFFFFFFu - (0xFFFFFFFFu % m + 1) % m);  // largest multiple of m, minus 1
-      uint32_t x;
-      do x = next_u32();
-      while (x > limit);
-      return x % m;
-    }
-    const uint64_t limit = ~0ull - ((~0ull % n) + 1) % n;
-    uint64_t x;
-    do x = (uint64_t(next_u32()) << 32) | next_u32();
-    while (x > limit);
-    return x % n;
-  }
-  // Uniform integer in [lo, hi] (inclusive, like Python's random.randint).
-  int64_t randint(int64_t lo, int64_t hi) { return lo + int64_t(below(uint64_t(hi - lo) + 1)); }
-  uint64_t seed() const { return seed_; }
-
- private:
-  uint64_t seed_;
-  uint64_t counter_;
-  Philox4 block_{};
-  int pos_ = 4;
-};
+// The LRA generators' stream: dense::PhiloxStream (core/rng.h) in its (seed, offset) counter layout, drawing
+// integers with below()/randint().
+using PhiloxStream = dense::PhiloxStream;
 
 // Grey images, row-major; image i is pixels[i*h*w, (i+1)*h*w). Pixel values are the tokens.
 struct ImageSet {

@@ -16,49 +16,6 @@
 
 namespace dense::data {
 
-// ---- PhiloxRng ------------------------------------------------------------------------------------------
-
-uint32_t PhiloxRng::next_u32() {
-  if (avail_ == 0) {
-    // Counter (c0, c1) = block index, (c2, c3) = stream; key = seed.
-    const Philox4 r = philox4x32_10_raw(uint32_t(counter_), uint32_t(counter_ >> 32), uint32_t(stream_),
-                                        uint32_t(stream_ >> 32), uint32_t(seed_), uint32_t(seed_ >> 32));
-    ++counter_;
-    for (int i = 0; i < 4; ++i) buf_[i] = r.v[i];
-    avail_ = 4;
-  }
-  return buf_[4 - avail_--];
-}
-
-double PhiloxRng::uniform() {
-  const uint64_t hi = next_u32() >> 5, lo = next_u32() >> 6;  // 27 + 26 bits, as NumPy's random_sample
-  return (double(hi) * 67108864.0 + double(lo)) * (1.0 / 9007199254740992.0);
-}
-
-int64_t PhiloxRng::randint(int64_t lo, int64_t hi) {
-  DENSE_CHECK(lo <= hi, "randint: empty range [{}, {}]", lo, hi);
-  const uint64_t range = uint64_t(hi) - uint64_t(lo);
-  if (range == 0) return lo;
-  if (range < 0xFFFFFFFFull) {
-    // Lemire's multiply-shift with rejection: exact uniform on [0, range].
-    const uint32_t n = uint32_t(range + 1);
-    uint64_t m = uint64_t(next_u32()) * n;
-    if (uint32_t(m) < n) {
-      const uint32_t threshold = uint32_t(-n) % n;
-      while (uint32_t(m) < threshold) m = uint64_t(next_u32()) * n;
-    }
-    return lo + int64_t(m >> 32);
-  }
-  // Wide ranges (not used by data preparation): rejection on 64-bit draws.
-  const uint64_t n = range + 1;  // 0 means the full 2^64 range
-  for (;;) {
-    const uint64_t x = (uint64_t(next_u32()) << 32) | next_u32();
-    if (n == 0) return int64_t(uint64_t(lo) + x);
-    const uint64_t limit = (~uint64_t(0)) - ((~uint64_t(0)) % n);
-    if (x < limit) return int64_t(uint64_t(lo) + x % n);
-  }
-}
-
 int64_t round_half_even(double x) { return int64_t(std::nearbyint(x)); }
 
 // ---- integrity header -----------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/philox.h"
+#include "core/rng.h"
 #include "data/hdf5_util.h"
 
 namespace dense::data {
@@ -76,23 +76,22 @@ inline constexpr size_t kShardHeaderBytes = 512;
 
 // A reproducible stream of random numbers: Philox-4x32-10 keyed by `seed`, with `stream` selecting an
 // independent sequence (e.g. the document index), so work can be split across threads and still give the
-// same result for the same seed.
+// same result for the same seed. A thin adapter over dense::PhiloxStream (core/rng.h) in its (seed, stream)
+// counter layout; randint is its randint_lemire.
 class PhiloxRng {
  public:
-  explicit PhiloxRng(uint64_t seed, uint64_t stream = 0) : seed_(seed), stream_(stream) {}
-  uint32_t next_u32();
-  double uniform();                         // [0, 1), 53 random bits
-  int64_t randint(int64_t lo, int64_t hi);  // uniform on [lo, hi], both inclusive, unbiased
+  explicit PhiloxRng(uint64_t seed, uint64_t stream = 0) : s_(dense::PhiloxStream::with_stream(seed, stream)) {}
+  uint32_t next_u32() { return s_.next_u32(); }
+  double uniform() { return s_.uniform(); }  // [0, 1), 53 random bits
+  // Uniform on [lo, hi], both inclusive, unbiased.
+  int64_t randint(int64_t lo, int64_t hi) { return s_.randint_lemire(lo, hi); }
   template <typename T>
   void shuffle(std::vector<T>& v) {  // Fisher-Yates
-    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[size_t(randint(0, int64_t(i) - 1))]);
+    s_.shuffle(v);
   }
 
  private:
-  uint64_t seed_, stream_;
-  uint64_t counter_ = 0;
-  uint32_t buf_[4] = {0, 0, 0, 0};
-  int avail_ = 0;
+  dense::PhiloxStream s_;
 };
 
 // Python's round() (half to even) of x, as LDDL computes counts: round(0.15 * 128) = 19.
