@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "data/text_normalize.h"
+
 namespace dense::data {
 
 enum class CorpusFormat {
@@ -65,10 +67,8 @@ std::vector<std::string> list_corpus_files(const std::vector<std::string>& input
 // The format Auto picks for a file name.
 CorpusFormat corpus_format_for(const std::string& path);
 
-// Replaces every maximal ill-formed subsequence (Unicode §3.9, "U+FFFD substitution of maximal subparts") by
-// U+FFFD in place; returns how many were replaced. Surrogates and overlong forms are ill-formed. Same result
-// as sanitize_utf8 (text_normalize.h), but valid input (the common case) is only scanned, never copied.
-int64_t repair_utf8_inplace(std::string& s);
+// repair_utf8_inplace(std::string&), the UTF-8 repair the readers apply to every line, is declared in
+// data/text_normalize.h (included above).
 
 class CorpusReader {
  public:

@@ -211,27 +211,86 @@ bool is_valid_utf8(std::string_view text) {
   return true;
 }
 
-std::string sanitize_utf8(std::string_view text, uint64_t* replaced) {
-  std::string out;
-  out.reserve(text.size());
-  uint64_t count = 0;
+namespace {
+
+// Length of the well-formed sequence at s[i] (1-4), or 0 with `bad` = the length of the maximal ill-formed
+// subpart to replace (>= 1).
+inline int utf8_sequence(const unsigned char* s, size_t n, size_t i, size_t& bad) {
+  const unsigned char b = s[i];
+  if (b < 0x80) return 1;
+  int need;
+  unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
+  if (b >= 0xC2 && b <= 0xDF) {
+    need = 2;
+  } else if (b >= 0xE0 && b <= 0xEF) {
+    need = 3;
+    if (b == 0xE0) lo = 0xA0;
+    if (b == 0xED) hi = 0x9F;  // no surrogates
+  } else if (b >= 0xF0 && b <= 0xF4) {
+    need = 4;
+    if (b == 0xF0) lo = 0x90;
+    if (b == 0xF4) hi = 0x8F;
+  } else {
+    bad = 1;  // 80..C1, F5..FF: never a lead byte
+    return 0;
+  }
+  size_t k = 1;
+  for (; k < size_t(need); ++k) {
+    if (i + k >= n) break;
+    const unsigned char c = s[i + k];
+    const unsigned char l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
+    if (c < l || c > h) break;
+  }
+  if (k == size_t(need)) return need;
+  bad = k;  // the lead byte and the valid continuation bytes that followed it
+  return 0;
+}
+
+}  // namespace
+
+int64_t repair_utf8_inplace(std::string& str) {
+  const auto* s = reinterpret_cast<const unsigned char*>(str.data());
+  const size_t n = str.size();
   size_t i = 0;
-  while (i < text.size()) {
-    const size_t start = i;
-    if (static_cast<unsigned char>(text[i]) < 0x80) {
-      out.push_back(text[i++]);
-      continue;
+  // Fast path: ASCII runs 8 bytes at a time, then validation without copying.
+  for (;;) {
+    while (i + 8 <= n) {
+      uint64_t w;
+      std::memcpy(&w, s + i, 8);
+      if (w & 0x8080808080808080ull) break;
+      i += 8;
     }
-    bool bad = false;
-    const char32_t cp = decode_utf8(text.data(), text.size(), i, bad);
-    if (bad) {
-      ++count;
-      append_utf8(out, cp);
+    if (i >= n) return 0;
+    size_t bad = 0;
+    const int len = utf8_sequence(s, n, i, bad);
+    if (len == 0) break;
+    i += size_t(len);
+  }
+  // Rewrite from the first ill-formed byte on.
+  std::string out;
+  out.reserve(n + 16);
+  out.append(str, 0, i);
+  int64_t replaced = 0;
+  while (i < n) {
+    size_t bad = 0;
+    const int len = utf8_sequence(s, n, i, bad);
+    if (len > 0) {
+      out.append(reinterpret_cast<const char*>(s + i), size_t(len));
+      i += size_t(len);
     } else {
-      out.append(text.data() + start, i - start);
+      out.append("\xEF\xBF\xBD");
+      ++replaced;
+      i += bad;
     }
   }
-  if (replaced) *replaced += count;
+  str.swap(out);
+  return replaced;
+}
+
+std::string sanitize_utf8(std::string_view text, uint64_t* replaced) {
+  std::string out(text);
+  const int64_t count = repair_utf8_inplace(out);
+  if (replaced) *replaced += uint64_t(count);
   return out;
 }
 

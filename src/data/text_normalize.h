@@ -27,6 +27,11 @@ char32_t decode_utf8(const char* s, size_t n, size_t& i, bool& invalid);
 void append_utf8(std::string& out, char32_t cp);
 // True if `text` is well-formed UTF-8.
 bool is_valid_utf8(std::string_view text);
+// Replaces every maximal ill-formed subsequence (Unicode §3.9, "U+FFFD substitution of maximal subparts") by
+// U+FFFD in place; returns how many were replaced. Surrogates and overlong forms are ill-formed. The one
+// implementation of UTF-8 repair (sanitize_utf8 and tsv_fix_utf8 call it): valid input, the common case, is
+// only scanned (ASCII eight bytes at a time), never copied.
+int64_t repair_utf8_inplace(std::string& s);
 // `text` with every ill-formed subpart replaced by U+FFFD; adds the number replaced to *replaced.
 std::string sanitize_utf8(std::string_view text, uint64_t* replaced = nullptr);
 

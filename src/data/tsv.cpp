@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "data/text_normalize.h"
 
 namespace dense::data {
 
@@ -13,70 +14,9 @@ namespace {
 constexpr size_t kMaxRecordedSkips = 20;
 constexpr size_t kReadBufferBytes = size_t(1) << 20;
 
-// Length of the valid UTF-8 sequence at s[i], or 0 with `consumed` = bytes of the maximal invalid subpart.
-size_t utf8_sequence(std::string_view s, size_t i, size_t& consumed) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return 1;
-  size_t need = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 1;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    need = 2;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 3;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    consumed = 1;
-    return 0;
-  }
-  for (size_t k = 1; k <= need; ++k) {
-    if (i + k >= s.size()) {
-      consumed = k;
-      return 0;
-    }
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    const unsigned char l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-    if (b < l || b > h) {
-      consumed = k;
-      return 0;
-    }
-  }
-  return need + 1;
-}
-
 }  // namespace
 
-size_t tsv_fix_utf8(std::string& s) {
-  // Fast path: valid text is left untouched.
-  size_t i = 0, consumed = 0;
-  while (i < s.size()) {
-    const size_t n = utf8_sequence(s, i, consumed);
-    if (n == 0) break;
-    i += n;
-  }
-  if (i == s.size()) return 0;
-  std::string out;
-  out.reserve(s.size() + 16);
-  out.append(s, 0, i);
-  size_t replaced = 0;
-  while (i < s.size()) {
-    const size_t n = utf8_sequence(s, i, consumed);
-    if (n > 0) {
-      out.append(s, i, n);
-      i += n;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++replaced;
-      i += consumed;
-    }
-  }
-  s = std::move(out);
-  return replaced;
-}
+size_t tsv_fix_utf8(std::string& s) { return size_t(repair_utf8_inplace(s)); }
 
 void tsv_split(std::string_view line, std::vector<std::string_view>& out) {
   out.clear();

@@ -72,7 +72,7 @@ class TsvReader {
 };
 
 // Replaces each invalid UTF-8 sequence in `s` by U+FFFD (the WHATWG "maximal subpart" rule, as Python's
-// errors='replace'); returns the number of replacements.
+// errors='replace'); returns the number of replacements. repair_utf8_inplace (data/text_normalize.h).
 size_t tsv_fix_utf8(std::string& s);
 
 // Splits a line on '\t' (quote-free), appending views into `line` to `out` after clearing it.
