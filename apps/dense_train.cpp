@@ -1,0 +1,71 @@
+// dense-train: trains a DANet or BERT encoder from a YAML config (docs/config.md). Thin: parsing and signal
+// handling here, the loop in src/train/trainer.cpp.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <exception>
+
+#include "core/error.h"
+#include "train/train_config_yaml.h"
+#include "train/trainer.h"
+
+namespace {
+extern "C" void on_signal(int) { dense::train::stop_requested().store(true); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dense-train: train DenseAttention (DANet) and BERT encoders from HDF5 shards (densetrain)"};
+  app.set_version_flag("--version", "dense-train 0.1.0");
+  std::string config_path, run_dir;
+  std::vector<std::string> overrides;
+  dense::train::TrainOptions opts;
+  bool print_config = false, reference = false;
+  app.add_option("-c,--config", config_path, "YAML config (configs/tiny.yaml, ...)");
+  app.add_option("--set", overrides, "override a key: --set training.max_steps=100 (repeatable)");
+  app.add_option("--resume", opts.resume, "auto (newest valid checkpoint of the run), none, or a checkpoint folder");
+  app.add_option("--init-from", opts.init_from, "start from these weights (a checkpoint folder or model.safetensors)");
+  app.add_option("--run-dir", run_dir, "run folder (default: runs/<name>)");
+  app.add_option("--stop-after", opts.stop_after_steps, "stop with a checkpoint after this many steps of this run");
+  app.add_flag("-q,--quiet", opts.quiet, "no progress lines");
+  app.add_flag("--print-config", print_config, "print the resolved config (YAML) and exit");
+  app.add_flag("--config-reference", reference, "print the reference of every config key (Markdown) and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (reference) {
+      std::fputs(dense::train::train_config_reference_markdown().c_str(), stdout);
+      return 0;
+    }
+    if (config_path.empty()) {
+      std::fprintf(stderr, "dense-train: --config is required (see configs/*.yaml)\n");
+      return 1;
+    }
+    dense::train::TrainConfig cfg = dense::train::load_train_config(config_path, overrides);
+    if (!run_dir.empty()) cfg.run_dir = run_dir;
+    if (print_config) {
+      std::fputs(dense::train::train_config_to_yaml(cfg).c_str(), stdout);
+      return 0;
+    }
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    const dense::train::TrainResult r = dense::train::train(cfg, opts);
+    std::printf("dense-train: %s at step %lld (from %lld): loss %.4f", r.run_dir.c_str(), (long long)r.steps,
+                (long long)r.start_step, r.last_loss);
+    if (r.eval_loss >= 0) std::printf(", eval loss %.4f, eval accuracy %.4f", r.eval_loss, r.eval_accuracy);
+    if (r.skipped_steps) std::printf(", %lld non-finite steps skipped", (long long)r.skipped_steps);
+    std::printf("\n  checkpoint: %s\n", r.last_checkpoint.c_str());
+    return r.interrupted ? 130 : 0;
+  } catch (const dense::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "dense-train: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "dense-train: internal error: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,434 @@
+#include "train/trainer.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+#include "core/file_io.h"
+#include "core/safetensors.h"
+#include "data/prep_common.h"
+#include "data/progress.h"
+#include "data/vocab.h"
+#include "models/model.h"
+#include "train/checkpoint.h"
+#include "train/data_loader.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+#include "train/tensorboard.h"
+#include "train/train_config_yaml.h"
+
+namespace dense::train {
+
+namespace fs = std::filesystem;
+
+std::atomic<bool>& stop_requested() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+std::string run_dir_of(const TrainConfig& c) { return c.run_dir.empty() ? "runs/" + c.name : c.run_dir; }
+
+namespace {
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// metrics.jsonl (one JSON object per logged step or evaluation) and the TensorBoard scalars beside it.
+class Metrics {
+ public:
+  Metrics(const std::string& run_dir, bool tensorboard, int64_t resume_step) : path_(run_dir + "/metrics.jsonl") {
+    // A resumed run rewrites what the interrupted one logged after its checkpoint, so the file reads as one run.
+    std::string kept;
+    std::error_code ec;
+    if (fs::exists(path_, ec)) {
+      std::ifstream in(path_);
+      std::string line;
+      while (std::getline(in, line)) {
+        try {
+          const auto j = nlohmann::json::parse(line);
+          if (j.value("step", int64_t(0)) <= resume_step) kept += line + "\n";
+        } catch (const std::exception&) {
+        }
+      }
+    }
+    write_file_atomic(path_, kept);
+    out_ = std::fopen(path_.c_str(), "a");
+    DENSE_CHECK(out_ != nullptr, "{}: cannot open for appending", path_);
+    if (tensorboard) tb_ = std::make_unique<TensorBoardWriter>(run_dir + "/tensorboard");
+  }
+  ~Metrics() {
+    if (out_) std::fclose(out_);
+  }
+  void write(const nlohmann::json& row) {
+    std::fprintf(out_, "%s\n", row.dump().c_str());
+    std::fflush(out_);
+    if (tb_) {
+      const int64_t step = row.value("step", int64_t(0));
+      for (auto it = row.begin(); it != row.end(); ++it)
+        if (it.key() != "step" && it.value().is_number()) tb_->add_scalar(it.key(), it.value().get<double>(), step);
+      tb_->flush();
+    }
+  }
+
+ private:
+  std::string path_;
+  FILE* out_ = nullptr;
+  std::unique_ptr<TensorBoardWriter> tb_;
+};
+
+// A HostBatch as model inputs on the model's device.
+models::Batch to_model_batch(const HostBatch& h, const models::ModelConfig& mc, Device device) {
+  models::Batch b;
+  const Shape shape{h.batch, h.seq_len};
+  b.input_ids = Tensor::from_vector(h.input_ids, shape, DType::I64).to(device);
+  b.mlm_labels = Tensor::from_vector(h.mlm_labels, shape, DType::I64).to(device);
+  if (!h.attention_mask.empty()) b.attention_mask = Tensor::from_vector(h.attention_mask, shape, DType::F32).to(device);
+  if (mc.token_type_embeddings && !h.token_type_ids.empty())
+    b.token_type_ids = Tensor::from_vector(h.token_type_ids, shape, DType::I64).to(device);
+  return b;
+}
+
+// Correct predictions among the masked positions (labels >= 0, row-major: the order of the MLM logits rows).
+int64_t mlm_correct(const models::Outputs& out, const HostBatch& h) {
+  if (!out.mlm_logits.defined() || out.mlm_count == 0) return 0;
+  const Tensor logits = out.mlm_logits.to(Device::cpu()).to(DType::F32).contiguous();
+  const int64_t rows = logits.size(0), V = logits.size(1);
+  const float* p = logits.data<float>();
+  int64_t correct = 0, r = 0;
+  for (int64_t label : h.mlm_labels) {
+    if (label < 0) continue;
+    DENSE_CHECK(r < rows, "MLM logits have {} rows for more masked positions", rows);
+    const float* row = p + r * V;
+    correct += int64_t(std::max_element(row, row + V) - row) == label;
+    ++r;
+  }
+  return correct;
+}
+
+struct Eval {
+  double loss = 0, accuracy = 0;
+  int64_t tokens = 0;
+};
+
+Eval evaluate(models::Model& model, const LoaderOptions& base, int64_t max_batches, Device device) {
+  LoaderOptions o = base;
+  o.loop = false;
+  o.shuffle = false;
+  ShardLoader loader(o);
+  nn::Context ctx;
+  ctx.training = false;
+  double loss_sum = 0;
+  int64_t count = 0, correct = 0, batches = 0;
+  HostBatch h;
+  while ((max_batches <= 0 || batches < max_batches) && loader.next(h)) {
+    ++batches;
+    if (h.masked == 0) continue;
+    const models::Outputs out = model.forward(to_model_batch(h, model.config(), device), ctx);
+    loss_sum += out.mlm_loss * double(out.mlm_count);
+    count += out.mlm_count;
+    correct += mlm_correct(out, h);
+  }
+  Eval e;
+  e.tokens = count;
+  if (count > 0) {
+    e.loss = loss_sum / double(count);
+    e.accuracy = double(correct) / double(count);
+  }
+  return e;
+}
+
+// The first parameter whose gradient holds NaN or Inf (for the diagnostic when a run keeps diverging).
+std::string first_nonfinite_gradient(models::Model& model) {
+  for (auto& p : model.params().all()) {
+    const Tensor g = p.grad.to(Device::cpu()).to(DType::F32).contiguous();
+    const float* d = g.data<float>();
+    for (int64_t i = 0; i < g.numel(); ++i)
+      if (!std::isfinite(d[i])) return fmt::format("{} (element {} of {} is {})", p.name, i, g.numel(), d[i]);
+  }
+  return "none (the loss itself is non-finite)";
+}
+
+std::vector<std::pair<std::string, Tensor>> model_tensors(models::Model& model) {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (auto& p : model.params().all()) out.emplace_back(p.name, p.value.to(Device::cpu()).to(DType::F32).contiguous());
+  return out;
+}
+
+// Copies named weights into the model; every parameter must be present with its shape (a clear error naming
+// the tensor otherwise). Extra tensors are reported and ignored.
+void load_model_tensors(models::Model& model, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                        const std::string& source, std::shared_ptr<spdlog::logger> log) {
+  std::map<std::string, const Tensor*> by_name;
+  for (const auto& [n, t] : tensors) by_name[n] = &t;
+  for (auto& p : model.params().all()) {
+    const auto it = by_name.find(p.name);
+    DENSE_CHECK(it != by_name.end(), "{}: no tensor '{}' (the model needs it, shape {})", source, p.name,
+                shape_str(p.shape));
+    DENSE_CHECK(it->second->shape() == p.shape, "{}: tensor '{}' has shape {}, the model needs {}", source, p.name,
+                shape_str(it->second->shape()), shape_str(p.shape));
+    p.value.copy_(*it->second);
+    by_name.erase(it);
+  }
+  for (const auto& [n, t] : by_name) log->warn("{}: tensor '{}' is not a parameter of this model; ignored", source, n);
+}
+
+}  // namespace
+
+TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
+  TrainResult result;
+  const TrainingConfig& tc = cfg.training;
+  result.run_dir = run_dir_of(cfg);
+  const std::string run_dir = result.run_dir;
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  DENSE_CHECK(!ec, "{}: cannot create the run folder: {}", run_dir, ec.message());
+  const std::string ckpt_dir = cfg.checkpoint.dir.empty() ? run_dir + "/checkpoints" : cfg.checkpoint.dir;
+
+  // ---- logging ----
+  auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log", false);
+  auto err_sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  err_sink->set_level(spdlog::level::warn);
+  auto log = std::make_shared<spdlog::logger>("dense-train", spdlog::sinks_init_list{file_sink, err_sink});
+  log->set_level(spdlog::level::from_str(cfg.logging.level));
+  log->flush_on(spdlog::level::info);
+
+  // ---- the machine ----
+  const Device device = parse_device(tc.device);
+  DENSE_CHECK(device.is_cpu() || cuda_available(), "training.device: '{}' asked for, but no CUDA device is available{}",
+              tc.device, cuda_device_count() == 0 ? " (this build or machine has none)" : "");
+  if (tc.threads > 0) set_cpu_threads(tc.threads);
+  DENSE_CHECK(tc.precision == "f32", "training.precision: '{}' is not available yet on this build (f32 only)",
+              tc.precision);
+  const int64_t world = 1, rank = 0;
+  const int64_t micro = tc.micro_batch > 0 ? tc.micro_batch : tc.global_batch / world;
+  DENSE_CHECK(micro >= 1 && tc.global_batch % (micro * world) == 0,
+              "training.global_batch {} is not a multiple of micro_batch {} x {} rank(s)", tc.global_batch, micro, world);
+  const int64_t accum = tc.global_batch / (micro * world);
+
+  // ---- data ----
+  LoaderOptions lo;
+  lo.files = list_shards(cfg.data.train);
+  lo.format = cfg.data.format;
+  lo.batch_size = micro;
+  lo.seed = tc.seed;
+  lo.shuffle = cfg.data.shuffle;
+  lo.seq_len = cfg.data.seq_len;
+  lo.prefetch = cfg.data.prefetch_batches;
+  lo.rank = rank;
+  lo.world = world;
+  lo.masking.rho = cfg.data.mlm_probability;
+  lo.masking.p_mask = cfg.data.mask_token_prob;
+  lo.masking.p_random = cfg.data.random_token_prob;
+  lo.masking.mask_special_tokens = cfg.data.mask_special_tokens;
+  lo.masking.vocab_size = int32_t(cfg.model.vocab_size);
+  if (!cfg.data.vocab.empty()) {
+    const data::Vocab vocab = data::Vocab::load(cfg.data.vocab);
+    lo.vocab_hash = vocab.sha256();
+    lo.masking.vocab_size = vocab.size();
+    DENSE_CHECK(vocab.mask_id() >= 0, "{}: the vocabulary has no [MASK]", cfg.data.vocab);
+    lo.masking.mask_id = vocab.mask_id();
+    lo.masking.never_mask = {vocab.cls_id(), vocab.sep_id()};
+    DENSE_CHECK(vocab.size() <= cfg.model.vocab_size, "{}: {} tokens do not fit model.vocab_size {}", cfg.data.vocab,
+                vocab.size(), cfg.model.vocab_size);
+  }
+
+  // ---- model and optimizer ----
+  std::unique_ptr<models::Model> model = models::build_model(cfg.model, DType::F32, device, tc.seed);
+  model->set_recompute(tc.recompute);
+  nn::ParameterSet& params = model->params();
+  const std::vector<ParamRange> groups = parameter_groups(params, tc.optimizer);
+  std::unique_ptr<Optimizer> optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel());
+  nn::Context ctx;
+  ctx.training = true;
+  ctx.rng = Generator(data::mix_seed(tc.seed, 0x44524F50ull), 0);  // "DROP"
+
+  // ---- resume or initialise ----
+  Cursor cursor;
+  int64_t step = 0, skipped = 0, nonfinite_run = 0, tokens_seen = 0;
+  remove_stale_checkpoint_temporaries(ckpt_dir);
+  std::string resume_from;
+  if (opts.resume == "auto") {
+    const CheckpointScan scan = find_latest_checkpoint(ckpt_dir);
+    for (const auto& w : scan.warnings) log->warn("{}", w);
+    resume_from = scan.latest;
+  } else if (opts.resume != "none" && !opts.resume.empty()) {
+    resume_from = opts.resume;
+  }
+  DENSE_CHECK(resume_from.empty() || opts.init_from.empty(),
+              "--init-from {} and a checkpoint to resume ({}) were both given; resume continues a run, init-from "
+              "starts a new one from weights (use --resume none)",
+              opts.init_from, resume_from);
+  const std::string config_hash = train_config_hash(cfg);
+  if (!resume_from.empty()) {
+    const CheckpointData ck = load_checkpoint(resume_from);
+    load_model_tensors(*model, ck.model, resume_from + "/model.safetensors", log);
+    const nlohmann::json& s = ck.state;
+    DENSE_CHECK(s.contains("step") && s.contains("cursor") && s.contains("rng") && s.contains("optimizer_steps"),
+                "{}/trainer_state.json: missing step, cursor, rng or optimizer_steps", resume_from);
+    optimizer->load_state(ck.optimizer, s["optimizer_steps"].get<int64_t>());
+    step = s["step"].get<int64_t>();
+    cursor = Cursor::from_json(s["cursor"]);
+    ctx.rng.set_state(s["rng"]["seed"].get<uint64_t>(), s["rng"]["offset"].get<uint64_t>());
+    skipped = s.value("skipped_steps", int64_t(0));
+    tokens_seen = s.value("tokens_seen", int64_t(0));
+    if (s.value("config_hash", std::string()) != config_hash)
+      log->warn("{}: written with a different configuration; continuing with the current one", resume_from);
+    log->info("resumed from {} at step {}", resume_from, step);
+  } else if (!opts.init_from.empty()) {
+    const std::string file = fs::is_directory(opts.init_from, ec) ? opts.init_from + "/model.safetensors" : opts.init_from;
+    if (fs::is_directory(opts.init_from, ec)) verify_checkpoint(opts.init_from);
+    load_model_tensors(*model, read_safetensors(file).tensors, file, log);
+    log->info("initialised weights from {}", file);
+  }
+  result.start_step = step;
+  write_file_atomic(run_dir + "/config.yaml", train_config_to_yaml(cfg));
+
+  ShardLoader loader(lo, cursor);
+  std::unique_ptr<LoaderOptions> eval_opts;
+  if (!cfg.data.validation.empty()) {
+    eval_opts = std::make_unique<LoaderOptions>(lo);
+    eval_opts->files = list_shards(cfg.data.validation);
+    eval_opts->batch_size = micro;
+  }
+  Metrics metrics(run_dir, cfg.logging.tensorboard, step);
+  log->info("training {} ({} parameters) on {} for {} steps: global batch {} = {} x {} accumulation, {} tokens per row",
+            cfg.name, params.numel(), device.str(), tc.max_steps, tc.global_batch, micro, accum, loader.seq_len());
+
+  auto save = [&](const Cursor& c) {
+    CheckpointData ck;
+    ck.model = model_tensors(*model);
+    ck.optimizer = optimizer->state();
+    ck.state = {{"format_version", 1},
+                {"step", step},
+                {"cursor", c.to_json()},
+                {"rng", {{"seed", ctx.rng.seed()}, {"offset", ctx.rng.offset()}}},
+                {"optimizer_steps", optimizer->steps()},
+                {"skipped_steps", skipped},
+                {"tokens_seen", tokens_seen},
+                {"config_hash", config_hash},
+                {"name", cfg.name}};
+    result.last_checkpoint = save_checkpoint(ckpt_dir, step, ck);
+    for (const auto& removed : prune_checkpoints(ckpt_dir, cfg.checkpoint.keep_last, cfg.checkpoint.keep_every))
+      log->info("removed old checkpoint {}", removed);
+    log->info("saved {}", result.last_checkpoint);
+  };
+  auto run_eval = [&]() {
+    if (!eval_opts) return;
+    const Eval e = evaluate(*model, *eval_opts, tc.eval_batches, device);
+    result.eval_loss = e.loss;
+    result.eval_accuracy = e.accuracy;
+    metrics.write({{"step", step}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}, {"eval_tokens", e.tokens}});
+    log->info("step {}: eval loss {:.4f}, accuracy {:.4f} over {} masked tokens", step, e.loss, e.accuracy, e.tokens);
+  };
+
+  // Model FLOPs per token for the MFU estimate: 6 x parameters outside the embedding tables (forward + backward).
+  int64_t dense_params = 0;
+  for (const auto& p : params.all())
+    if (p.kind != nn::ParamKind::Embedding) dense_params += shape_numel(p.shape);
+  const double peak_flops = device.is_cpu() ? 1e11 * double(cpu_threads()) : 9.9e14;  // f32 FMA peak estimate
+  data::ProgressOptions popt;
+  popt.enabled = cfg.logging.progress && !opts.quiet;
+  popt.bytes = false;
+
+  const char* kill_env = std::getenv("DENSE_TRAIN_KILL_AT_STEP");
+  const int64_t kill_at_step = kill_env ? std::atoll(kill_env) : 0;
+
+  // ---- the loop ----
+  double interval_loss = 0, t_interval = now_s();
+  int64_t interval_steps = 0, interval_tokens = 0;
+  const int64_t first_step = step;
+  HostBatch h;
+  Cursor last_cursor = cursor;
+  const double t_start = now_s();
+  while (step < tc.max_steps) {
+    params.zero_grad();
+    double loss = 0;
+    for (int64_t a = 0; a < accum; ++a) {
+      DENSE_CHECK(loader.next(h), "the training data ended (the loader loops over epochs; this is a bug)");
+      last_cursor = h.next;
+      const models::Outputs out = model->forward(to_model_batch(h, cfg.model, device), ctx);
+      model->backward(1.0 / double(accum));
+      loss += out.loss / double(accum);
+      interval_tokens += h.batch * h.seq_len;
+    }
+    tokens_seen += tc.global_batch * loader.seq_len();
+    const double lr = learning_rate_at(tc.schedule, tc.optimizer, step, tc.max_steps);
+    Tensor grads = params.grads();
+    const double grad_norm = global_grad_norm(grads);
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      ++skipped;
+      ++nonfinite_run;
+      log->warn("step {}: non-finite loss {} or gradient norm {}; update skipped ({} in a row)", step, loss, grad_norm,
+                nonfinite_run);
+      DENSE_CHECK(nonfinite_run < tc.max_nonfinite_steps,
+                  "step {}: {} non-finite steps in a row (training.max_nonfinite_steps); first non-finite gradient: {}",
+                  step, nonfinite_run, first_nonfinite_gradient(*model));
+    } else {
+      nonfinite_run = 0;
+      if (tc.clip_grad_norm > 0) clip_grad_norm(grads, tc.clip_grad_norm);
+      Tensor values = params.values();
+      optimizer->step(values, grads, lr);
+      interval_loss += loss;
+      ++interval_steps;
+    }
+    ++step;
+    // Fault injection for the crash tests: a real SIGKILL in the middle of a run.
+    if (kill_at_step > 0 && step == kill_at_step) ::kill(::getpid(), SIGKILL);
+
+    const bool last = step == tc.max_steps;
+    if (step % std::max<int64_t>(1, cfg.logging.every_steps) == 0 || last) {
+      const double dt = now_s() - t_interval;
+      const double tps = dt > 0 ? double(interval_tokens) / dt : 0;
+      result.last_loss = interval_steps > 0 ? interval_loss / double(interval_steps) : NAN;
+      const double mfu = tps * 6.0 * double(dense_params) / peak_flops;
+      metrics.write({{"step", step},
+                     {"loss", result.last_loss},
+                     {"lr", lr},
+                     {"grad_norm", grad_norm},
+                     {"tokens_per_s", tps},
+                     {"mfu", mfu},
+                     {"epoch", h.epoch},
+                     {"tokens", tokens_seen}});
+      const double elapsed = now_s() - t_start;
+      const double eta = double(tc.max_steps - step) * elapsed / double(std::max<int64_t>(1, step - first_step));
+      const std::string line =
+          fmt::format("step {}/{}  loss {:.4f}  lr {:.3g}  {} tok/s  MFU {:.1f}%  ETA {}", step, tc.max_steps,
+                      result.last_loss, lr, data::with_thousands(int64_t(tps)), 100 * mfu, data::format_duration(eta));
+      log->info("{}", line);
+      if (popt.enabled) std::fprintf(stderr, "%s\n", line.c_str());
+      interval_loss = 0;
+      interval_steps = 0;
+      interval_tokens = 0;
+      t_interval = now_s();
+    }
+    if (tc.eval_every > 0 && step % tc.eval_every == 0 && !last) run_eval();
+    const bool stop = stop_requested().load() || (opts.stop_after_steps > 0 && step - first_step >= opts.stop_after_steps);
+    if ((cfg.checkpoint.every_steps > 0 && step % cfg.checkpoint.every_steps == 0) || last || stop) save(last_cursor);
+    if (stop && !last) {
+      result.interrupted = stop_requested().load();
+      log->info("stopping at step {} ({})", step, result.interrupted ? "signal" : "stop_after_steps");
+      break;
+    }
+  }
+  if (step == tc.max_steps) run_eval();
+  result.steps = step;
+  result.skipped_steps = skipped;
+  log->flush();
+  return result;
+}
+
+}  // namespace dense::train
