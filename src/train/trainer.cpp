@@ -210,6 +210,9 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   const Device device = parse_device(tc.device);
   DENSE_CHECK(device.is_cpu() || cuda_available(), "training.device: '{}' asked for, but no CUDA device is available{}",
               tc.device, cuda_device_count() == 0 ? " (this build or machine has none)" : "");
+  // The optimizer updates host arenas; GPU training arrives with the CUDA trainer work (issue #5).
+  DENSE_CHECK(device.is_cpu(), "training.device: '{}': training runs on the CPU in this version (the optimizer "
+              "updates host memory); use training.device: cpu", tc.device);
   if (tc.threads > 0) set_cpu_threads(tc.threads);
   DENSE_CHECK(tc.precision == "f32", "training.precision: '{}' is not available yet on this build (f32 only)",
               tc.precision);
