@@ -1,5 +1,6 @@
 #include "data/prep_common.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -128,6 +129,18 @@ void BackgroundJobs::wait_all() {
     running_.pop_front();
     f.get();
   }
+}
+
+int64_t corpus_size(const std::vector<std::string>& files, bool* compressed) {
+  int64_t total = 0;
+  bool gz = false;
+  for (const auto& f : files) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) == 0) total += int64_t(st.st_size);
+    gz = gz || (f.size() > 3 && f.compare(f.size() - 3, 3, ".gz") == 0);
+  }
+  if (compressed) *compressed = gz;
+  return total;
 }
 
 void ensure_writable_folder(const std::string& dir) {

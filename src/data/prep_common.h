@@ -6,6 +6,7 @@
 #include <functional>
 #include <future>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -64,6 +65,10 @@ class BackgroundJobs {
   int max_;
   std::deque<std::future<void>> running_;
 };
+
+// Bytes on disk of the files and whether any is gzip-compressed (then the decompressed total is unknown, and
+// progress shows no percentage).
+int64_t corpus_size(const std::vector<std::string>& files, bool* compressed);
 
 // Creates a folder (and parents); a clear error when it cannot be created or written to.
 void ensure_writable_folder(const std::string& dir);

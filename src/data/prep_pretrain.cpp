@@ -56,10 +56,6 @@ int64_t file_size(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? int64_t(st.st_size) : 0;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // One unit of parallel tokenization: documents in, token ids out.
 struct Chunk {
   std::vector<std::string> texts;
@@ -159,8 +155,7 @@ std::vector<std::string_view> split_sentences(std::string_view line) {
 
 std::string pretraining_prep_config_json(const PretrainPrepConfig& c, const std::string& vocab_hash,
                                          const std::vector<std::string>& files) {
-  int64_t bytes = 0;
-  for (const auto& f : files) bytes += file_size(f);
+  const int64_t bytes = corpus_size(files, nullptr);
   nlohmann::json j;
   j["tool"] = "dense-prep pretrain";
   j["format"] = format_name(c.format);
@@ -260,12 +255,8 @@ PretrainPrepResult prepare_pretraining(const PretrainPrepConfig& config_in) {
     return result;
   }
 
-  int64_t total_bytes = 0;
   bool compressed = false;
-  for (const auto& f : files) {
-    total_bytes += file_size(f);
-    compressed = compressed || ends_with(f, ".gz");
-  }
+  const int64_t total_bytes = corpus_size(files, &compressed);
   Progress progress(fmt::format("pretrain[{}]", format), compressed ? -1 : total_bytes, cfg.progress);
 
   ShardMeta meta;

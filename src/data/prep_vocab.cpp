@@ -1,7 +1,5 @@
 #include "data/prep_vocab.h"
 
-#include <sys/stat.h>
-
 #include <chrono>
 #include <exception>
 #include <filesystem>
@@ -23,13 +21,8 @@ VocabPrepResult prepare_vocab(const VocabPrepConfig& cfg) {
   if (!parent.empty()) ensure_writable_folder(parent.string());
   const int threads = resolve_threads(cfg.threads);
   const std::vector<std::string> files = list_corpus_files(cfg.inputs, cfg.corpus.recursive, cfg.corpus.skip_hidden);
-  int64_t total = 0;
   bool compressed = false;
-  for (const auto& f : files) {
-    struct stat st {};
-    if (::stat(f.c_str(), &st) == 0) total += int64_t(st.st_size);
-    compressed = compressed || (f.size() > 3 && f.compare(f.size() - 3, 3, ".gz") == 0);
-  }
+  const int64_t total = corpus_size(files, &compressed);
   Progress progress("vocab", compressed ? -1 : total, cfg.progress);
 
   BasicTokenizerOptions bo;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <variant>
 
+#include "core/edit_distance.h"
 #include "core/error.h"
 #include "nn/dense_attention.h"
 #include "nn/norm.h"
@@ -59,18 +60,6 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"layer_norm_eps", &ModelConfig::layer_norm_eps},
   };
   return table;
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
 }
 
 std::string did_you_mean(const std::string& key) {

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <variant>
 
+#include "core/edit_distance.h"
 #include "core/error.h"
 #include "data/vocab.h"
 
@@ -221,18 +222,6 @@ std::string last_component(const std::string& path) {
 std::string parent_path(const std::string& path) {
   const size_t dot = path.rfind('.');
   return dot == std::string::npos ? "" : path.substr(0, dot);
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
 }
 
 // "; did you mean 'x'?": the closest known path, or a known path with the same last component (a key put in
