@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   app.add_option("--set", overrides, "override a key: --set training.max_steps=100 (repeatable)");
   app.add_option("--resume", opts.resume, "auto (newest valid checkpoint of the run), none, or a checkpoint folder");
   app.add_option("--init-from", opts.init_from, "start from these weights (a checkpoint folder or model.safetensors)");
+  app.add_flag("--resize-position-embeddings", opts.resize_position_embeddings,
+               "with --init-from: tile or truncate a learned position table trained at another length (spec 1.3)");
   app.add_option("--run-dir", run_dir, "run folder (default: runs/<name>)");
   app.add_option("--stop-after", opts.stop_after_steps, "stop with a checkpoint after this many steps of this run");
   app.add_flag("-q,--quiet", opts.quiet, "no progress lines");

@@ -57,3 +57,14 @@ std::unique_ptr<Model> build_model(const ModelConfig& config, DType dtype, Devic
 int64_t count_parameters(const ModelConfig& config);
 
 }  // namespace dense::models
+
+namespace dense::models {
+
+// Spec §1.3 resize_learned_pos_embeddings: a learned position table of `rows` positions made from one trained
+// at another length, the old table tiled (repeated from row 0) and truncated. Used to continue pretraining, or
+// to evaluate, at a longer (or shorter) context from a checkpoint.
+Tensor resize_position_table(const Tensor& table, int64_t rows);
+// True for the parameters resize_position_table applies to (the learned position tables).
+bool is_position_table(const std::string& name);
+
+}  // namespace dense::models

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/safetensors.h"
@@ -63,6 +64,14 @@ bool process_alive(long pid) { return pid > 0 && (::kill(pid_t(pid), 0) == 0 || 
 std::string checkpoint_name(int64_t step) { return fmt::format("step-{:08d}", step); }
 
 std::string save_checkpoint(const std::string& dir, int64_t step, const CheckpointData& data) {
+  // The trainer skips non-finite steps; this keeps anything that slipped through off the disk, before a
+  // single byte is written.
+  for (const auto* part : {&data.model, &data.optimizer})
+    for (const auto& [name, t] : *part) {
+      const int64_t bad = ops::count_nonfinite(t);
+      DENSE_CHECK(bad == 0, "step {}: not writing a checkpoint: '{}' holds {} non-finite values of {}", step, name, bad,
+                  t.numel());
+    }
   std::error_code ec;
   fs::create_directories(dir, ec);
   DENSE_CHECK(!ec, "{}: cannot create the checkpoint folder: {}", dir, ec.message());

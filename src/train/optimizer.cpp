@@ -362,15 +362,20 @@ double clip_grad_norm(Tensor& grads, double max_norm) {
   // The 1e-6 is torch.nn.utils.clip_grad_norm_'s, so clipped gradients match torch's.
   const double coef = max_norm / (norm + 1e-6);
   if (coef >= 1.0) return norm;
+  scale_gradients(grads, coef);
+  return norm;
+}
+
+void scale_gradients(Tensor& grads, double factor) {
+  check_cpu_contiguous(grads, "scale_gradients");
   const int64_t n = grads.numel();
   switch (grads.dtype()) {
-    case DType::F64: scale_in_place(grads.data<double>(), n, coef); break;
-    case DType::F32: scale_in_place(grads.data<float>(), n, coef); break;
-    case DType::BF16: scale_in_place(grads.data<bf16>(), n, coef); break;
-    case DType::F16: scale_in_place(grads.data<f16>(), n, coef); break;
-    default: break;  // global_grad_norm rejected it
+    case DType::F64: scale_in_place(grads.data<double>(), n, factor); break;
+    case DType::F32: scale_in_place(grads.data<float>(), n, factor); break;
+    case DType::BF16: scale_in_place(grads.data<bf16>(), n, factor); break;
+    case DType::F16: scale_in_place(grads.data<f16>(), n, factor); break;
+    default: DENSE_FAIL("scale_gradients: gradients are {}, expected a floating dtype", dtype_name(grads.dtype()));
   }
-  return norm;
 }
 
 }  // namespace dense::train

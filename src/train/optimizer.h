@@ -86,5 +86,7 @@ double global_grad_norm(const Tensor& grads);
 // the norm before clipping. No-op when max_norm <= 0, and when the norm is not finite (the trainer skips
 // such steps; scaling would turn inf into NaN).
 double clip_grad_norm(Tensor& grads, double max_norm);
+// grads *= factor, in place (the loss scaler's unscale). Deterministic: one multiply per element.
+void scale_gradients(Tensor& grads, double factor);
 
 }  // namespace dense::train

@@ -30,7 +30,7 @@ constexpr std::array<uint32_t, 256> make_crc32c_table() {
 constexpr std::array<uint32_t, 256> kCrc32cTable = make_crc32c_table();
 
 // Protobuf wire format (https://protobuf.dev/programming-guides/encoding/), just the four kinds an Event of
-// scalars needs.
+// scalars (and a restart marker) needs.
 enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
 
 void put_varint(std::string& out, uint64_t v) {
@@ -74,7 +74,8 @@ void put_int64(std::string& out, uint32_t field, int64_t v) {
 }
 
 // tensorflow/core/util/event.proto and summary.proto.
-constexpr uint32_t kEventWallTime = 1, kEventStep = 2, kEventFileVersion = 3, kEventSummary = 5;
+constexpr uint32_t kEventWallTime = 1, kEventStep = 2, kEventFileVersion = 3, kEventSummary = 5, kEventSessionLog = 7;
+constexpr uint32_t kSessionLogStatus = 1, kSessionStart = 1;
 constexpr uint32_t kSummaryValue = 1;
 constexpr uint32_t kValueTag = 1, kValueSimpleValue = 2;
 
@@ -166,6 +167,14 @@ void TensorBoardWriter::add_scalar(const std::string& tag, double value, int64_t
   put_bytes(summary, kSummaryValue, v);
   std::string e = event_header(step);
   put_bytes(e, kEventSummary, summary);
+  write_record(e);
+}
+
+void TensorBoardWriter::add_session_start(int64_t step) {
+  std::string log;
+  put_int64(log, kSessionLogStatus, kSessionStart);  // an enum is a varint
+  std::string e = event_header(step);
+  put_bytes(e, kEventSessionLog, log);
   write_record(e);
 }
 

@@ -37,6 +37,10 @@ class TensorBoardWriter {
   // One Event{wall_time: now, step, summary{value{tag, simple_value: float(value)}}}. dense::Error naming the
   // file when the write fails.
   void add_scalar(const std::string& tag, double value, int64_t step);
+  // Event{step, session_log{status: START}}: a run restarted from a checkpoint. TensorBoard then drops the
+  // events of earlier files with step >= `step` (its purge_orphaned_data), so the steps an interrupted run
+  // logged after its last checkpoint do not appear twice.
+  void add_session_start(int64_t step);
   // fflush + fsync, so the events survive a crash of the process or the machine.
   void flush();
   const std::string& path() const { return path_; }

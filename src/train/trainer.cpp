@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "backend/ops.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/file_io.h"
@@ -27,6 +28,7 @@
 #include "models/model.h"
 #include "train/checkpoint.h"
 #include "train/data_loader.h"
+#include "train/loss_scaler.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/tensorboard.h"
@@ -68,7 +70,11 @@ class Metrics {
     write_file_atomic(path_, kept);
     out_ = std::fopen(path_.c_str(), "a");
     DENSE_CHECK(out_ != nullptr, "{}: cannot open for appending", path_);
-    if (tensorboard) tb_ = std::make_unique<TensorBoardWriter>(run_dir + "/tensorboard");
+    if (tensorboard) {
+      tb_ = std::make_unique<TensorBoardWriter>(run_dir + "/tensorboard");
+      // TensorBoard then hides what earlier event files hold past the checkpoint, as metrics.jsonl does.
+      if (resume_step > 0) tb_->add_session_start(resume_step + 1);
+    }
   }
   ~Metrics() {
     if (out_) std::fclose(out_);
@@ -169,18 +175,28 @@ std::vector<std::pair<std::string, Tensor>> model_tensors(models::Model& model) 
 }
 
 // Copies named weights into the model; every parameter must be present with its shape (a clear error naming
-// the tensor otherwise). Extra tensors are reported and ignored.
+// the tensor otherwise). Extra tensors are reported and ignored. With resize_positions, a learned position
+// table of another length is tiled or truncated to the model's (spec §1.3).
 void load_model_tensors(models::Model& model, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                        const std::string& source, std::shared_ptr<spdlog::logger> log) {
+                        const std::string& source, std::shared_ptr<spdlog::logger> log, bool resize_positions = false) {
   std::map<std::string, const Tensor*> by_name;
   for (const auto& [n, t] : tensors) by_name[n] = &t;
   for (auto& p : model.params().all()) {
     const auto it = by_name.find(p.name);
     DENSE_CHECK(it != by_name.end(), "{}: no tensor '{}' (the model needs it, shape {})", source, p.name,
                 shape_str(p.shape));
-    DENSE_CHECK(it->second->shape() == p.shape, "{}: tensor '{}' has shape {}, the model needs {}", source, p.name,
-                shape_str(it->second->shape()), shape_str(p.shape));
-    p.value.copy_(*it->second);
+    const Tensor& t = *it->second;
+    const bool other_length = models::is_position_table(p.name) && t.dim() == 2 && p.shape.size() == 2 &&
+                              t.size(1) == p.shape[1] && t.size(0) != p.shape[0];
+    if (other_length && resize_positions) {
+      p.value.copy_(models::resize_position_table(t, p.shape[0]));
+      log->info("{}: '{}' resized from {} to {} positions (tiled)", source, p.name, t.size(0), p.shape[0]);
+    } else {
+      DENSE_CHECK(t.shape() == p.shape, "{}: tensor '{}' has shape {}, the model needs {}{}", source, p.name,
+                  shape_str(t.shape()), shape_str(p.shape),
+                  other_length ? " (to continue at another length, pass --resize-position-embeddings)" : "");
+      p.value.copy_(t);
+    }
     by_name.erase(it);
   }
   for (const auto& [n, t] : by_name) log->warn("{}: tensor '{}' is not a parameter of this model; ignored", source, n);
@@ -214,8 +230,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   DENSE_CHECK(device.is_cpu(), "training.device: '{}': training runs on the CPU in this version (the optimizer "
               "updates host memory); use training.device: cpu", tc.device);
   if (tc.threads > 0) set_cpu_threads(tc.threads);
-  DENSE_CHECK(tc.precision == "f32", "training.precision: '{}' is not available yet on this build (f32 only)",
-              tc.precision);
+  const DType compute_dtype = tc.precision == "bf16" ? DType::BF16 : tc.precision == "f16" ? DType::F16 : DType::F32;
   const int64_t world = 1, rank = 0;
   const int64_t micro = tc.micro_batch > 0 ? tc.micro_batch : tc.global_batch / world;
   DENSE_CHECK(micro >= 1 && tc.global_batch % (micro * world) == 0,
@@ -250,9 +265,17 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   }
 
   // ---- model and optimizer ----
+  // The f32 model holds the master weights and gradients: the optimizer updates it and checkpoints save it.
+  // Under bf16 / f16 (spec §4.3) a second model in that type runs forward and backward; its gradients are
+  // summed into the f32 ones after every micro-batch, and its weights are the master's, rounded, after every
+  // update.
   std::unique_ptr<models::Model> model = models::build_model(cfg.model, DType::F32, device, tc.seed);
-  model->set_recompute(tc.recompute);
+  std::unique_ptr<models::Model> half;
+  if (compute_dtype != DType::F32) half = models::build_model(cfg.model, compute_dtype, device, tc.seed);
+  models::Model& compute = half ? *half : *model;
+  compute.set_recompute(tc.recompute);
   nn::ParameterSet& params = model->params();
+  LossScaler scaler(tc);
   const std::vector<ParamRange> groups = parameter_groups(params, tc.optimizer);
   std::unique_ptr<Optimizer> optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel());
   nn::Context ctx;
@@ -287,6 +310,10 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
     cursor = Cursor::from_json(s["cursor"]);
     ctx.rng.set_state(s["rng"]["seed"].get<uint64_t>(), s["rng"]["offset"].get<uint64_t>());
     skipped = s.value("skipped_steps", int64_t(0));
+    if (scaler.enabled()) {
+      if (s.contains("loss_scaler")) scaler.load_json(s["loss_scaler"], resume_from + "/trainer_state.json");
+      else log->warn("{}: no loss-scaler state (not an f16 run); starting at scale {}", resume_from, scaler.scale());
+    }
     tokens_seen = s.value("tokens_seen", int64_t(0));
     if (s.value("config_hash", std::string()) != config_hash)
       log->warn("{}: written with a different configuration; continuing with the current one", resume_from);
@@ -294,10 +321,11 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   } else if (!opts.init_from.empty()) {
     const std::string file = fs::is_directory(opts.init_from, ec) ? opts.init_from + "/model.safetensors" : opts.init_from;
     if (fs::is_directory(opts.init_from, ec)) verify_checkpoint(opts.init_from);
-    load_model_tensors(*model, read_safetensors(file).tensors, file, log);
+    load_model_tensors(*model, read_safetensors(file).tensors, file, log, opts.resize_position_embeddings);
     log->info("initialised weights from {}", file);
   }
   result.start_step = step;
+  if (half) half->params().values().copy_(params.values());
   write_file_atomic(run_dir + "/config.yaml", train_config_to_yaml(cfg));
 
   ShardLoader loader(lo, cursor);
@@ -323,7 +351,9 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
                 {"skipped_steps", skipped},
                 {"tokens_seen", tokens_seen},
                 {"config_hash", config_hash},
+                {"precision", tc.precision},
                 {"name", cfg.name}};
+    if (scaler.enabled()) ck.state["loss_scaler"] = scaler.to_json();
     result.last_checkpoint = save_checkpoint(ckpt_dir, step, ck);
     for (const auto& removed : prune_checkpoints(ckpt_dir, cfg.checkpoint.keep_last, cfg.checkpoint.keep_every))
       log->info("removed old checkpoint {}", removed);
@@ -331,7 +361,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   };
   auto run_eval = [&]() {
     if (!eval_opts) return;
-    const Eval e = evaluate(*model, *eval_opts, tc.eval_batches, device);
+    const Eval e = evaluate(compute, *eval_opts, tc.eval_batches, device);
     result.eval_loss = e.loss;
     result.eval_accuracy = e.accuracy;
     metrics.write({{"step", step}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}, {"eval_tokens", e.tokens}});
@@ -360,19 +390,35 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   while (step < tc.max_steps) {
     params.zero_grad();
     double loss = 0;
+    const double loss_scale = scaler.scale();
     for (int64_t a = 0; a < accum; ++a) {
       DENSE_CHECK(loader.next(h), "the training data ended (the loader loops over epochs; this is a bug)");
       last_cursor = h.next;
-      const models::Outputs out = model->forward(to_model_batch(h, cfg.model, device), ctx);
-      model->backward(1.0 / double(accum));
+      const models::Outputs out = compute.forward(to_model_batch(h, cfg.model, device), ctx);
+      compute.backward(loss_scale / double(accum));
+      if (half) {
+        // Summed in f32 (spec §4.3: f32 gradient accumulation), then the half gradients start again at zero.
+        ops::accumulate(half->params().grads().to(DType::F32), a == 0 ? 0.0 : 1.0, params.grads());
+        half->params().zero_grad();
+      }
       loss += out.loss / double(accum);
       interval_tokens += h.batch * h.seq_len;
     }
     tokens_seen += tc.global_batch * loader.seq_len();
     const double lr = learning_rate_at(tc.schedule, tc.optimizer, step, tc.max_steps);
     Tensor grads = params.grads();
+    if (loss_scale != 1.0) scale_gradients(grads, 1.0 / loss_scale);
     const double grad_norm = global_grad_norm(grads);
-    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    // Under f16 a non-finite gradient first means the scale is too large: halve it and retry, without counting
+    // towards divergence, until the scale reaches its minimum.
+    const bool scale_overflow = !finite && scaler.enabled() && std::isfinite(loss) && !scaler.at_minimum();
+    scaler.update(!finite);
+    if (scale_overflow) {
+      ++skipped;
+      log->info("step {}: gradient overflow at loss scale {}; update skipped, scale now {}", step, loss_scale,
+                scaler.scale());
+    } else if (!finite) {
       ++skipped;
       ++nonfinite_run;
       log->warn("step {}: non-finite loss {} or gradient norm {}; update skipped ({} in a row)", step, loss, grad_norm,
@@ -385,6 +431,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
       if (tc.clip_grad_norm > 0) clip_grad_norm(grads, tc.clip_grad_norm);
       Tensor values = params.values();
       optimizer->step(values, grads, lr);
+      if (half) half->params().values().copy_(values);
       interval_loss += loss;
       ++interval_steps;
     }
@@ -398,14 +445,11 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
       const double tps = dt > 0 ? double(interval_tokens) / dt : 0;
       result.last_loss = interval_steps > 0 ? interval_loss / double(interval_steps) : NAN;
       const double mfu = tps * 6.0 * double(dense_params) / peak_flops;
-      metrics.write({{"step", step},
-                     {"loss", result.last_loss},
-                     {"lr", lr},
-                     {"grad_norm", grad_norm},
-                     {"tokens_per_s", tps},
-                     {"mfu", mfu},
-                     {"epoch", h.epoch},
-                     {"tokens", tokens_seen}});
+      nlohmann::json row = {{"step", step},         {"loss", result.last_loss}, {"lr", lr},
+                            {"grad_norm", grad_norm}, {"tokens_per_s", tps},      {"mfu", mfu},
+                            {"epoch", h.epoch},       {"tokens", tokens_seen},    {"skipped_steps", skipped}};
+      if (scaler.enabled()) row["loss_scale"] = scaler.scale();
+      metrics.write(row);
       const double elapsed = now_s() - t_start;
       const double eta = double(tc.max_steps - step) * elapsed / double(std::max<int64_t>(1, step - first_step));
       const std::string line =
@@ -430,6 +474,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   if (step == tc.max_steps) run_eval();
   result.steps = step;
   result.skipped_steps = skipped;
+  result.loss_scale = scaler.scale();
   log->flush();
   return result;
 }

@@ -18,6 +18,7 @@ namespace dense::train {
 struct TrainOptions {
   std::string resume = "auto";  // auto: the newest valid checkpoint of the run, if any | none | a checkpoint folder
   std::string init_from;        // weights only (a checkpoint folder or a model.safetensors); counters start at 0
+  bool resize_position_embeddings = false;  // init_from: tile/truncate a learned position table of another length
   int64_t stop_after_steps = 0;  // stop (with a checkpoint) after this many steps of this invocation; 0 = none
   bool quiet = false;            // no progress line
 };
@@ -29,7 +30,8 @@ struct TrainResult {
   double last_loss = 0;    // mean training loss of the last logging interval
   double eval_loss = -1;   // the last evaluation (-1: none)
   double eval_accuracy = -1;
-  int64_t skipped_steps = 0;  // non-finite steps skipped
+  int64_t skipped_steps = 0;  // non-finite steps skipped (f16 loss-scale overflows included)
+  double loss_scale = 1.0;    // the f16 loss scale at the end (1 otherwise)
   std::string last_checkpoint;
   bool interrupted = false;  // stopped by SIGINT/SIGTERM (after saving a checkpoint)
 };

@@ -2,7 +2,7 @@
 """Reads TensorBoard event files, written from the format's specification alone (the C++ writer is not looked
 at), so tests can check src/train/tensorboard.cpp against a second implementation.
 
-    read_tfevents.py PATH [--wall-time] [--protobuf]
+    read_tfevents.py PATH [--wall-time] [--protobuf] [--purge]
 
 PATH is an event file or a folder (every file whose name holds "tfevents", in name order). Prints one line
 `tag step value` per scalar (value as Python's repr of the float32; `--wall-time` adds the event's wall time).
@@ -13,8 +13,12 @@ and the first event must be the file_version event "brain.Event:<n>".
 
 TFRecord framing: uint64 length (LE), uint32 masked CRC-32C of the 8 length bytes, data, uint32 masked
 CRC-32C of the data; mask(c) = ((c >> 15) | (c << 17)) + 0xa282ead8 (mod 2^32).
-tensorflow.Event: wall_time double = 1, step int64 = 2, file_version string = 3, summary Summary = 5.
-Summary: repeated Value value = 1. Value: tag string = 1, simple_value float = 2.
+tensorflow.Event: wall_time double = 1, step int64 = 2, file_version string = 3, summary Summary = 5,
+session_log SessionLog = 7. Summary: repeated Value value = 1. Value: tag string = 1, simple_value float = 2.
+SessionLog: status enum = 1 (START = 1).
+
+--purge shows what TensorBoard shows (its default purge_orphaned_data): a SessionLog START event at step s
+(a restarted run) drops every scalar read so far with step >= s.
 
 --protobuf decodes every record a second time with the protobuf runtime (Debian's python3-protobuf; TensorFlow's
 event_pb2 is not packaged in Debian 12, so the schema above is declared here as a descriptor) and fails unless
@@ -117,7 +121,7 @@ def expect_wire(number, wire, want, what):
 
 def decode_event(data):
     """The Event as a dict: wall_time, step, file_version (or None), scalars [(tag, value)]."""
-    event = {"wall_time": 0.0, "step": 0, "file_version": None, "scalars": []}
+    event = {"wall_time": 0.0, "step": 0, "file_version": None, "scalars": [], "session_start": False}
     for number, wire, value in fields(data):
         if number == 1:
             expect_wire(number, wire, 1, "Event.wall_time")
@@ -128,6 +132,12 @@ def decode_event(data):
         elif number == 3:
             expect_wire(number, wire, 2, "Event.file_version")
             event["file_version"] = value.decode("utf-8")
+        elif number == 7:
+            expect_wire(number, wire, 2, "Event.session_log")
+            for sn, sw, sv in fields(value):
+                if sn == 1:
+                    expect_wire(sn, sw, 0, "SessionLog.status")
+                    event["session_start"] = sv == 1
         elif number == 5:
             expect_wire(number, wire, 2, "Event.summary")
             for vn, vw, vv in fields(value):
@@ -197,6 +207,10 @@ def protobuf_decoder():
     event.field.add(name="file_version", number=3, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL, oneof_index=0)
     event.field.add(name="summary", number=5, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
                     type_name=".tensorflow.Summary", oneof_index=0)
+    session_log = fdp.message_type.add(name="SessionLog")
+    session_log.field.add(name="status", number=1, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
+    event.field.add(name="session_log", number=7, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                    type_name=".tensorflow.SessionLog", oneof_index=0)
     event.oneof_decl.add(name="what")
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
@@ -214,6 +228,7 @@ def protobuf_decoder():
             "step": e.step,
             "file_version": e.file_version if e.WhichOneof("what") == "file_version" else None,
             "scalars": [(v.tag, v.simple_value) for v in e.summary.value if v.WhichOneof("value") == "simple_value"],
+            "session_start": e.WhichOneof("what") == "session_log" and e.session_log.status == 1,
         }
 
     return decode
@@ -224,11 +239,11 @@ def same(a, b):
         return "nan" if isinstance(x, float) and math.isnan(x) else x
 
     return (norm(a["wall_time"]) == norm(b["wall_time"]) and a["step"] == b["step"]
-            and a["file_version"] == b["file_version"]
+            and a["file_version"] == b["file_version"] and a["session_start"] == b["session_start"]
             and [(t, norm(v)) for t, v in a["scalars"]] == [(t, norm(v)) for t, v in b["scalars"]])
 
 
-def read_file(path, second_decoder, out, with_wall_time):
+def read_file(path, second_decoder, out, with_wall_time, purge):
     first = True
     for offset, data in records(path):
         try:
@@ -247,11 +262,13 @@ def read_file(path, second_decoder, out, with_wall_time):
                 raise FormatError(f"offset {offset}: the first event is not a file_version 'brain.Event:<n>' "
                                   f"event ({event})")
             first = False
+        if purge and event["session_start"]:
+            out[:] = [(step, line) for step, line in out if step < event["step"]]
         for tag, value in event["scalars"]:
             line = f"{tag} {event['step']} {value!r}"
             if with_wall_time:
                 line += f" {event['wall_time']!r}"
-            out.append(line)
+            out.append((event["step"], line))
     if first:
         raise FormatError("empty file (no file_version event)")
 
@@ -259,7 +276,7 @@ def read_file(path, second_decoder, out, with_wall_time):
 def main(argv):
     args = [a for a in argv if not a.startswith("--")]
     flags = {a for a in argv if a.startswith("--")}
-    unknown = flags - {"--wall-time", "--protobuf"}
+    unknown = flags - {"--wall-time", "--protobuf", "--purge"}
     if len(args) != 1 or unknown:
         print(__doc__, file=sys.stderr)
         return 1
@@ -281,13 +298,13 @@ def main(argv):
     out = []
     for f in files:
         try:
-            read_file(f, second, out, "--wall-time" in flags)
+            read_file(f, second, out, "--wall-time" in flags, "--purge" in flags)
         except (FormatError, OSError, UnicodeDecodeError) as e:
             print(f"read_tfevents: {f}: {e}", file=sys.stderr)
             return 1
     # Tags are UTF-8 whatever the locale says.
     sys.stdout.reconfigure(encoding="utf-8")
-    for line in out:
+    for _, line in out:
         print(line)
     return 0
 

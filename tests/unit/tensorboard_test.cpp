@@ -232,6 +232,33 @@ TEST(TensorBoard, TwoWritersInOneFolderNeverShareAFile) {
   EXPECT_TRUE(contains(r.out, "y 2 2.0\n")) << r.out;
 }
 
+TEST(TensorBoard, SessionStartPurgesTheStepsOfAnInterruptedRun) {
+  if (!fs::exists(kPython)) GTEST_SKIP() << kPython << " is missing";
+  const std::string dir = temp_dir();
+  {
+    // The first run logged steps 1..5 and crashed; its checkpoint was at step 3.
+    TensorBoardWriter first(dir);
+    for (int s = 1; s <= 5; ++s) first.add_scalar("loss", 10.0 - s, s);
+  }
+  {
+    // The resumed run marks the restart at step 4 and logs 4..6 again, with other values.
+    TensorBoardWriter resumed(dir);
+    resumed.add_session_start(4);
+    for (int s = 4; s <= 6; ++s) resumed.add_scalar("loss", 20.0 + s, s);
+  }
+  const Result all = run(fmt::format("{} {} {}", kPython, reader(), dir));
+  ASSERT_EQ(all.rc, 0) << all.out;
+  EXPECT_EQ(all.out, "loss 1 9.0\nloss 2 8.0\nloss 3 7.0\nloss 4 6.0\nloss 5 5.0\nloss 4 24.0\nloss 5 25.0\n"
+                     "loss 6 26.0\n");
+  const Result purged = run(fmt::format("{} {} {} --purge", kPython, reader(), dir));
+  ASSERT_EQ(purged.rc, 0) << purged.out;
+  EXPECT_EQ(purged.out, "loss 1 9.0\nloss 2 8.0\nloss 3 7.0\nloss 4 24.0\nloss 5 25.0\nloss 6 26.0\n");
+  if (!python_has("google.protobuf")) return;
+  const Result pb = run(fmt::format("{} {} {} --purge --protobuf", kPython, reader(), dir));
+  ASSERT_EQ(pb.rc, 0) << pb.out;
+  EXPECT_EQ(pb.out, purged.out);
+}
+
 TEST(TensorBoard, ReaderRejectsCorruption) {
   if (!fs::exists(kPython)) GTEST_SKIP() << kPython << " is missing";
   const std::string dir = temp_dir();
