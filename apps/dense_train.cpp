@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "train/train_config_yaml.h"
+#include "parallel/communicator.h"
 #include "train/trainer.h"
 
 namespace {
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     const dense::train::TrainResult r = dense::train::train(cfg, opts);
+    if (r.rank != 0) return r.interrupted ? 130 : 0;  // rank 0 reports for the run
     std::printf("dense-train: %s at step %lld (from %lld): loss %.4f", r.run_dir.c_str(), (long long)r.steps,
                 (long long)r.start_step, r.last_loss);
     if (r.eval_loss >= 0) std::printf(", eval loss %.4f, eval accuracy %.4f", r.eval_loss, r.eval_accuracy);
@@ -64,10 +66,13 @@ int main(int argc, char** argv) {
   } catch (const dense::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "dense-train: error: %s\n", e.what());
+    // The other ranks may be waiting in a collective for this one: stop them all now.
+    dense::parallel::abort_world(1);
     return 1;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "dense-train: internal error: %s\n", e.what());
+    dense::parallel::abort_world(2);
     return 2;
   }
 }

@@ -111,6 +111,7 @@ void EncoderModel::backward(double scale) {
     }
     dx = layer_backward(l, dx);
     if (recompute_) layer_release(l);
+    if (layer_hook_) layer_hook_(l);
   }
   embeddings_.backward(dx);
 }

@@ -2,6 +2,7 @@
 // The encoder models: DANet and the softmax BERT baseline behind one interface. A model owns its parameter
 // arena; forward runs the layers in order and saves what backward needs; backward runs them in reverse and
 // accumulates gradients (+=) into the arena.
+#include <functional>
 #include <memory>
 
 #include "core/tensor.h"
@@ -41,6 +42,10 @@ class Model {
   virtual void backward(double scale = 1.0) = 0;
   // Activation checkpointing: keep only each layer's input and recompute the layer in backward.
   void set_recompute(bool on) { recompute_ = on; }
+  // Called by backward() right after encoder layer `l` (counting down) has added its parameters' gradients:
+  // from then on this backward pass does not touch them, so a data-parallel trainer can start reducing them
+  // while the layers below run. Empty: nothing is called.
+  void set_layer_backward_hook(std::function<void(int64_t layer)> hook) { layer_hook_ = std::move(hook); }
   nn::ParameterSet& params() { return params_; }
   const ModelConfig& config() const { return config_; }
 
@@ -49,6 +54,7 @@ class Model {
   ModelConfig config_;
   nn::ParameterSet params_;
   bool recompute_ = false;
+  std::function<void(int64_t)> layer_hook_;
 };
 
 // Builds, allocates and initialises a model (spec §1.13 initialisation, Philox seeded).

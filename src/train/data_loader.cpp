@@ -105,17 +105,12 @@ ShardLoader::ShardLoader(LoaderOptions options, Cursor start) : opt_(std::move(o
     DENSE_CHECK(info.seq_len == seq_len_, "{}: rows of {} tokens among shards of {} ({})", opt_.files[i],
                 info.seq_len, seq_len_, opt_.files[0]);
     file_rows_[i] = info.rows;
-    if (int64_t(i) % opt_.world == opt_.rank) {
-      my_files_.push_back(int64_t(i));
-      rows_per_epoch_ += info.rows;
-    }
+    rows_per_epoch_ += info.rows;
   }
   if (opt_.seq_len > 0)
     DENSE_CHECK(seq_len_ == opt_.seq_len, "{}: rows of {} tokens, but data.seq_len is {}", opt_.files[0], seq_len_,
                 opt_.seq_len);
-  DENSE_CHECK(!my_files_.empty(), "data loader: {} shard(s) for {} ranks leave rank {} without data",
-              opt_.files.size(), opt_.world, opt_.rank);
-  DENSE_CHECK(rows_per_epoch_ > 0, "data loader: the shards of rank {} hold no rows ({})", opt_.rank, opt_.files[0]);
+  DENSE_CHECK(rows_per_epoch_ > 0, "data loader: the shards hold no rows ({})", opt_.files[0]);
   thread_ = std::thread([this, start] { run(start); });
 }
 
@@ -129,7 +124,7 @@ ShardLoader::~ShardLoader() {
 }
 
 std::vector<int64_t> ShardLoader::shard_order(int64_t epoch) const {
-  std::vector<int64_t> order(my_files_.size());
+  std::vector<int64_t> order(opt_.files.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = int64_t(i);
   if (opt_.shuffle && opt_.loop) {
     data::PhiloxRng rng(data::mix_seed(opt_.seed, uint64_t(epoch), 0x5348415244ull));  // "SHARD"
@@ -159,6 +154,11 @@ void ShardLoader::run(Cursor c) {
       return b;
     };
     HostBatch batch = fresh();
+    // Position in the current block of batch_size x world rows of the global stream; this rank keeps the
+    // rows [rank x batch_size, (rank + 1) x batch_size) of every block. Blocks start at the cursor.
+    const int64_t block = opt_.batch_size * opt_.world;
+    const int64_t mine_begin = opt_.rank * opt_.batch_size, mine_end = mine_begin + opt_.batch_size;
+    int64_t block_pos = 0;
     auto push = [&](HostBatch&& b) {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || int64_t(queue_.size()) < std::max<int64_t>(1, opt_.prefetch); });
@@ -179,7 +179,7 @@ void ShardLoader::run(Cursor c) {
         c = {c.epoch + 1, 0, 0};
         continue;
       }
-      const int64_t file = my_files_[size_t(order[size_t(c.shard)])];
+      const int64_t file = order[size_t(c.shard)];
       const std::string& path = opt_.files[size_t(file)];
       Shard s;
       data::ShardExpect expect;
@@ -205,6 +205,17 @@ void ShardLoader::run(Cursor c) {
       const uint64_t epoch_seed = data::mix_seed(opt_.seed, uint64_t(c.epoch), 0x4D41534Bull);  // "MASK"
       while (c.offset < s.rows) {
         const int64_t row = perm[size_t(c.offset)];
+        const bool mine = block_pos >= mine_begin && block_pos < mine_end;
+        ++c.offset;
+        if (!mine) {
+          if (++block_pos == block) {
+            block_pos = 0;
+            batch.next = c;
+            if (!push(std::move(batch))) return;
+            batch = fresh();
+          }
+          continue;
+        }
         if (batch.batch == 0) batch.epoch = c.epoch;
         const int32_t* ids = s.ids.data() + row * N;
         if (format_ == "packed") {
@@ -226,8 +237,8 @@ void ShardLoader::run(Cursor c) {
           }
         }
         ++batch.batch;
-        ++c.offset;
-        if (batch.batch == opt_.batch_size) {
+        if (++block_pos == block) {
+          block_pos = 0;
           batch.next = c;
           if (!push(std::move(batch))) return;
           batch = fresh();
@@ -235,7 +246,7 @@ void ShardLoader::run(Cursor c) {
       }
       c = {c.epoch, c.shard + 1, 0};
     }
-    if (batch.batch > 0) {
+    if (batch.batch > 0) {  // the end of a one-pass read: this rank's part of a short last block
       batch.next = c;
       if (!push(std::move(batch))) return;
     }

@@ -3,11 +3,16 @@
 // or LDDL `bert` shards with their static masks. A background thread reads whole shards and assembles batches
 // ahead of the trainer (a bounded queue of `prefetch` batches, so at most two shards are in memory).
 //
-// Order: epoch e visits this rank's shards (file i belongs to rank i mod world) in an order shuffled from
-// (seed, e), and each shard's rows in a permutation from (seed, e, file index); batches run across shard
-// boundaries. Packed rows are masked from (seed, e, file index, row), so every epoch sees fresh masks and any
-// batch can be rebuilt alone. The Cursor after a batch (epoch, position in the epoch's shard order, rows taken
-// from that shard) is all a resumed run needs to see exactly the batches it would have seen.
+// Order: one global stream of rows, the same for any number of ranks. Epoch e visits every shard in an order
+// shuffled from (seed, e), and each shard's rows in a permutation from (seed, e, file index); batches run
+// across shard boundaries. The stream is cut into blocks of batch_size x world rows and rank r takes rows
+// [r x batch_size, (r + 1) x batch_size) of each block, so the ranks' batches are disjoint and their union
+// is what one process with world x batch_size rows per batch would see. Packed rows are masked from
+// (seed, e, file index, row), so every epoch sees fresh masks and any batch can be rebuilt alone. The Cursor
+// after a batch (epoch, position in the epoch's shard order, rows taken from that shard: the end of its
+// block) is the same on every rank and is all a resumed run needs, with any world size, to see exactly the
+// rows it would have seen. (The reference gives each rank whole shards, spec §3.3, which ties the data order
+// to the world size; docs/decisions.md.)
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -74,7 +79,7 @@ class ShardLoader {
   bool next(HostBatch& out);
   int64_t seq_len() const { return seq_len_; }
   const std::string& format() const { return format_; }
-  int64_t rows_per_epoch() const { return rows_per_epoch_; }  // this rank's rows in one epoch
+  int64_t rows_per_epoch() const { return rows_per_epoch_; }  // rows of one epoch, all ranks together
 
  private:
   void run(Cursor start);
@@ -83,7 +88,6 @@ class ShardLoader {
 
   struct Shard;
   LoaderOptions opt_;
-  std::vector<int64_t> my_files_;   // indices into opt_.files for this rank
   std::vector<int64_t> file_rows_;  // rows per file (indexed like opt_.files)
   std::string format_;
   int64_t seq_len_ = 0;

@@ -84,7 +84,9 @@ struct LoggingConfig {
 };
 
 struct ParallelConfig {
-  std::string backend = "none";  // none | mpi | nccl (issue #6)
+  std::string backend = "auto";  // auto | none | mpi | nccl
+  double bucket_mb = 25.0;       // gradient all-reduce bucket size
+  bool zero1 = false;            // shard the optimizer moments over the ranks (ZeRO stage 1)
 };
 
 struct TrainConfig {

@@ -79,7 +79,7 @@ const std::vector<Section>& sections() {
       {"training.schedule", "The learning rate, set before every optimizer step (spec §4.2)."},
       {"checkpoint", "Checkpoints and their pruning (spec §4.6)."},
       {"logging", "Metrics, TensorBoard and the console."},
-      {"parallel", "Data-parallel training (issue #6)."},
+      {"parallel", "Data-parallel training over MPI or NCCL (docs/distributed.md)."},
   };
   return table;
 }
@@ -169,8 +169,15 @@ const std::vector<Key>& schema() {
       {DENSE_KEY(logging.progress), "a live progress line on stderr"},
       {DENSE_KEY(logging.level), "console log level", {}, {"trace", "debug", "info", "warn", "error"}},
 
-      {DENSE_KEY(parallel.backend), "`mpi` or `nccl` for several ranks (issue #6); `none`: one process", {},
-       {"none", "mpi", "nccl"}},
+      {DENSE_KEY(parallel.backend),
+       "`auto`: MPI when started by mpirun/srun with several ranks, else one process; `mpi` (host tensors); "
+       "`nccl` (GPU tensors, needs training.device cuda); `none`: one process, even under mpirun",
+       {}, {"auto", "none", "mpi", "nccl"}},
+      {DENSE_KEY(parallel.bucket_mb), "gradient all-reduce bucket size (MiB): buckets start while backward runs",
+       positive()},
+      {DENSE_KEY(parallel.zero1),
+       "ZeRO stage 1: each rank keeps the AdamW moments of 1/world of the parameters (reduce-scatter + "
+       "all-gather instead of all-reduce); same weights as without"},
   };
   return table;
 }

@@ -27,11 +27,14 @@
 #include "data/vocab.h"
 #include "models/model.h"
 #include "train/checkpoint.h"
+#include "parallel/communicator.h"
 #include "train/data_loader.h"
+#include "train/gradient_sync.h"
 #include "train/loss_scaler.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/tensorboard.h"
+#include "train/zero_optimizer.h"
 #include "train/train_config_yaml.h"
 
 namespace dense::train {
@@ -130,7 +133,10 @@ struct Eval {
   int64_t tokens = 0;
 };
 
-Eval evaluate(models::Model& model, const LoaderOptions& base, int64_t max_batches, Device device) {
+// Every rank evaluates its slice of the validation stream; the sums are reduced, so all ranks get the same
+// result.
+Eval evaluate(models::Model& model, const LoaderOptions& base, int64_t max_batches, Device device,
+              parallel::Communicator& comm) {
   LoaderOptions o = base;
   o.loop = false;
   o.shuffle = false;
@@ -148,6 +154,11 @@ Eval evaluate(models::Model& model, const LoaderOptions& base, int64_t max_batch
     count += out.mlm_count;
     correct += mlm_correct(out, h);
   }
+  std::vector<double> sums = {loss_sum, double(count), double(correct)};
+  comm.all_reduce(sums);
+  loss_sum = sums[0];
+  count = int64_t(sums[1]);
+  correct = int64_t(sums[2]);
   Eval e;
   e.tokens = count;
   if (count > 0) {
@@ -214,11 +225,20 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   DENSE_CHECK(!ec, "{}: cannot create the run folder: {}", run_dir, ec.message());
   const std::string ckpt_dir = cfg.checkpoint.dir.empty() ? run_dir + "/checkpoints" : cfg.checkpoint.dir;
 
-  // ---- logging ----
-  auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log", false);
+  // ---- ranks (world size 1 without mpirun) ----
+  std::unique_ptr<parallel::Communicator> comm = parallel::make_communicator(cfg.parallel.backend);
+  const int64_t world = comm->size(), rank = comm->rank();
+  const bool root = rank == 0;
+  result.rank = rank;
+  result.world = world;
+
+  // ---- logging: rank 0 writes the run folder's files; the others report warnings on stderr ----
   auto err_sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   err_sink->set_level(spdlog::level::warn);
-  auto log = std::make_shared<spdlog::logger>("dense-train", spdlog::sinks_init_list{file_sink, err_sink});
+  std::vector<spdlog::sink_ptr> sinks{err_sink};
+  if (root) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log", false));
+  auto log = std::make_shared<spdlog::logger>(world > 1 ? fmt::format("dense-train rank {}", rank) : "dense-train",
+                                              sinks.begin(), sinks.end());
   log->set_level(spdlog::level::from_str(cfg.logging.level));
   log->flush_on(spdlog::level::info);
 
@@ -231,7 +251,8 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
               "updates host memory); use training.device: cpu", tc.device);
   if (tc.threads > 0) set_cpu_threads(tc.threads);
   const DType compute_dtype = tc.precision == "bf16" ? DType::BF16 : tc.precision == "f16" ? DType::F16 : DType::F32;
-  const int64_t world = 1, rank = 0;
+  DENSE_CHECK(comm->engine() != "nccl" || !device.is_cpu(),
+              "parallel.backend: nccl reduces GPU tensors; CPU training uses parallel.backend mpi (or auto)");
   const int64_t micro = tc.micro_batch > 0 ? tc.micro_batch : tc.global_batch / world;
   DENSE_CHECK(micro >= 1 && tc.global_batch % (micro * world) == 0,
               "training.global_batch {} is not a multiple of micro_batch {} x {} rank(s)", tc.global_batch, micro, world);
@@ -277,56 +298,102 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   nn::ParameterSet& params = model->params();
   LossScaler scaler(tc);
   const std::vector<ParamRange> groups = parameter_groups(params, tc.optimizer);
-  std::unique_ptr<Optimizer> optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel());
+  // ZeRO-1 keeps 1/world of the moments per rank; otherwise every rank holds them all.
+  std::unique_ptr<ZeroOptimizer> zero;
+  std::unique_ptr<Optimizer> optimizer;
+  if (cfg.parallel.zero1 && world > 1) zero = std::make_unique<ZeroOptimizer>(*comm, tc.optimizer, groups, params.values().numel());
+  else optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel());
   nn::Context ctx;
   ctx.training = true;
-  ctx.rng = Generator(data::mix_seed(tc.seed, 0x44524F50ull), 0);  // "DROP"
+  // Dropout draws differ between ranks (their rows differ too); rank 0's stream is the single-process one.
+  const uint64_t dropout_seed =
+      root ? data::mix_seed(tc.seed, 0x44524F50ull) : data::mix_seed(data::mix_seed(tc.seed, 0x44524F50ull), uint64_t(rank));  // "DROP"
+  ctx.rng = Generator(dropout_seed, 0);
 
-  // ---- resume or initialise ----
+  // ---- resume or initialise: rank 0 reads, every rank receives (no shared filesystem needed) ----
   Cursor cursor;
   int64_t step = 0, skipped = 0, nonfinite_run = 0, tokens_seen = 0;
-  remove_stale_checkpoint_temporaries(ckpt_dir);
   std::string resume_from;
-  if (opts.resume == "auto") {
-    const CheckpointScan scan = find_latest_checkpoint(ckpt_dir);
-    for (const auto& w : scan.warnings) log->warn("{}", w);
-    resume_from = scan.latest;
-  } else if (opts.resume != "none" && !opts.resume.empty()) {
-    resume_from = opts.resume;
+  std::string state_text;  // trainer_state.json of the checkpoint resumed from
+  if (root) {
+    remove_stale_checkpoint_temporaries(ckpt_dir);
+    if (opts.resume == "auto") {
+      const CheckpointScan scan = find_latest_checkpoint(ckpt_dir);
+      for (const auto& w : scan.warnings) log->warn("{}", w);
+      resume_from = scan.latest;
+    } else if (opts.resume != "none" && !opts.resume.empty()) {
+      resume_from = opts.resume;
+    }
   }
+  comm->broadcast(resume_from);
   DENSE_CHECK(resume_from.empty() || opts.init_from.empty(),
               "--init-from {} and a checkpoint to resume ({}) were both given; resume continues a run, init-from "
               "starts a new one from weights (use --resume none)",
               opts.init_from, resume_from);
   const std::string config_hash = train_config_hash(cfg);
-  if (!resume_from.empty()) {
-    const CheckpointData ck = load_checkpoint(resume_from);
-    load_model_tensors(*model, ck.model, resume_from + "/model.safetensors", log);
-    const nlohmann::json& s = ck.state;
-    DENSE_CHECK(s.contains("step") && s.contains("cursor") && s.contains("rng") && s.contains("optimizer_steps"),
-                "{}/trainer_state.json: missing step, cursor, rng or optimizer_steps", resume_from);
-    optimizer->load_state(ck.optimizer, s["optimizer_steps"].get<int64_t>());
+  std::string load_error;  // rank 0's, passed on so that every rank stops with it
+  std::vector<std::pair<std::string, Tensor>> loaded_moments;  // rank 0, for ZeRO-1
+  if (root) {
+    try {
+      if (!resume_from.empty()) {
+        const CheckpointData ck = load_checkpoint(resume_from);
+        load_model_tensors(*model, ck.model, resume_from + "/model.safetensors", log);
+        const nlohmann::json& s = ck.state;
+        DENSE_CHECK(s.contains("step") && s.contains("cursor") && s.contains("rng") && s.contains("optimizer_steps"),
+                    "{}/trainer_state.json: missing step, cursor, rng or optimizer_steps", resume_from);
+        if (optimizer) optimizer->load_state(ck.optimizer, s["optimizer_steps"].get<int64_t>());
+        else loaded_moments = ck.optimizer;
+        state_text = s.dump();
+      } else if (!opts.init_from.empty()) {
+        const std::string file =
+            fs::is_directory(opts.init_from, ec) ? opts.init_from + "/model.safetensors" : opts.init_from;
+        if (fs::is_directory(opts.init_from, ec)) verify_checkpoint(opts.init_from);
+        load_model_tensors(*model, read_safetensors(file).tensors, file, log, opts.resize_position_embeddings);
+        log->info("initialised weights from {}", file);
+      }
+    } catch (const std::exception& e) {
+      load_error = e.what();
+    }
+  }
+  if (world > 1) comm->broadcast(load_error);
+  if (!load_error.empty()) throw Error(load_error);
+  // Identical weights everywhere, whether drawn from the seed, loaded or resumed.
+  if (world > 1) comm->broadcast(params.values());
+  if (world > 1) comm->broadcast(state_text);
+  if (!state_text.empty()) {
+    const nlohmann::json s = nlohmann::json::parse(state_text);
+    if (zero) {
+      zero->load_state(loaded_moments, s["optimizer_steps"].get<int64_t>());
+      loaded_moments.clear();
+    } else if (world > 1) {
+      std::vector<std::pair<std::string, Tensor>> moments = optimizer->state();
+      for (auto& [name, t] : moments) comm->broadcast(t);
+      if (!root) {
+        std::vector<std::pair<std::string, Tensor>> copies;
+        for (const auto& [name, t] : moments) copies.emplace_back(name, t.clone());
+        optimizer->load_state(copies, s["optimizer_steps"].get<int64_t>());
+      }
+    }
     step = s["step"].get<int64_t>();
     cursor = Cursor::from_json(s["cursor"]);
-    ctx.rng.set_state(s["rng"]["seed"].get<uint64_t>(), s["rng"]["offset"].get<uint64_t>());
+    ctx.rng.set_state(root ? s["rng"]["seed"].get<uint64_t>() : dropout_seed, s["rng"]["offset"].get<uint64_t>());
     skipped = s.value("skipped_steps", int64_t(0));
     if (scaler.enabled()) {
       if (s.contains("loss_scaler")) scaler.load_json(s["loss_scaler"], resume_from + "/trainer_state.json");
       else log->warn("{}: no loss-scaler state (not an f16 run); starting at scale {}", resume_from, scaler.scale());
     }
     tokens_seen = s.value("tokens_seen", int64_t(0));
+    const int64_t saved_world = s.value("world_size", int64_t(1));
+    if (saved_world != world)
+      log->info("{}: written by {} rank(s), continuing on {}: the data stream is re-split at the same position",
+                resume_from, saved_world, world);
     if (s.value("config_hash", std::string()) != config_hash)
       log->warn("{}: written with a different configuration; continuing with the current one", resume_from);
     log->info("resumed from {} at step {}", resume_from, step);
-  } else if (!opts.init_from.empty()) {
-    const std::string file = fs::is_directory(opts.init_from, ec) ? opts.init_from + "/model.safetensors" : opts.init_from;
-    if (fs::is_directory(opts.init_from, ec)) verify_checkpoint(opts.init_from);
-    load_model_tensors(*model, read_safetensors(file).tensors, file, log, opts.resize_position_embeddings);
-    log->info("initialised weights from {}", file);
   }
   result.start_step = step;
   if (half) half->params().values().copy_(params.values());
-  write_file_atomic(run_dir + "/config.yaml", train_config_to_yaml(cfg));
+  if (root) write_file_atomic(run_dir + "/config.yaml", train_config_to_yaml(cfg));
 
   ShardLoader loader(lo, cursor);
   std::unique_ptr<LoaderOptions> eval_opts;
@@ -335,23 +402,33 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
     eval_opts->files = list_shards(cfg.data.validation);
     eval_opts->batch_size = micro;
   }
-  Metrics metrics(run_dir, cfg.logging.tensorboard, step);
-  log->info("training {} ({} parameters) on {} for {} steps: global batch {} = {} x {} accumulation, {} tokens per row",
-            cfg.name, params.numel(), device.str(), tc.max_steps, tc.global_batch, micro, accum, loader.seq_len());
+  std::unique_ptr<Metrics> metrics;
+  if (root) metrics = std::make_unique<Metrics>(run_dir, cfg.logging.tensorboard, step);
+  std::unique_ptr<GradientSync> gradient_sync;
+  if (world > 1 && !zero) gradient_sync = std::make_unique<GradientSync>(*comm, params, cfg.model.num_hidden_layers, cfg.parallel.bucket_mb);
+  log->info("training {} ({} parameters) on {} for {} steps: global batch {} = {} rank(s) x {} x {} accumulation, {} "
+            "tokens per row",
+            cfg.name, params.numel(), device.str(), tc.max_steps, tc.global_batch, world, micro, accum, loader.seq_len());
+  if (gradient_sync) log->info("gradients summed over {} ranks ({}) in {} buckets", world, comm->engine(),
+                               gradient_sync->bucket_count());
 
   auto save = [&](const Cursor& c) {
+    std::vector<std::pair<std::string, Tensor>> moments;
+    if (zero) moments = zero->gather_state();  // collective
+    if (!root) return;  // every rank holds the same weights (and, but for ZeRO, optimizer state)
     CheckpointData ck;
     ck.model = model_tensors(*model);
-    ck.optimizer = optimizer->state();
+    ck.optimizer = zero ? moments : optimizer->state();
     ck.state = {{"format_version", 1},
                 {"step", step},
                 {"cursor", c.to_json()},
                 {"rng", {{"seed", ctx.rng.seed()}, {"offset", ctx.rng.offset()}}},
-                {"optimizer_steps", optimizer->steps()},
+                {"optimizer_steps", zero ? zero->steps() : optimizer->steps()},
                 {"skipped_steps", skipped},
                 {"tokens_seen", tokens_seen},
                 {"config_hash", config_hash},
                 {"precision", tc.precision},
+                {"world_size", world},
                 {"name", cfg.name}};
     if (scaler.enabled()) ck.state["loss_scaler"] = scaler.to_json();
     result.last_checkpoint = save_checkpoint(ckpt_dir, step, ck);
@@ -361,10 +438,10 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   };
   auto run_eval = [&]() {
     if (!eval_opts) return;
-    const Eval e = evaluate(compute, *eval_opts, tc.eval_batches, device);
+    const Eval e = evaluate(compute, *eval_opts, tc.eval_batches, device, *comm);
     result.eval_loss = e.loss;
     result.eval_accuracy = e.accuracy;
-    metrics.write({{"step", step}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}, {"eval_tokens", e.tokens}});
+    if (metrics) metrics->write({{"step", step}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}, {"eval_tokens", e.tokens}});
     log->info("step {}: eval loss {:.4f}, accuracy {:.4f} over {} masked tokens", step, e.loss, e.accuracy, e.tokens);
   };
 
@@ -379,6 +456,11 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
 
   const char* kill_env = std::getenv("DENSE_TRAIN_KILL_AT_STEP");
   const int64_t kill_at_step = kill_env ? std::atoll(kill_env) : 0;
+  const char* kill_rank_env = std::getenv("DENSE_TRAIN_KILL_RANK");  // default: every rank
+  const int64_t kill_rank = kill_rank_env ? std::atoll(kill_rank_env) : -1;
+  // For the data-parallel tests: each rank's summed gradients of the first step, to compare with one process.
+  const char* dump_env = std::getenv("DENSE_TRAIN_DUMP_GRADIENTS");
+  const std::string dump_dir = dump_env ? dump_env : "";
 
   // ---- the loop ----
   double interval_loss = 0, t_interval = now_s();
@@ -387,28 +469,57 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   HostBatch h;
   Cursor last_cursor = cursor;
   const double t_start = now_s();
+  std::vector<HostBatch> micro_batches(static_cast<size_t>(accum));
   while (step < tc.max_steps) {
     params.zero_grad();
+    // The loss is the mean over every masked token of the global batch (all ranks, all micro-batches), so
+    // any split of one global batch over ranks and micro-batches gives the same gradients: each micro-batch's
+    // mean-loss gradient is weighted by its share of the global masked count.
+    int64_t local_masked = 0;
+    for (auto& mb : micro_batches) {
+      DENSE_CHECK(loader.next(mb), "the training data ended (the loader loops over epochs; this is a bug)");
+      local_masked += mb.masked;
+    }
+    last_cursor = micro_batches.back().next;
+    std::vector<double> global_counts = {double(local_masked)};
+    comm->all_reduce(global_counts);
+    const double global_masked = global_counts[0];
     double loss = 0;
     const double loss_scale = scaler.scale();
     for (int64_t a = 0; a < accum; ++a) {
-      DENSE_CHECK(loader.next(h), "the training data ended (the loader loops over epochs; this is a bug)");
-      last_cursor = h.next;
+      h = std::move(micro_batches[size_t(a)]);
+      const double weight = global_masked > 0 ? double(h.masked) / global_masked : 0.0;
+      // Under f32 the last micro-batch's backward starts the layer buckets itself.
+      if (gradient_sync && !half && a == accum - 1) gradient_sync->arm(compute);
       const models::Outputs out = compute.forward(to_model_batch(h, cfg.model, device), ctx);
-      compute.backward(loss_scale / double(accum));
+      compute.backward(loss_scale * weight);
       if (half) {
         // Summed in f32 (spec §4.3: f32 gradient accumulation), then the half gradients start again at zero.
         ops::accumulate(half->params().grads().to(DType::F32), a == 0 ? 0.0 : 1.0, params.grads());
         half->params().zero_grad();
       }
-      loss += out.loss / double(accum);
-      interval_tokens += h.batch * h.seq_len;
+      if (h.masked > 0) loss += out.loss * weight;
+      interval_tokens += h.batch * h.seq_len * world;
+    }
+    if (world > 1) {
+      if (gradient_sync) gradient_sync->finish();
+      std::vector<double> l = {loss};
+      comm->all_reduce(l);
+      loss = l[0];
     }
     tokens_seen += tc.global_batch * loader.seq_len();
     const double lr = learning_rate_at(tc.schedule, tc.optimizer, step, tc.max_steps);
     Tensor grads = params.grads();
-    if (loss_scale != 1.0) scale_gradients(grads, 1.0 / loss_scale);
-    const double grad_norm = global_grad_norm(grads);
+    if (zero) zero->reduce_gradients(grads);
+    // What the update reads: the whole arena, or under ZeRO-1 this rank's slice of the sums.
+    Tensor& update_grads = zero ? zero->slice_gradients() : grads;
+    if (loss_scale != 1.0) scale_gradients(update_grads, 1.0 / loss_scale);
+    if (!dump_dir.empty() && step == first_step && !zero) {
+      std::vector<std::pair<std::string, Tensor>> named;
+      for (const auto& p : params.all()) named.emplace_back(p.name, p.grad.clone());
+      write_safetensors(fmt::format("{}/grads-rank{}.safetensors", dump_dir, rank), named, {});
+    }
+    const double grad_norm = zero ? zero->global_norm() : global_grad_norm(grads);
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
     // Under f16 a non-finite gradient first means the scale is too large: halve it and retry, without counting
     // towards divergence, until the scale reaches its minimum.
@@ -428,16 +539,21 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
                   step, nonfinite_run, first_nonfinite_gradient(*model));
     } else {
       nonfinite_run = 0;
-      if (tc.clip_grad_norm > 0) clip_grad_norm(grads, tc.clip_grad_norm);
+      if (tc.clip_grad_norm > 0) {
+        // torch.nn.utils.clip_grad_norm_'s coefficient, from the norm of all slices.
+        const double coef = tc.clip_grad_norm / (grad_norm + 1e-6);
+        if (coef < 1.0) scale_gradients(update_grads, coef);
+      }
       Tensor values = params.values();
-      optimizer->step(values, grads, lr);
+      if (zero) zero->step(values, lr);
+      else optimizer->step(values, grads, lr);
       if (half) half->params().values().copy_(values);
       interval_loss += loss;
       ++interval_steps;
     }
     ++step;
     // Fault injection for the crash tests: a real SIGKILL in the middle of a run.
-    if (kill_at_step > 0 && step == kill_at_step) ::kill(::getpid(), SIGKILL);
+    if (kill_at_step > 0 && step == kill_at_step && (kill_rank < 0 || kill_rank == rank)) ::kill(::getpid(), SIGKILL);
 
     const bool last = step == tc.max_steps;
     if (step % std::max<int64_t>(1, cfg.logging.every_steps) == 0 || last) {
@@ -449,24 +565,30 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
                             {"grad_norm", grad_norm}, {"tokens_per_s", tps},      {"mfu", mfu},
                             {"epoch", h.epoch},       {"tokens", tokens_seen},    {"skipped_steps", skipped}};
       if (scaler.enabled()) row["loss_scale"] = scaler.scale();
-      metrics.write(row);
+      if (metrics) metrics->write(row);
       const double elapsed = now_s() - t_start;
       const double eta = double(tc.max_steps - step) * elapsed / double(std::max<int64_t>(1, step - first_step));
       const std::string line =
           fmt::format("step {}/{}  loss {:.4f}  lr {:.3g}  {} tok/s  MFU {:.1f}%  ETA {}", step, tc.max_steps,
                       result.last_loss, lr, data::with_thousands(int64_t(tps)), 100 * mfu, data::format_duration(eta));
       log->info("{}", line);
-      if (popt.enabled) std::fprintf(stderr, "%s\n", line.c_str());
+      if (popt.enabled && root) std::fprintf(stderr, "%s\n", line.c_str());
       interval_loss = 0;
       interval_steps = 0;
       interval_tokens = 0;
       t_interval = now_s();
     }
     if (tc.eval_every > 0 && step % tc.eval_every == 0 && !last) run_eval();
-    const bool stop = stop_requested().load() || (opts.stop_after_steps > 0 && step - first_step >= opts.stop_after_steps);
+    bool stop = stop_requested().load() || (opts.stop_after_steps > 0 && step - first_step >= opts.stop_after_steps);
+    if (world > 1) {
+      // A signal reaches the ranks at different moments: they stop together, at the step the first one saw it.
+      std::vector<double> any = {stop ? 1.0 : 0.0};
+      comm->all_reduce(any, parallel::ReduceOp::Max);
+      stop = any[0] > 0;
+    }
     if ((cfg.checkpoint.every_steps > 0 && step % cfg.checkpoint.every_steps == 0) || last || stop) save(last_cursor);
     if (stop && !last) {
-      result.interrupted = stop_requested().load();
+      result.interrupted = !(opts.stop_after_steps > 0 && step - first_step >= opts.stop_after_steps);
       log->info("stopping at step {} ({})", step, result.interrupted ? "signal" : "stop_after_steps");
       break;
     }

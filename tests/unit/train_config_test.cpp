@@ -50,7 +50,8 @@ TEST(TrainConfig, EmptyTextGivesTheDefaults) {
   EXPECT_EQ(c.training.schedule.type, "cyclic_poly");
   EXPECT_EQ(c.data.random_token_prob, -1.0);
   EXPECT_EQ(c.model.hidden_size, 1024);
-  EXPECT_EQ(c.parallel.backend, "none");
+  EXPECT_EQ(c.parallel.backend, "auto");
+  EXPECT_FALSE(c.parallel.zero1);
 }
 
 TEST(TrainConfig, ReadsEveryKind) {
@@ -303,7 +304,7 @@ TEST(TrainConfig, BadValues) {
   EXPECT_EQ(parse_error("training:\n  schedule: {type: cos}\n"),
             "test.yaml:2: training.schedule.type: 'cos' is not one of cyclic_poly, constant, linear, cosine");
   EXPECT_TRUE(contains(parse_error("data:\n  format: csv\n"), "data.format: 'csv' is not one of auto, packed, bert"));
-  EXPECT_TRUE(contains(parse_error("parallel:\n  backend: gloo\n"), "'gloo' is not one of none, mpi, nccl"));
+  EXPECT_TRUE(contains(parse_error("parallel:\n  backend: gloo\n"), "'gloo' is not one of auto, none, mpi, nccl"));
   EXPECT_TRUE(contains(parse_error("logging:\n  level: loud\n"), "logging.level: 'loud' is not one of trace"));
   EXPECT_EQ(parse_error("training:\n  global_batch: 0\n"), "test.yaml:2: training.global_batch: must be >= 1, got 0");
   EXPECT_EQ(parse_error("training:\n  max_steps: 0\n"), "test.yaml:2: training.max_steps: must be >= 1, got 0");
