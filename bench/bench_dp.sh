@@ -8,7 +8,7 @@ BUILD=${1:-build} STEPS=${2:-30}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-0}
 "$BUILD/apps/dense-prep" pretrain "$ROOT/../shared/data/wikitext-2/train.txt" --corpus-format wikitext \
   --vocab "$ROOT/tests/data/wordpiece_vocab_small.txt" -o "$WORK/shards" -N 128 -q > /dev/null
 run() {  # NAME RANKS THREADS MICRO
