@@ -29,6 +29,7 @@
 #include "train/checkpoint.h"
 #include "parallel/communicator.h"
 #include "train/data_loader.h"
+#include "train/evaluate.h"
 #include "train/gradient_sync.h"
 #include "train/loss_scaler.h"
 #include "train/optimizer.h"
@@ -99,75 +100,6 @@ class Metrics {
   std::unique_ptr<TensorBoardWriter> tb_;
 };
 
-// A HostBatch as model inputs on the model's device.
-models::Batch to_model_batch(const HostBatch& h, const models::ModelConfig& mc, Device device) {
-  models::Batch b;
-  const Shape shape{h.batch, h.seq_len};
-  b.input_ids = Tensor::from_vector(h.input_ids, shape, DType::I64).to(device);
-  b.mlm_labels = Tensor::from_vector(h.mlm_labels, shape, DType::I64).to(device);
-  if (!h.attention_mask.empty()) b.attention_mask = Tensor::from_vector(h.attention_mask, shape, DType::F32).to(device);
-  if (mc.token_type_embeddings && !h.token_type_ids.empty())
-    b.token_type_ids = Tensor::from_vector(h.token_type_ids, shape, DType::I64).to(device);
-  return b;
-}
-
-// Correct predictions among the masked positions (labels >= 0, row-major: the order of the MLM logits rows).
-int64_t mlm_correct(const models::Outputs& out, const HostBatch& h) {
-  if (!out.mlm_logits.defined() || out.mlm_count == 0) return 0;
-  const Tensor logits = out.mlm_logits.to(Device::cpu()).to(DType::F32).contiguous();
-  const int64_t rows = logits.size(0), V = logits.size(1);
-  const float* p = logits.data<float>();
-  int64_t correct = 0, r = 0;
-  for (int64_t label : h.mlm_labels) {
-    if (label < 0) continue;
-    DENSE_CHECK(r < rows, "MLM logits have {} rows for more masked positions", rows);
-    const float* row = p + r * V;
-    correct += int64_t(std::max_element(row, row + V) - row) == label;
-    ++r;
-  }
-  return correct;
-}
-
-struct Eval {
-  double loss = 0, accuracy = 0;
-  int64_t tokens = 0;
-};
-
-// Every rank evaluates its slice of the validation stream; the sums are reduced, so all ranks get the same
-// result.
-Eval evaluate(models::Model& model, const LoaderOptions& base, int64_t max_batches, Device device,
-              parallel::Communicator& comm) {
-  LoaderOptions o = base;
-  o.loop = false;
-  o.shuffle = false;
-  ShardLoader loader(o);
-  nn::Context ctx;
-  ctx.training = false;
-  double loss_sum = 0;
-  int64_t count = 0, correct = 0, batches = 0;
-  HostBatch h;
-  while ((max_batches <= 0 || batches < max_batches) && loader.next(h)) {
-    ++batches;
-    if (h.masked == 0) continue;
-    const models::Outputs out = model.forward(to_model_batch(h, model.config(), device), ctx);
-    loss_sum += out.mlm_loss * double(out.mlm_count);
-    count += out.mlm_count;
-    correct += mlm_correct(out, h);
-  }
-  std::vector<double> sums = {loss_sum, double(count), double(correct)};
-  comm.all_reduce(sums);
-  loss_sum = sums[0];
-  count = int64_t(sums[1]);
-  correct = int64_t(sums[2]);
-  Eval e;
-  e.tokens = count;
-  if (count > 0) {
-    e.loss = loss_sum / double(count);
-    e.accuracy = double(correct) / double(count);
-  }
-  return e;
-}
-
 // The first parameter whose gradient holds NaN or Inf (for the diagnostic when a run keeps diverging).
 std::string first_nonfinite_gradient(models::Model& model) {
   for (auto& p : model.params().all()) {
@@ -183,34 +115,6 @@ std::vector<std::pair<std::string, Tensor>> model_tensors(models::Model& model) 
   std::vector<std::pair<std::string, Tensor>> out;
   for (auto& p : model.params().all()) out.emplace_back(p.name, p.value.to(Device::cpu()).to(DType::F32).contiguous());
   return out;
-}
-
-// Copies named weights into the model; every parameter must be present with its shape (a clear error naming
-// the tensor otherwise). Extra tensors are reported and ignored. With resize_positions, a learned position
-// table of another length is tiled or truncated to the model's (spec §1.3).
-void load_model_tensors(models::Model& model, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                        const std::string& source, std::shared_ptr<spdlog::logger> log, bool resize_positions = false) {
-  std::map<std::string, const Tensor*> by_name;
-  for (const auto& [n, t] : tensors) by_name[n] = &t;
-  for (auto& p : model.params().all()) {
-    const auto it = by_name.find(p.name);
-    DENSE_CHECK(it != by_name.end(), "{}: no tensor '{}' (the model needs it, shape {})", source, p.name,
-                shape_str(p.shape));
-    const Tensor& t = *it->second;
-    const bool other_length = models::is_position_table(p.name) && t.dim() == 2 && p.shape.size() == 2 &&
-                              t.size(1) == p.shape[1] && t.size(0) != p.shape[0];
-    if (other_length && resize_positions) {
-      p.value.copy_(models::resize_position_table(t, p.shape[0]));
-      log->info("{}: '{}' resized from {} to {} positions (tiled)", source, p.name, t.size(0), p.shape[0]);
-    } else {
-      DENSE_CHECK(t.shape() == p.shape, "{}: tensor '{}' has shape {}, the model needs {}{}", source, p.name,
-                  shape_str(t.shape()), shape_str(p.shape),
-                  other_length ? " (to continue at another length, pass --resize-position-embeddings)" : "");
-      p.value.copy_(t);
-    }
-    by_name.erase(it);
-  }
-  for (const auto& [n, t] : by_name) log->warn("{}: tensor '{}' is not a parameter of this model; ignored", source, n);
 }
 
 }  // namespace
@@ -331,13 +235,20 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
               "starts a new one from weights (use --resume none)",
               opts.init_from, resume_from);
   const std::string config_hash = train_config_hash(cfg);
+  auto load_weights = [&](const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& source,
+                          bool resize) {
+    const auto extra = load_model_weights(*model, tensors, source, resize, [&](const std::string& name, int64_t from, int64_t to) {
+      log->info("{}: '{}' resized from {} to {} positions (tiled)", source, name, from, to);
+    });
+    for (const auto& n : extra) log->warn("{}: tensor '{}' is not a parameter of this model; ignored", source, n);
+  };
   std::string load_error;  // rank 0's, passed on so that every rank stops with it
   std::vector<std::pair<std::string, Tensor>> loaded_moments;  // rank 0, for ZeRO-1
   if (root) {
     try {
       if (!resume_from.empty()) {
         const CheckpointData ck = load_checkpoint(resume_from);
-        load_model_tensors(*model, ck.model, resume_from + "/model.safetensors", log);
+        load_weights(ck.model, resume_from + "/model.safetensors", false);
         const nlohmann::json& s = ck.state;
         DENSE_CHECK(s.contains("step") && s.contains("cursor") && s.contains("rng") && s.contains("optimizer_steps"),
                     "{}/trainer_state.json: missing step, cursor, rng or optimizer_steps", resume_from);
@@ -348,7 +259,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
         const std::string file =
             fs::is_directory(opts.init_from, ec) ? opts.init_from + "/model.safetensors" : opts.init_from;
         if (fs::is_directory(opts.init_from, ec)) verify_checkpoint(opts.init_from);
-        load_model_tensors(*model, read_safetensors(file).tensors, file, log, opts.resize_position_embeddings);
+        load_weights(read_safetensors(file).tensors, file, opts.resize_position_embeddings);
         log->info("initialised weights from {}", file);
       }
     } catch (const std::exception& e) {
@@ -438,7 +349,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   };
   auto run_eval = [&]() {
     if (!eval_opts) return;
-    const Eval e = evaluate(compute, *eval_opts, tc.eval_batches, device, *comm);
+    const MlmEval e = evaluate_mlm(compute, *eval_opts, tc.eval_batches, device, *comm);
     result.eval_loss = e.loss;
     result.eval_accuracy = e.accuracy;
     if (metrics) metrics->write({{"step", step}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}, {"eval_tokens", e.tokens}});

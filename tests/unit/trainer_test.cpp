@@ -348,3 +348,56 @@ TEST(Trainer, InitFromResizesTheLearnedPositionTable) {
         << start;
   }
 }
+
+TEST(DenseEval, MlmMatchesTrainingsEvaluationAndRunsAtALongerLength) {
+  const std::string dir = temp_dir();
+  TrainConfig c = config_in(dir, 10);
+  const TrainResult r = dense::train::train(c, opts("none"));
+  ASSERT_GT(r.eval_loss, 0);
+  const std::string bin = DENSE_EVAL_BIN;
+  std::string out;
+  // Same shards, same masks (the run's seed), the run's config found from the checkpoint: training's numbers.
+  ASSERT_EQ(run_binary(bin + " mlm --checkpoint " + r.last_checkpoint + " --data " + dir + "/valid --set training.eval_batches=0 --json " +
+                           dir + "/mlm.json",
+                       &out),
+            0)
+      << out;
+  const auto j = nlohmann::json::parse(read_bytes(dir + "/mlm.json"));
+  EXPECT_EQ(j["seq_len"], 64);
+  EXPECT_GT(j["masked_tokens"].get<int64_t>(), 1000);
+  // Training evaluated eval_batches = 8 batches of 8 rows; score the same 8 batches.
+  ASSERT_EQ(run_binary(bin + " mlm --checkpoint " + r.last_checkpoint + " --data " + dir + "/valid --max-batches 8 --json " +
+                           dir + "/mlm8.json",
+                       &out),
+            0)
+      << out;
+  const auto j8 = nlohmann::json::parse(read_bytes(dir + "/mlm8.json"));
+  EXPECT_NEAR(j8["loss"].get<double>(), r.eval_loss, 1e-9) << out;
+  EXPECT_NEAR(j8["accuracy"].get<double>(), r.eval_accuracy, 1e-12) << out;
+  EXPECT_TRUE(contains(out, "dense-eval mlm: loss ")) << out;
+  // Rows of 128 tokens for a model trained at 64: positions extend (RelPE needs no table).
+  data::PretrainPrepConfig p;
+  p.inputs = {kWiki + "/valid.txt"};
+  p.corpus.format = data::CorpusFormat::WikiText;
+  p.vocab_path = kVocab;
+  p.seq_len = 128;
+  p.max_rows = 200;
+  p.out_dir = dir + "/long128";
+  p.progress.enabled = false;
+  data::prepare_pretraining(p);
+  ASSERT_EQ(run_binary(bin + " mlm --checkpoint " + r.last_checkpoint + "/model.safetensors --config " + r.run_dir +
+                           "/config.yaml --data " + dir + "/long128 --json " + dir + "/long.json",
+                       &out),
+            0)
+      << out;
+  EXPECT_TRUE(contains(out, "positions extended")) << out;
+  const auto jl = nlohmann::json::parse(read_bytes(dir + "/long.json"));
+  EXPECT_EQ(jl["seq_len"], 128);
+  EXPECT_TRUE(std::isfinite(jl["loss"].get<double>()));
+  EXPECT_LT(jl["loss"].get<double>(), 6.5);
+  // Errors name what is wrong.
+  EXPECT_EQ(run_binary(bin + " mlm --checkpoint " + dir + "/nowhere --data " + dir + "/valid", &out), 1);
+  EXPECT_TRUE(contains(out, "no config.yaml")) << out;
+  EXPECT_EQ(run_binary(bin + " mlm --checkpoint " + r.last_checkpoint + " --data " + dir + "/none", &out), 1);
+  EXPECT_TRUE(contains(out, dir + "/none")) << out;
+}

@@ -1,0 +1,108 @@
+#include "train/evaluate.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+
+#include "core/error.h"
+
+namespace dense::train {
+
+// A HostBatch as model inputs on the model's device.
+models::Batch to_model_batch(const HostBatch& h, const models::ModelConfig& mc, Device device) {
+  models::Batch b;
+  const Shape shape{h.batch, h.seq_len};
+  b.input_ids = Tensor::from_vector(h.input_ids, shape, DType::I64).to(device);
+  b.mlm_labels = Tensor::from_vector(h.mlm_labels, shape, DType::I64).to(device);
+  if (!h.attention_mask.empty()) b.attention_mask = Tensor::from_vector(h.attention_mask, shape, DType::F32).to(device);
+  if (mc.token_type_embeddings && !h.token_type_ids.empty())
+    b.token_type_ids = Tensor::from_vector(h.token_type_ids, shape, DType::I64).to(device);
+  return b;
+}
+
+namespace {
+
+// Correct predictions among the masked positions (labels >= 0, row-major: the order of the MLM logits rows).
+int64_t mlm_correct(const models::Outputs& out, const HostBatch& h) {
+  if (!out.mlm_logits.defined() || out.mlm_count == 0) return 0;
+  const Tensor logits = out.mlm_logits.to(Device::cpu()).to(DType::F32).contiguous();
+  const int64_t rows = logits.size(0), V = logits.size(1);
+  const float* p = logits.data<float>();
+  int64_t correct = 0, r = 0;
+  for (int64_t label : h.mlm_labels) {
+    if (label < 0) continue;
+    DENSE_CHECK(r < rows, "MLM logits have {} rows for more masked positions", rows);
+    const float* row = p + r * V;
+    correct += int64_t(std::max_element(row, row + V) - row) == label;
+    ++r;
+  }
+  return correct;
+}
+
+}  // namespace
+
+MlmEval evaluate_mlm(models::Model& model, const LoaderOptions& base, int64_t max_batches, Device device,
+                     parallel::Communicator& comm) {
+  LoaderOptions o = base;
+  o.loop = false;
+  o.shuffle = false;
+  ShardLoader loader(o);
+  nn::Context ctx;
+  ctx.training = false;
+  double loss_sum = 0;
+  int64_t count = 0, correct = 0, batches = 0, rows = 0;
+  HostBatch h;
+  while ((max_batches <= 0 || batches < max_batches) && loader.next(h)) {
+    ++batches;
+    rows += h.batch;
+    if (h.masked == 0) continue;
+    const models::Outputs out = model.forward(to_model_batch(h, model.config(), device), ctx);
+    loss_sum += out.mlm_loss * double(out.mlm_count);
+    count += out.mlm_count;
+    correct += mlm_correct(out, h);
+  }
+  std::vector<double> sums = {loss_sum, double(count), double(correct), double(rows)};
+  comm.all_reduce(sums);
+  loss_sum = sums[0];
+  count = int64_t(sums[1]);
+  correct = int64_t(sums[2]);
+  MlmEval e;
+  e.tokens = count;
+  e.rows = int64_t(sums[3]);
+  if (count > 0) {
+    e.loss = loss_sum / double(count);
+    e.accuracy = double(correct) / double(count);
+  }
+  return e;
+}
+
+std::vector<std::string> load_model_weights(models::Model& model,
+                                            const std::vector<std::pair<std::string, Tensor>>& tensors,
+                                            const std::string& source, bool resize_positions,
+                                            const std::function<void(const std::string&, int64_t, int64_t)>& on_resize) {
+  std::map<std::string, const Tensor*> by_name;
+  for (const auto& [n, t] : tensors) by_name[n] = &t;
+  for (auto& p : model.params().all()) {
+    const auto it = by_name.find(p.name);
+    DENSE_CHECK(it != by_name.end(), "{}: no tensor '{}' (the model needs it, shape {})", source, p.name,
+                shape_str(p.shape));
+    const Tensor& t = *it->second;
+    const bool other_length = models::is_position_table(p.name) && t.dim() == 2 && p.shape.size() == 2 &&
+                              t.size(1) == p.shape[1] && t.size(0) != p.shape[0];
+    if (other_length && resize_positions) {
+      p.value.copy_(models::resize_position_table(t, p.shape[0]));
+      if (on_resize) on_resize(p.name, t.size(0), p.shape[0]);
+    } else {
+      DENSE_CHECK(t.shape() == p.shape, "{}: tensor '{}' has shape {}, the model needs {}{}", source, p.name,
+                  shape_str(t.shape()), shape_str(p.shape),
+                  other_length ? " (to continue at another length, pass --resize-position-embeddings)" : "");
+      p.value.copy_(t);
+    }
+    by_name.erase(it);
+  }
+  std::vector<std::string> extra;
+  for (const auto& [n, t] : by_name) extra.push_back(n);
+  return extra;
+}
+
+}  // namespace dense::train

@@ -1,0 +1,40 @@
+#pragma once
+// What training and dense-eval share: host batches as model inputs, the MLM evaluation over shards (reduced
+// over the ranks of a data-parallel run), and loading named weights into a model.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "models/model.h"
+#include "parallel/communicator.h"
+#include "train/data_loader.h"
+
+namespace dense::train {
+
+// A HostBatch as model inputs on `device`.
+models::Batch to_model_batch(const HostBatch& h, const models::ModelConfig& mc, Device device);
+
+struct MlmEval {
+  double loss = 0, accuracy = 0;  // mean cross entropy and top-1 accuracy over the masked tokens
+  int64_t tokens = 0;             // masked tokens scored (all ranks)
+  int64_t rows = 0;               // sequences read (all ranks)
+};
+
+// One pass over `base.files` in file order (no shuffling; packed shards masked from base.seed exactly as
+// training masks them), at most max_batches batches per rank (0: all). Every rank of `comm` reads its slice;
+// the result is the same on all.
+MlmEval evaluate_mlm(models::Model& model, const LoaderOptions& base, int64_t max_batches, Device device,
+                     parallel::Communicator& comm);
+
+// Copies named weights into the model: every parameter must be present with its shape (dense::Error naming
+// the tensor and `source` otherwise); tensors the model does not have are returned (the caller reports them).
+// With resize_positions a learned position table of another length is tiled or truncated (spec §1.3).
+// `on_resize(name, old_rows, new_rows)` is told of each resize.
+std::vector<std::string> load_model_weights(models::Model& model,
+                                            const std::vector<std::pair<std::string, Tensor>>& tensors,
+                                            const std::string& source, bool resize_positions,
+                                            const std::function<void(const std::string&, int64_t, int64_t)>& on_resize = {});
+
+}  // namespace dense::train
