@@ -1,5 +1,5 @@
 // dense-eval: scores a trained encoder. `mlm`: MLM loss and accuracy on held-out shards at any length
-// (src/train/mlm_evaluation.cpp). GLUE and LRA fine-tuning arrive with issue #8.
+// (src/train/mlm_evaluation.cpp); `glue`: fine-tune and score one GLUE task (src/train/glue_eval.cpp).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include "core/file_io.h"
 #include "data/progress.h"
 #include "parallel/communicator.h"
+#include "train/glue_eval.h"
 #include "train/mlm_evaluation.h"
 
 int main(int argc, char** argv) {
@@ -27,12 +28,33 @@ int main(int argc, char** argv) {
   m->add_option("--batch", mlm.batch, "rows per batch (default: the config's micro batch)");
   m->add_option("--max-batches", mlm.max_batches, "stop after this many batches (default: every row)");
   m->add_option("--json", json_out, "also write the result as JSON to this file");
+  dense::train::GlueEvalRequest glue;
+  CLI::App* g = app.add_subcommand("glue", "fine-tune and score a GLUE task (best epoch on dev, median over seeds)");
+  g->add_option("--task", glue.task, "CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE or WNLI")->required();
+  g->add_option("--data", glue.glue_dir, "a folder laid out like the GLUE download (holds <Task>/train.tsv ...)")
+      ->required();
+  g->add_option("--config", glue.config, "model + fine-tuning config (configs/glue/<task>.yaml)")->required();
+  g->add_option("--init-from", glue.init_from, "pretrained weights: a checkpoint folder or model.safetensors");
+  g->add_option("--set", glue.overrides, "override a config key (repeatable)");
+  g->add_option("-o,--out", glue.out_dir, "results folder (shards/, results.md, results.json, submission/)")
+      ->required();
+  g->add_option("--seeds", glue.seeds, "fine-tuning runs with seeds training.seed, +1, ...; the median is reported");
+  g->add_option("--max-eval-rows", glue.max_eval_rows, "dev rows scored per epoch (0: all)");
+  g->add_option("--max-train-rows", glue.max_train_rows, "train on the first rows of train.tsv only (CPU-sized runs)");
+  g->add_flag("-q,--quiet", glue.quiet, "no per-epoch lines");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   try {
+    if (g->parsed()) {
+      const dense::train::GlueEvalReport r = dense::train::run_glue_evaluation(glue);
+      std::printf("%s", r.results_markdown.c_str());
+      std::printf("  results: %s/results.md, %s/results.json\n", glue.out_dir.c_str(), glue.out_dir.c_str());
+      for (const auto& f : r.submission_files) std::printf("  submission: %s\n", f.c_str());
+      return 0;
+    }
     const dense::train::MlmEvalReport r = dense::train::run_mlm_evaluation(mlm);
     if (r.rank != 0) return 0;
     const auto& e = r.result;

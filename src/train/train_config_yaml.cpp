@@ -107,6 +107,9 @@ const std::vector<Key>& schema() {
       {DENSE_KEY(data.prefetch_batches), "batches prepared ahead by the loader thread", at_least(1)},
 
       {DENSE_KEY(training.max_steps), "optimizer steps", at_least(1)},
+      {DENSE_KEY(training.epochs),
+       "fine-tuning with dense-eval: passes over the training split, best epoch on dev (0: training.max_steps "
+       "steps)", at_least(0)},
       {DENSE_KEY(training.global_batch), "sequences per optimizer step (all ranks, all accumulation steps)",
        at_least(1)},
       {DENSE_KEY(training.micro_batch),

@@ -1,6 +1,9 @@
 // The YAML training configuration (src/train/train_config_yaml.h, docs/config.md).
 #include <gtest/gtest.h>
 
+#include <map>
+#include <tuple>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -85,6 +88,36 @@ TEST(TrainConfig, ReadsEveryKind) {
 int64_t json_model_parameters(const std::string& name) {
   std::ifstream in(kRoot + "/configs/models/" + name);
   return models::count_parameters(models::ModelConfig::from_json(nlohmann::json::parse(in), name));
+}
+
+TEST(TrainConfig, GlueConfigsCarryThePapersRecipe) {
+  // Spec §2.4 / paper Table 15: task -> (LR, beta2, dropout).
+  const std::map<std::string, std::tuple<double, double, double>> recipe = {
+      {"cola", {4e-5, 0.99, 0.05}}, {"mnli", {1e-5, 0.9, 0.05}}, {"mrpc", {5e-5, 0.98, 0.05}},
+      {"qnli", {1e-5, 0.9, 0.05}},  {"qqp", {1e-5, 0.98, 0.05}}, {"rte", {2e-5, 0.98, 0.05}},
+      {"sst2", {1e-5, 0.9, 0.05}},  {"stsb", {4e-5, 0.98, 0.0}}};
+  int seen = 0;
+  for (const auto& [task, r] : recipe) {
+    SCOPED_TRACE(task);
+    const auto c = load_train_config(kRoot + "/configs/glue/" + task + ".yaml");
+    const auto [lr, beta2, dropout] = r;
+    EXPECT_EQ(c.name, "glue-" + task);
+    EXPECT_EQ(c.training.optimizer.learning_rate, lr);
+    EXPECT_EQ(c.training.optimizer.betas[0], 0.9);
+    EXPECT_EQ(c.training.optimizer.betas[1], beta2);
+    EXPECT_EQ(c.training.optimizer.eps, 1e-16);
+    EXPECT_EQ(c.training.optimizer.weight_decay, 0.0);
+    EXPECT_EQ(c.training.schedule.type, "constant");
+    EXPECT_EQ(c.training.epochs, 20);
+    EXPECT_EQ(c.training.global_batch, 32);
+    EXPECT_EQ(c.model.hidden_dropout_prob, dropout);
+    EXPECT_TRUE(c.model.classifier_bias);
+    EXPECT_EQ(c.model.pooler_function, "mean");
+    EXPECT_EQ(c.model.pre_attn_ln_type, task == "cola" ? "max_norm" : "scaled_max_norm");
+    EXPECT_GT(models::count_parameters(c.model), 300'000'000);
+    ++seen;
+  }
+  EXPECT_EQ(seen, 8);
 }
 
 TEST(TrainConfig, ShippedConfigsLoadAndBuild) {

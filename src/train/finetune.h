@@ -1,0 +1,62 @@
+#pragma once
+// Fine-tuning an encoder on `classification` shards (GLUE, LRA; spec §2.4, §2.5): epochs over the training
+// split in an order shuffled from the seed, evaluation on the dev split after every epoch, the best epoch by
+// the task's main metric, and its predictions on dev and (when given) test. One process, CPU.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/shard_classification.h"
+#include "train/metrics.h"
+#include "train/train_config.h"
+
+namespace dense::train {
+
+// A whole classification shard in memory (GLUE splits are small; MNLI train is ~200 MB at N = 128).
+struct ClassificationSplit {
+  std::string path;
+  data::ClassificationRows rows;
+  int64_t num_labels = 2;  // 1: regression (float labels)
+  bool labeled = true;
+  static ClassificationSplit load(const std::string& path);
+  int64_t size() const { return rows.rows; }
+};
+
+// Predictions: class ids (as doubles) or regression scores, one per row.
+using MetricFn = std::function<TaskMetrics(const std::vector<double>& predictions, const ClassificationSplit& dev)>;
+
+struct EpochScore {
+  int64_t epoch = 0;  // 1-based
+  double train_loss = 0;
+  std::map<std::string, double> metrics;
+};
+
+struct FinetuneResult {
+  std::vector<EpochScore> epochs;
+  int64_t best_epoch = 0;
+  std::string main_metric;
+  std::map<std::string, double> best;  // the best epoch's dev metrics
+  std::vector<double> dev_predictions;                 // every dev row, at the best epoch
+  std::vector<std::vector<double>> extra_predictions;  // each of `extra` splits, at the best epoch
+};
+
+struct FinetuneOptions {
+  std::string init_from;  // weights (checkpoint folder or model.safetensors); empty: from the seed
+  uint64_t seed = 0;      // data order, dropout and the heads' initialisation
+  int64_t max_eval_rows = 0;  // dev rows scored per epoch (0: all; spec §2.4's max eval samples)
+  int64_t max_train_rows = 0;  // train on the split's first rows only (0: all): CPU-sized runs
+  bool quiet = false;
+};
+
+// Trains cfg.model (num_labels from the shards) with cfg.training's optimizer, batch and schedule for
+// cfg.training.epochs epochs (or max_steps steps). Weights from init_from must fit the encoder (an error names
+// the tensor otherwise); the task heads (pooler, classifier) are taken only when their shapes fit, else they
+// start from their initialisation (a pretraining checkpoint's classifier has another label count).
+// `extra` (test splits, MNLI's mismatched dev) are predicted with the best epoch's weights.
+FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train, const ClassificationSplit& dev,
+                        const std::vector<const ClassificationSplit*>& extra, const MetricFn& metric,
+                        const FinetuneOptions& options);
+
+}  // namespace dense::train

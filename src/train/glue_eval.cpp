@@ -1,0 +1,169 @@
+#include "train/glue_eval.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/file_io.h"
+#include "data/glue.h"
+#include "data/prep_glue.h"
+#include "train/train_config_yaml.h"
+
+namespace dense::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+MetricFn metric_for(const std::string& task) {
+  return [task](const std::vector<double>& pred, const ClassificationSplit& dev) {
+    const size_t n = pred.size();
+    if (dev.num_labels == 1) {
+      const std::vector<double> y(dev.rows.float_labels.begin(), dev.rows.float_labels.begin() + long(n));
+      return glue_regression_metrics(task, pred, y);
+    }
+    std::vector<int64_t> p(n);
+    for (size_t i = 0; i < n; ++i) p[i] = int64_t(pred[i]);
+    const std::vector<int64_t> y(dev.rows.labels.begin(), dev.rows.labels.begin() + long(n));
+    return glue_classification_metrics(task, p, y);
+  };
+}
+
+// GLUE's submission layout: "index\tprediction", one row per test example, labels as the files spell them
+// (STS-B: the score, clipped to the label range [0, 5]).
+std::string submission_tsv(const data::GlueTaskInfo& info, const std::vector<double>& pred) {
+  std::string out = "index\tprediction\n";
+  for (size_t i = 0; i < pred.size(); ++i) {
+    const std::string label = info.regression ? fmt::format("{:.3f}", std::clamp(pred[i], 0.0, 5.0))
+                                              : info.label_values.at(size_t(pred[i]));
+    out += fmt::format("{}\t{}\n", i, label);
+  }
+  return out;
+}
+
+}  // namespace
+
+GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
+  DENSE_CHECK(req.seeds >= 1, "--seeds: {} must be at least 1", req.seeds);
+  const data::GlueTaskInfo& info = data::glue_task_info(data::glue_task_from_name(req.task));
+  const TrainConfig cfg = load_train_config(req.config, req.overrides);
+  DENSE_CHECK(!cfg.data.vocab.empty(), "{}: data.vocab must name the WordPiece vocabulary the model was trained with",
+              req.config);
+  DENSE_CHECK(fs::is_directory(fs::path(req.glue_dir) / info.folder), "{}: no {} folder (expected the official GLUE "
+              "layout: {}/{}/train.tsv, dev*.tsv, test*.tsv)", req.glue_dir, info.folder, req.glue_dir, info.folder);
+
+  data::GluePrepConfig prep;
+  prep.glue_dir = req.glue_dir;
+  prep.tasks = {info.name};
+  prep.vocab_path = cfg.data.vocab;
+  prep.out_dir = req.out_dir + "/shards";
+  prep.progress.enabled = false;
+  const data::GluePrepResult shards = data::prepare_glue(prep);
+  auto split_path = [&](const std::string& name) -> std::string {
+    for (const auto& s : shards.splits)
+      if (s.split == name) return s.path;
+    return "";
+  };
+  const bool mnli = info.name == "MNLI";
+  const std::string train_path = split_path("train");
+  const std::string dev_path = split_path(mnli ? "dev_matched" : "dev");
+  DENSE_CHECK(!train_path.empty(), "{}/{}: no train split (expected {})", req.glue_dir, info.folder,
+              info.layout("train").file);
+  DENSE_CHECK(!dev_path.empty(), "{}/{}: no dev split (expected {})", req.glue_dir, info.folder,
+              info.layout(mnli ? "dev_matched" : "dev").file);
+  const ClassificationSplit train = ClassificationSplit::load(train_path);
+  const ClassificationSplit dev = ClassificationSplit::load(dev_path);
+  // Predicted at the best epoch: MNLI's mismatched dev (scored), and every test split (submission files).
+  std::vector<ClassificationSplit> extras;
+  std::vector<std::string> extra_names;
+  for (const auto& s : shards.splits) {
+    const bool dev_or_test = s.split.rfind("dev", 0) == 0 || s.split.rfind("test", 0) == 0;
+    if (s.split == "train" || s.path == dev_path || !dev_or_test) continue;
+    extras.push_back(ClassificationSplit::load(s.path));
+    extra_names.push_back(s.split);
+  }
+  std::vector<const ClassificationSplit*> extra_ptrs;
+  for (const auto& e : extras) extra_ptrs.push_back(&e);
+
+  GlueEvalReport report;
+  report.task = info.name;
+  const MetricFn metric = metric_for(info.name);
+  for (int64_t k = 0; k < req.seeds; ++k) {
+    GlueSeedRun run;
+    run.seed = cfg.training.seed + uint64_t(k);
+    FinetuneOptions o;
+    o.init_from = req.init_from;
+    o.seed = run.seed;
+    o.max_eval_rows = req.max_eval_rows;
+    o.max_train_rows = req.max_train_rows;
+    o.quiet = req.quiet;
+    if (!req.quiet) std::fprintf(stderr, "%s: seed %llu (%lld of %lld)\n", info.name.c_str(),
+                                 static_cast<unsigned long long>(run.seed), static_cast<long long>(k + 1),
+                                 static_cast<long long>(req.seeds));
+    run.result = finetune(cfg, train, dev, extra_ptrs, metric, o);
+    for (size_t i = 0; i < extras.size(); ++i)
+      if (extras[i].labeled)
+        for (const auto& [name, value] : metric(run.result.extra_predictions[i], extras[i]).values)
+          run.extra_metrics[extra_names[i] + "_" + name] = value;
+    report.main_metric = run.result.main_metric;
+    report.runs.push_back(std::move(run));
+  }
+  std::vector<size_t> order(report.runs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return report.runs[a].result.best.at(report.main_metric) < report.runs[b].result.best.at(report.main_metric);
+  });
+  report.median_run = order[(order.size() - 1) / 2];
+  const auto value = [&](size_t i) { return report.runs[i].result.best.at(report.main_metric); };
+  report.median = order.size() % 2 ? value(report.median_run)
+                                   : (value(order[order.size() / 2 - 1]) + value(order[order.size() / 2])) / 2.0;
+
+  // Results: Markdown and JSON.
+  const GlueSeedRun& med = report.runs[report.median_run];
+  std::string md = fmt::format("| task | metric (dev) | median of {} seed(s) | per seed (best epoch) |\n|---|---|---|---|\n",
+                               report.runs.size());
+  std::string per_seed;
+  for (const auto& r : report.runs)
+    per_seed += fmt::format("{}{:.4f} (epoch {})", per_seed.empty() ? "" : ", ", r.result.best.at(report.main_metric),
+                            r.result.best_epoch);
+  md += fmt::format("| {} | {} | {:.4f} | {} |\n", info.name, report.main_metric, report.median, per_seed);
+  for (const auto& [name, v] : med.result.best)
+    if (name != report.main_metric) md += fmt::format("| {} | {} (median run) | {:.4f} | |\n", info.name, name, v);
+  for (const auto& [name, v] : med.extra_metrics) md += fmt::format("| {} | {} (median run) | {:.4f} | |\n", info.name, name, v);
+  report.results_markdown = md;
+  nlohmann::json runs = nlohmann::json::array();
+  for (const auto& r : report.runs) {
+    nlohmann::json epochs = nlohmann::json::array();
+    for (const auto& e : r.result.epochs) epochs.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"dev", e.metrics}});
+    runs.push_back({{"seed", r.seed}, {"best_epoch", r.result.best_epoch}, {"best", r.result.best},
+                    {"extra", r.extra_metrics}, {"epochs", epochs}});
+  }
+  const nlohmann::json j = {{"task", info.name}, {"main_metric", report.main_metric}, {"median", report.median},
+                            {"median_seed", med.seed}, {"init_from", req.init_from}, {"config", req.config}, {"runs", runs}};
+  fs::create_directories(req.out_dir + "/submission");
+  write_file_atomic(req.out_dir + "/results.md", md);
+  write_file_atomic(req.out_dir + "/results.json", j.dump(2) + "\n");
+  // The median run's dev predictions (index, prediction, label), for checking the metrics by hand.
+  {
+    std::string tsv = "index\tprediction\tlabel\n";
+    for (size_t i = 0; i < med.result.dev_predictions.size(); ++i) {
+      const double y = dev.num_labels == 1 ? double(dev.rows.float_labels[i]) : double(dev.rows.labels[i]);
+      tsv += info.regression ? fmt::format("{}\t{:.6f}\t{:.6f}\n", i, med.result.dev_predictions[i], y)
+                             : fmt::format("{}\t{}\t{}\n", i, int64_t(med.result.dev_predictions[i]), int64_t(y));
+    }
+    write_file_atomic(req.out_dir + "/dev_predictions.tsv", tsv);
+  }
+  // GLUE submission files from the median run, named as the GLUE server expects.
+  for (size_t i = 0; i < extras.size(); ++i) {
+    if (extras[i].labeled) continue;
+    const std::string name = !mnli ? info.name : (extra_names[i].find("mismatched") != std::string::npos ? "MNLI-mm" : "MNLI-m");
+    const std::string path = req.out_dir + "/submission/" + name + ".tsv";
+    write_file_atomic(path, submission_tsv(info, med.result.extra_predictions[i]));
+    report.submission_files.push_back(path);
+  }
+  return report;
+}
+
+}  // namespace dense::train

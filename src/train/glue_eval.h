@@ -1,0 +1,44 @@
+#pragma once
+// dense-eval glue: one GLUE task from a folder laid out like the official download, fine-tuned from a
+// checkpoint with the paper's recipe (configs/glue/<task>.yaml, spec §2.4): tokenised to shards (dense-prep's
+// pipeline, kept for re-runs), several seeds, the best epoch on dev per seed, the median over seeds, a results
+// table (Markdown and JSON) and GLUE-submission prediction files for the test splits.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "train/finetune.h"
+
+namespace dense::train {
+
+struct GlueEvalRequest {
+  std::string task;      // CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE, WNLI
+  std::string glue_dir;  // holds <Task>/train.tsv, dev*.tsv, test*.tsv
+  std::string config;    // model + training (configs/glue/*.yaml)
+  std::vector<std::string> overrides;
+  std::string init_from;  // checkpoint folder or model.safetensors; empty: from scratch
+  std::string out_dir;    // shards/, results.md, results.json, submission/
+  int64_t seeds = 1;
+  int64_t max_eval_rows = 0;
+  int64_t max_train_rows = 0;
+  bool quiet = false;
+};
+
+struct GlueSeedRun {
+  uint64_t seed = 0;
+  FinetuneResult result;
+  std::map<std::string, double> extra_metrics;  // MNLI: mismatched dev accuracy at the best epoch
+};
+
+struct GlueEvalReport {
+  std::string task, main_metric;
+  std::vector<GlueSeedRun> runs;
+  double median = 0;          // of the main metric over the seeds
+  size_t median_run = 0;      // the run whose value is the median (the lower middle for an even count)
+  std::string results_markdown;
+  std::vector<std::string> submission_files;
+};
+
+GlueEvalReport run_glue_evaluation(const GlueEvalRequest& request);
+
+}  // namespace dense::train

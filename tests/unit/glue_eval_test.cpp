@@ -1,0 +1,207 @@
+// dense-eval glue end to end on the real WNLI and CoLA folders (../shared/data/glue): shards, seeds, the
+// best epoch, the median, results files, GLUE submission files; and the bad inputs the issue names (a missing
+// split, a wrong column count, a label outside the task's set, a checkpoint whose shapes do not fit).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "test_files.h"
+#include "core/safetensors.h"
+#include "models/model.h"
+#include "train/glue_eval.h"
+#include "train/metrics.h"
+
+namespace fs = std::filesystem;
+using namespace dense::train;
+using dense::testing::contains;
+using dense::testing::error_of;
+using dense::testing::read_bytes;
+using dense::testing::temp_dir;
+using dense::testing::write_bytes;
+
+namespace {
+
+const std::string kGlue = std::string(DENSE_SHARED_DIR) + "/data/glue";
+
+std::string tiny_config(const std::string& dir, int64_t hidden = 32) {
+  const std::string path = dir + "/tiny_glue.yaml";
+  write_bytes(path, fmt::format(R"(name: tiny-glue
+model:
+  model_type: danet
+  vocab_size: 560
+  hidden_size: {}
+  num_hidden_layers: 2
+  intermediate_size: 2
+  max_position_embeddings: 128
+  pooler_function: mean
+  pooler_act: tanh
+  classifier_bias: true
+data:
+  vocab: {}/wordpiece_vocab_small.txt
+training:
+  epochs: 3
+  global_batch: 32
+  threads: 2
+  seed: 4
+  optimizer:
+    learning_rate: 1.0e-3
+    weight_decay: 0.0
+  schedule:
+    type: constant
+)",
+                                hidden, DENSE_TEST_DATA_DIR));
+  return path;
+}
+
+std::vector<std::vector<std::string>> read_tsv(const std::string& path) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(read_bytes(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cols;
+    std::istringstream l(line);
+    std::string c;
+    while (std::getline(l, c, '\t')) cols.push_back(c);
+    rows.push_back(cols);
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST(GlueEval, WnliSeedsMedianResultsAndSubmission) {
+  const std::string dir = temp_dir();
+  GlueEvalRequest r;
+  r.task = "WNLI";
+  r.glue_dir = kGlue;
+  r.config = tiny_config(dir);
+  r.out_dir = dir + "/out";
+  r.seeds = 3;
+  r.quiet = true;
+  const GlueEvalReport rep = run_glue_evaluation(r);
+  ASSERT_EQ(rep.runs.size(), 3u);
+  EXPECT_EQ(rep.main_metric, "accuracy");
+  std::vector<double> best;
+  for (const auto& run : rep.runs) {
+    EXPECT_EQ(run.result.epochs.size(), 3u);
+    EXPECT_GE(run.result.best_epoch, 1);
+    // The best epoch is the epoch with the highest dev accuracy (the first of equals).
+    double top = -1;
+    int64_t top_epoch = 0;
+    for (const auto& e : run.result.epochs)
+      if (e.metrics.at("accuracy") > top) top = e.metrics.at("accuracy"), top_epoch = e.epoch;
+    EXPECT_EQ(run.result.best_epoch, top_epoch);
+    best.push_back(run.result.best.at("accuracy"));
+  }
+  std::sort(best.begin(), best.end());
+  EXPECT_EQ(rep.median, best[1]);
+  // The dev predictions of the median run give the reported accuracy when scored independently of the trainer.
+  const auto dev = read_tsv(r.out_dir + "/dev_predictions.tsv");
+  ASSERT_EQ(dev.size(), 72u);  // header + 71 WNLI dev rows
+  int right = 0;
+  for (size_t i = 1; i < dev.size(); ++i) right += dev[i][1] == dev[i][2];
+  EXPECT_DOUBLE_EQ(double(right) / 71.0, rep.runs[rep.median_run].result.best.at("accuracy"));
+  // GLUE submission: one prediction per test row, labels as the files spell them.
+  ASSERT_EQ(rep.submission_files.size(), 1u);
+  EXPECT_EQ(fs::path(rep.submission_files[0]).filename(), "WNLI.tsv");
+  const auto sub = read_tsv(rep.submission_files[0]);
+  ASSERT_EQ(sub.size(), 147u);  // header + 146 test rows
+  EXPECT_EQ(sub[0], (std::vector<std::string>{"index", "prediction"}));
+  for (size_t i = 1; i < sub.size(); ++i) {
+    EXPECT_EQ(sub[i][0], std::to_string(i - 1));
+    EXPECT_TRUE(sub[i][1] == "0" || sub[i][1] == "1") << sub[i][1];
+  }
+  const auto j = nlohmann::json::parse(read_bytes(r.out_dir + "/results.json"));
+  EXPECT_EQ(j["task"], "WNLI");
+  EXPECT_EQ(j["runs"].size(), 3u);
+  EXPECT_EQ(j["median"].get<double>(), rep.median);
+  EXPECT_TRUE(contains(read_bytes(r.out_dir + "/results.md"), "| WNLI | accuracy |"));
+}
+
+TEST(GlueEval, ColaReportsMatthewsCorrelation) {
+  const std::string dir = temp_dir();
+  GlueEvalRequest r;
+  r.task = "CoLA";
+  r.glue_dir = kGlue;
+  r.config = tiny_config(dir);
+  r.out_dir = dir + "/out";
+  r.max_train_rows = 2000;
+  r.quiet = true;
+  const GlueEvalReport rep = run_glue_evaluation(r);
+  EXPECT_EQ(rep.main_metric, "mcc");
+  const auto dev = read_tsv(r.out_dir + "/dev_predictions.tsv");
+  std::vector<int64_t> p, y;
+  for (size_t i = 1; i < dev.size(); ++i) {
+    p.push_back(std::stoll(dev[i][1]));
+    y.push_back(std::stoll(dev[i][2]));
+  }
+  ASSERT_EQ(p.size(), 1043u);
+  EXPECT_DOUBLE_EQ(matthews_corrcoef(binary_counts(p, y)), rep.runs[0].result.best.at("mcc"));
+  EXPECT_DOUBLE_EQ(accuracy(p, y), rep.runs[0].result.best.at("accuracy"));
+}
+
+TEST(GlueEval, BadInputIsNamed) {
+  const std::string dir = temp_dir();
+  const std::string config = tiny_config(dir);
+  auto request = [&](const std::string& glue_dir, const std::string& out) {
+    GlueEvalRequest r;
+    r.task = "WNLI";
+    r.glue_dir = glue_dir;
+    r.config = config;
+    r.out_dir = dir + "/" + out;
+    r.quiet = true;
+    return r;
+  };
+  auto copy_wnli = [&](const std::string& name) {
+    const std::string d = dir + "/" + name;
+    fs::create_directories(d + "/WNLI");
+    for (const char* f : {"train.tsv", "dev.tsv", "test.tsv"}) fs::copy_file(kGlue + "/WNLI/" + f, d + "/WNLI/" + f);
+    return d;
+  };
+  // No task folder.
+  EXPECT_TRUE(contains(error_of([&] { run_glue_evaluation(request(dir + "/empty", "o1")); }), "no WNLI folder"));
+  // A missing split.
+  const std::string nodev = copy_wnli("nodev");
+  fs::remove(nodev + "/WNLI/dev.tsv");
+  const std::string e1 = error_of([&] { run_glue_evaluation(request(nodev, "o2")); });
+  EXPECT_TRUE(contains(e1, "dev")) << e1;
+  // A wrong column count, and a label outside {0, 1}: the file and line are named.
+  const std::string cols = copy_wnli("cols");
+  {
+    std::string t = read_bytes(cols + "/WNLI/train.tsv");
+    t += "999\tonly two columns\n";
+    write_bytes(cols + "/WNLI/train.tsv", t);
+  }
+  const std::string e2 = error_of([&] { run_glue_evaluation(request(cols, "o3")); });
+  EXPECT_TRUE(contains(e2, "train.tsv")) << e2;
+  EXPECT_TRUE(contains(e2, "637")) << e2;  // the line
+  const std::string labels = copy_wnli("labels");
+  {
+    std::string t = read_bytes(labels + "/WNLI/dev.tsv");
+    t += "71\tA sentence.\tAnother one.\t7\n";
+    write_bytes(labels + "/WNLI/dev.tsv", t);
+  }
+  const std::string e3 = error_of([&] { run_glue_evaluation(request(labels, "o4")); });
+  EXPECT_TRUE(contains(e3, "dev.tsv")) << e3;
+  EXPECT_TRUE(contains(e3, "'7'")) << e3;
+  // A checkpoint whose encoder does not fit the config: the tensor is named.
+  dense::models::ModelConfig wide;
+  wide.model_type = dense::models::ModelType::Danet;
+  wide.vocab_size = 560;
+  wide.hidden_size = 48;
+  wide.num_hidden_layers = 2;
+  wide.intermediate_size = 2;
+  wide.max_position_embeddings = 128;
+  auto model = dense::models::build_model(wide, dense::DType::F32, dense::Device::cpu(), 1);
+  std::vector<std::pair<std::string, dense::Tensor>> tensors;
+  for (const auto& p : model->params().all()) tensors.emplace_back(p.name, p.value.clone());
+  dense::write_safetensors(dir + "/wide.safetensors", tensors, {});
+  GlueEvalRequest bad = request(kGlue, "o5");
+  bad.init_from = dir + "/wide.safetensors";
+  const std::string e4 = error_of([&] { run_glue_evaluation(bad); });
+  EXPECT_TRUE(contains(e4, "wide.safetensors")) << e4;
+  EXPECT_TRUE(contains(e4, "has shape")) << e4;
+}
