@@ -5,8 +5,26 @@
 #include <map>
 
 #include "core/error.h"
+#include "data/vocab.h"
 
 namespace dense::train {
+
+void set_mlm_masking(const TrainConfig& cfg, LoaderOptions& lo) {
+  lo.masking.rho = cfg.data.mlm_probability;
+  lo.masking.p_mask = cfg.data.mask_token_prob;
+  lo.masking.p_random = cfg.data.random_token_prob;
+  lo.masking.mask_special_tokens = cfg.data.mask_special_tokens;
+  lo.masking.vocab_size = int32_t(cfg.model.vocab_size);
+  if (cfg.data.vocab.empty()) return;
+  const data::Vocab vocab = data::Vocab::load(cfg.data.vocab);
+  lo.vocab_hash = vocab.sha256();
+  lo.masking.vocab_size = vocab.size();
+  DENSE_CHECK(vocab.mask_id() >= 0, "{}: the vocabulary has no [MASK]", cfg.data.vocab);
+  lo.masking.mask_id = vocab.mask_id();
+  lo.masking.never_mask = {vocab.cls_id(), vocab.sep_id()};
+  DENSE_CHECK(vocab.size() <= cfg.model.vocab_size, "{}: {} tokens do not fit model.vocab_size {}", cfg.data.vocab,
+              vocab.size(), cfg.model.vocab_size);
+}
 
 // A HostBatch as model inputs on the model's device.
 models::Batch to_model_batch(const HostBatch& h, const models::ModelConfig& mc, Device device) {

@@ -10,8 +10,14 @@
 #include "models/model.h"
 #include "parallel/communicator.h"
 #include "train/data_loader.h"
+#include "train/train_config.h"
 
 namespace dense::train {
+
+// The loader's MLM masking and vocabulary check from cfg.data (and data.vocab when set: its hash must match
+// the shards', [MASK] must exist, the vocabulary must fit model.vocab_size). The same for training and for
+// evaluation, so that both draw the same masks.
+void set_mlm_masking(const TrainConfig& cfg, LoaderOptions& lo);
 
 // A HostBatch as model inputs on `device`.
 models::Batch to_model_batch(const HostBatch& h, const models::ModelConfig& mc, Device device);

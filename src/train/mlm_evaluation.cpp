@@ -5,7 +5,6 @@
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/safetensors.h"
-#include "data/vocab.h"
 #include "train/checkpoint.h"
 #include "train/train_config_yaml.h"
 
@@ -47,18 +46,7 @@ MlmEvalReport run_mlm_evaluation(const MlmEvalRequest& req) {
   lo.batch_size = req.batch > 0 ? req.batch
                                 : (cfg.training.micro_batch > 0 ? cfg.training.micro_batch
                                                                 : cfg.training.global_batch / comm->size());
-  lo.masking.rho = dc.mlm_probability;
-  lo.masking.p_mask = dc.mask_token_prob;
-  lo.masking.p_random = dc.random_token_prob;
-  lo.masking.mask_special_tokens = dc.mask_special_tokens;
-  lo.masking.vocab_size = int32_t(cfg.model.vocab_size);
-  if (!dc.vocab.empty()) {
-    const data::Vocab vocab = data::Vocab::load(dc.vocab);
-    lo.vocab_hash = vocab.sha256();
-    lo.masking.vocab_size = vocab.size();
-    lo.masking.mask_id = vocab.mask_id();
-    lo.masking.never_mask = {vocab.cls_id(), vocab.sep_id()};
-  }
+  set_mlm_masking(cfg, lo);
   // The shards decide the length: probe them before building the model.
   int64_t seq_len = 0;
   {

@@ -24,7 +24,6 @@
 #include "core/safetensors.h"
 #include "data/prep_common.h"
 #include "data/progress.h"
-#include "data/vocab.h"
 #include "models/model.h"
 #include "train/checkpoint.h"
 #include "parallel/communicator.h"
@@ -173,21 +172,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   lo.prefetch = cfg.data.prefetch_batches;
   lo.rank = rank;
   lo.world = world;
-  lo.masking.rho = cfg.data.mlm_probability;
-  lo.masking.p_mask = cfg.data.mask_token_prob;
-  lo.masking.p_random = cfg.data.random_token_prob;
-  lo.masking.mask_special_tokens = cfg.data.mask_special_tokens;
-  lo.masking.vocab_size = int32_t(cfg.model.vocab_size);
-  if (!cfg.data.vocab.empty()) {
-    const data::Vocab vocab = data::Vocab::load(cfg.data.vocab);
-    lo.vocab_hash = vocab.sha256();
-    lo.masking.vocab_size = vocab.size();
-    DENSE_CHECK(vocab.mask_id() >= 0, "{}: the vocabulary has no [MASK]", cfg.data.vocab);
-    lo.masking.mask_id = vocab.mask_id();
-    lo.masking.never_mask = {vocab.cls_id(), vocab.sep_id()};
-    DENSE_CHECK(vocab.size() <= cfg.model.vocab_size, "{}: {} tokens do not fit model.vocab_size {}", cfg.data.vocab,
-                vocab.size(), cfg.model.vocab_size);
-  }
+  set_mlm_masking(cfg, lo);
 
   // ---- model and optimizer ----
   // The f32 model holds the master weights and gradients: the optimizer updates it and checkpoints save it.

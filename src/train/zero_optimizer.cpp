@@ -46,9 +46,13 @@ double ZeroOptimizer::global_norm() {
 void ZeroOptimizer::step(Tensor& values, double lr) {
   DENSE_CHECK(values.numel() == numel_ && values.dtype() == DType::F32,
               "zero1: values {} for an arena of {} f32 elements", values.str(), numel_);
-  Tensor head = padded_values_.slice(0, 0, numel_);
-  head.copy_(values.view({numel_}));
-  Tensor mine = padded_values_.slice(0, begin_, begin_ + slice_).contiguous();
+  // Only this rank's slice is updated here; the all-gather brings every other slice.
+  const int64_t own_end = std::min(begin_ + slice_, numel_);
+  if (own_end > begin_) {
+    Tensor own = padded_values_.slice(0, begin_, own_end);
+    own.copy_(values.view({numel_}).slice(0, begin_, own_end));
+  }
+  Tensor mine = padded_values_.slice(0, begin_, begin_ + slice_);
   optimizer_->step(mine, shard_grads_, lr);
   comm_.all_gather(mine, padded_values_);
   values.view({numel_}).copy_(padded_values_.slice(0, 0, numel_));
