@@ -47,6 +47,25 @@ struct MutMatRef {
   int64_t batch_stride;
 };
 
+// A query -> keys graph for graph attention kernels: either explicit CSR (row_ptr I64 [groups, rows + 1] of
+// absolute offsets into col, I32 [nnz]; groups is 1, shared by all heads, or one graph per head), or, when
+// row_ptr is null, the implicit band of keys j with band_lo <= j - i <= band_hi (clipped to the sequence),
+// which needs no index memory at all (the 50M-token sliding window).
+struct GraphRef {
+  const Tensor* row_ptr = nullptr;
+  const Tensor* col = nullptr;
+  int64_t groups = 1;
+  int64_t rows = 0, keys = 0;  // the CSR's shape (queries x keys), checked against the tensors
+  int64_t band_lo = 0, band_hi = 0;
+  bool implicit() const { return row_ptr == nullptr; }
+};
+
+// How a graph attention row mixes its neighbours' values.
+enum class GraphScore : uint8_t {
+  Softmax,  // o_i = Σ_j softmax_j(scale q_i·k_j) v_j over the row's valid neighbours; lse_i = log Σ_j e^{s_ij}
+  Linear,   // o_i = Σ_j (q_i·k_j) v_j: DenseAttention's quadratic path restricted to the edges (no scale)
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -119,6 +138,22 @@ class Backend {
   // dlogits = scale * (softmax(logits) - onehot(label)) for rows with a label, 0 elsewhere (overwrites).
   virtual void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& lse, double scale,
                                       Tensor& dlogits) = 0;
+  // ---- graph (sparse) attention (Tomczak & Kuppannagari 2025): only nnz·e multiply-adds --------------
+  // q [B, Nq, H·e], k and v [B, Nk, H·e] (contiguous; head h is columns h·e .. h·e+e), key_valid [B, Nk] in
+  // q's dtype or null. o [B, Nq, H·e] may alias q (each row reads only its own query). lse [B, H, Nq] (f64 for
+  // f64, else f32; may be null) is written for Softmax: -inf on rows without a valid neighbour, whose o is 0.
+  virtual void graph_attention_forward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v,
+                                       const GraphRef& graph, const Tensor* key_valid, int64_t heads, double scale,
+                                       Tensor& o, Tensor* lse) = 0;
+  // Gradients (overwritten). `transposed` is the graph with queries and keys swapped (keys -> the queries that
+  // see them), so dK and dV are accumulated per key row without atomics. For Softmax, o and lse are the
+  // *final* outputs of the rows (for CQS workers: of the whole sequence, not of the worker's part), so that
+  // partial gradients over disjoint edge sets add up to the full gradient.
+  virtual void graph_attention_backward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const GraphRef& graph, const GraphRef& transposed, const Tensor* key_valid,
+                                        int64_t heads, double scale, const Tensor& o, const Tensor& dout,
+                                        const Tensor* lse, Tensor& dq, Tensor& dk, Tensor& dv) = 0;
+
   // Pooling over the middle dim of x [B, N, d]: max with argmax (i64 [B, d]) and its backward (accumulates).
   virtual void max_pool_forward(const Tensor& x, Tensor& out, Tensor& argmax) = 0;
   virtual void max_pool_backward(const Tensor& dout, const Tensor& argmax, Tensor& dx) = 0;

@@ -325,6 +325,81 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Te
   if (logits.numel()) backend_for(logits.device()).cross_entropy_backward(logits, labels, lse, scale, dlogits);
 }
 
+namespace {
+void check_graph(const GraphRef& g, int64_t rows, int64_t keys, int64_t heads, const Tensor& like, const char* what) {
+  if (g.implicit()) return;
+  DENSE_CHECK(g.col != nullptr, "{}: CSR graph without column indices", what);
+  DENSE_CHECK(g.groups == 1 || g.groups == heads, "{}: {} graphs for {} heads (expected 1 or one per head)", what,
+              g.groups, heads);
+  DENSE_CHECK(g.row_ptr->dtype() == DType::I64 && g.row_ptr->numel() == g.groups * (rows + 1),
+              "{}: row_ptr {} must be i64 with groups x (rows + 1) = {} entries", what, g.row_ptr->str(),
+              g.groups * (rows + 1));
+  DENSE_CHECK(g.col->dtype() == DType::I32, "{}: col {} must be i32", what, g.col->str());
+  DENSE_CHECK(g.rows == rows && g.keys == keys, "{}: the graph is {} x {} but there are {} queries and {} keys", what,
+              g.rows, g.keys, rows, keys);
+  DENSE_CHECK(keys <= INT32_MAX, "{}: {} keys do not fit i32 column indices", what, keys);
+  check_contiguous(*g.row_ptr, what, "row_ptr");
+  check_contiguous(*g.col, what, "col");
+  check_same_device(*g.row_ptr, like, what);
+  check_same_device(*g.col, like, what);
+}
+
+void check_graph_attention(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const GraphRef& graph,
+                           const Tensor* key_valid, int64_t heads, const Tensor* lse) {
+  for (const Tensor* t : {&q, &k, &v}) {
+    check_contiguous(*t, op, "q/k/v");
+    check_same_dtype(*t, q, op);
+    check_same_device(*t, q, op);
+  }
+  check_float(q, op);
+  DENSE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && q.size(0) == k.size(0) &&
+                  q.size(2) == k.size(2),
+              "{}: q {} k {} v {} must be [B, Nq, d], [B, Nk, d], [B, Nk, d]", op, q.str(), k.str(), v.str());
+  DENSE_CHECK(heads > 0 && q.size(2) % heads == 0, "{}: width {} is not divisible by {} heads", op, q.size(2), heads);
+  check_graph(graph, q.size(1), k.size(1), heads, q, op);
+  if (key_valid) {
+    DENSE_CHECK(key_valid->numel() == k.size(0) * k.size(1), "{}: key mask {} does not fit keys {}", op,
+                key_valid->str(), k.str());
+    check_same_dtype(*key_valid, q, op);
+    check_contiguous(*key_valid, op, "key_valid");
+  }
+  if (lse) {
+    DENSE_CHECK(lse->dtype() == rownorm_stats_dtype(q.dtype()) && lse->numel() == q.size(0) * heads * q.size(1),
+                "{}: lse {} must be {} [B, H, Nq] = [{}, {}, {}]", op, lse->str(),
+                dtype_name(rownorm_stats_dtype(q.dtype())), q.size(0), heads, q.size(1));
+    check_contiguous(*lse, op, "lse");
+  }
+}
+}  // namespace
+
+void graph_attention_forward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v, const GraphRef& graph,
+                             const Tensor* key_valid, int64_t heads, double scale, Tensor& o, Tensor* lse) {
+  check_graph_attention("graph_attention_forward", q, k, v, graph, key_valid, heads, lse);
+  DENSE_CHECK(o.shape() == q.shape() && o.dtype() == q.dtype() && o.is_contiguous(),
+              "graph_attention_forward: output {} must be a contiguous tensor like q {}", o.str(), q.str());
+  if (q.numel()) backend_for(q.device()).graph_attention_forward(score, q, k, v, graph, key_valid, heads, scale, o, lse);
+}
+
+void graph_attention_backward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const GraphRef& graph, const GraphRef& transposed, const Tensor* key_valid,
+                              int64_t heads, double scale, const Tensor& o, const Tensor& dout, const Tensor* lse,
+                              Tensor& dq, Tensor& dk, Tensor& dv) {
+  const char* op = "graph_attention_backward";
+  check_graph_attention(op, q, k, v, graph, key_valid, heads, lse);
+  DENSE_CHECK(graph.implicit() == transposed.implicit(), "{}: graph and its transpose must be of one kind", op);
+  check_graph(transposed, k.size(1), q.size(1), heads, q, op);
+  DENSE_CHECK(score != GraphScore::Softmax || lse != nullptr, "{}: the softmax backward needs lse", op);
+  for (const Tensor* t : {&o, &dout, static_cast<const Tensor*>(&dq)}) DENSE_CHECK(t->shape() == q.shape() && t->dtype() == q.dtype() &&
+                                                           t->is_contiguous(), "{}: {} must be contiguous like q {}",
+                                                       op, t->str(), q.str());
+  for (const Tensor* t : {static_cast<const Tensor*>(&dk), static_cast<const Tensor*>(&dv)}) DENSE_CHECK(t->shape() == k.shape() && t->dtype() == k.dtype() &&
+                                                     t->is_contiguous(), "{}: {} must be contiguous like k {}", op,
+                                                 t->str(), k.str());
+  if (q.numel() == 0 && k.numel() == 0) return;
+  backend_for(q.device()).graph_attention_backward(score, q, k, v, graph, transposed, key_valid, heads, scale, o,
+                                                   dout, lse, dq, dk, dv);
+}
+
 void max_pool_forward(const Tensor& x, Tensor& out, Tensor& argmax) {
   check_contiguous(x, "max_pool", "x");
   DENSE_CHECK(x.dim() == 3 && out.numel() == x.size(0) * x.size(2) && argmax.dtype() == DType::I64 &&

@@ -66,6 +66,15 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Te
 void max_pool_forward(const Tensor& x, Tensor& out, Tensor& argmax);
 void max_pool_backward(const Tensor& dout, const Tensor& argmax, Tensor& dx);
 
+// ---- graph (sparse) attention ----------------------------------------------------------------------
+// See Backend::graph_attention_forward / _backward: q [B, Nq, H·e], k and v [B, Nk, H·e], o [B, Nq, H·e]
+// (may be q itself), lse [B, H, Nq] in rownorm_stats_dtype(q). For Softmax the backward needs lse.
+void graph_attention_forward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v, const GraphRef& graph,
+                             const Tensor* key_valid, int64_t heads, double scale, Tensor& o, Tensor* lse);
+void graph_attention_backward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const GraphRef& graph, const GraphRef& transposed, const Tensor* key_valid,
+                              int64_t heads, double scale, const Tensor& o, const Tensor& dout, const Tensor* lse,
+                              Tensor& dq, Tensor& dk, Tensor& dv);
 // ---- random initialisation ---------------------------------------------------------------------------
 void fill_uniform(Tensor& t, double low, double high, uint64_t seed, uint64_t offset);
 void fill_normal(Tensor& t, double mean, double std, uint64_t seed, uint64_t offset);

@@ -38,8 +38,11 @@ class BertModel final : public EncoderModel {
     lc.act = nn::parse_activation(c.hidden_act, "hidden_act");
     lc.init_std = r0;
     lc.output_init_std = r0 / std::sqrt(2.0 * double(c.num_hidden_layers));
-    for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    lc.sparse = c.sparse_pattern();
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      lc.layer_index = l;
       layers_.push_back(std::make_unique<nn::BertLayer>(params_, fmt::format("encoder.layer.{}", l), lc));
+    }
     final_norm_ = nn::Norm(params_, "encoder.final_norm", ln, d);
 
     nn::MlmHeadConfig mc;

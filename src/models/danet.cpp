@@ -57,6 +57,8 @@ class DanetModel final : public EncoderModel {
       lc.attention.causal = c.causal;
       lc.attention.chunk_size = c.chunk_size;
       lc.attention.local_relpe = c.local_relpe;
+      lc.attention.sparse = c.sparse_pattern();
+      lc.attention.layer_index = l;
       lc.attention.scheme = relpe_ ? nn::RelPEScheme::parse(c.relpe_scheme, "relpe_scheme") : nn::RelPEScheme{};
       lc.pre_norm = nn::parse_norm(c.pre_attn_ln_type, "pre_attn_ln_type");
       lc.post_norm = nn::parse_norm(c.post_attn_ln_type, "post_attn_ln_type");

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <map>
 #include <variant>
 
 #include "core/edit_distance.h"
@@ -86,9 +87,58 @@ std::string read_string(const nlohmann::json& v, const std::string& key) {
 
 }  // namespace
 
+namespace {
+
+// `attention: {type: dense}` or `{type: sparse, pattern: <kind>, key: value...}` -> the canonical pattern
+// string ("" for dense). Pattern values may be integers, booleans, strings or (global_tokens) lists.
+std::string parse_attention(const nlohmann::json& v, const std::string& path) {
+  DENSE_CHECK(v.is_object(), "{}: expected a mapping like {{type: sparse, pattern: fixed, stride: 128}}, got {} ({})",
+              path, json_type(v), v.dump());
+  DENSE_CHECK(v.contains("type"), "{}.type: missing; allowed: dense, sparse", path);
+  const std::string type = read_string(v.at("type"), path + ".type");
+  if (type == "dense") {
+    DENSE_CHECK(v.size() == 1, "{}: type dense takes no other keys", path);
+    return "";
+  }
+  DENSE_CHECK(type == "sparse", "{}.type: unknown attention type '{}'; allowed: dense, sparse", path, type);
+  DENSE_CHECK(v.contains("pattern"), "{}.pattern: missing; the sparse pattern's kind (e.g. sliding_window, fixed)",
+              path);
+  std::map<std::string, std::string> kv;
+  for (const auto& [key, value] : v.items()) {
+    if (key == "type") continue;
+    const std::string name = key == "pattern" ? "kind" : key;
+    if (value.is_string()) {
+      kv[name] = value.get<std::string>();
+    } else if (value.is_boolean()) {
+      kv[name] = value.get<bool>() ? "true" : "false";
+    } else if (value.is_number_integer()) {
+      kv[name] = std::to_string(value.get<int64_t>());
+    } else if (value.is_array()) {
+      std::string joined;
+      for (const auto& item : value) {
+        DENSE_CHECK(item.is_number_integer(), "{}.{}: expected a list of token indices, got {}", path, key,
+                    value.dump());
+        joined += (joined.empty() ? "" : "+") + std::to_string(item.get<int64_t>());
+      }
+      kv[name] = joined;
+    } else {
+      DENSE_FAIL("{}.{}: expected an integer, boolean, string or list, got {} ({})", path, key, json_type(value),
+                 value.dump());
+    }
+  }
+  return nn::describe(nn::parse_pattern_spec(kv, path));
+}
+
+}  // namespace
+
+std::optional<nn::PatternSpec> ModelConfig::sparse_pattern() const {
+  if (attention_pattern.empty()) return std::nullopt;
+  return nn::parse_pattern(attention_pattern, "model.attention");
+}
+
 const std::vector<std::string>& model_config_keys() {
   static const std::vector<std::string> keys = [] {
-    std::vector<std::string> k{"model_type"};
+    std::vector<std::string> k{"model_type", "attention"};
     for (const auto& [name, f] : fields()) k.push_back(name);
     return k;
   }();
@@ -135,6 +185,10 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& p
   }
   for (const auto& [key, value] : j.items()) {
     if (key == "model_type") continue;
+    if (key == "attention") {
+      c.attention_pattern = parse_attention(value, path + ".attention");
+      continue;
+    }
     const auto it = std::find_if(fields().begin(), fields().end(), [&](const auto& f) { return f.first == key; });
     DENSE_CHECK(it != fields().end(), "{}.{}: unknown key{}", path, key, did_you_mean(key));
     const std::string full = path + "." + key;
@@ -167,6 +221,12 @@ nlohmann::json ModelConfig::to_json() const {
   nlohmann::json j;
   j["model_type"] = model_type == ModelType::Danet ? "danet" : "bert";
   for (const auto& [key, f] : fields()) std::visit([&](auto member) { j[key] = this->*member; }, f);
+  nlohmann::json a{{"type", "dense"}};
+  if (const auto spec = sparse_pattern()) {
+    a["type"] = "sparse";
+    for (const auto& [key, value] : nn::pattern_key_values(*spec)) a[key == "kind" ? "pattern" : key] = value;
+  }
+  j["attention"] = a;
   return j;
 }
 
@@ -187,6 +247,15 @@ void ModelConfig::validate() const {
                         std::pair{embedding_dropout, "embedding_dropout"}})
     DENSE_CHECK(v >= 0.0 && v < 1.0, "{} must be in [0, 1), got {}", key, v);
   DENSE_CHECK(initializer_range > 0.0, "initializer_range must be > 0, got {}", initializer_range);
+  if (const auto spec = sparse_pattern()) {
+    DENSE_CHECK(spec->causal == causal, "attention: the model is {} but the pattern is {} (set causal in both)",
+                causal ? "causal" : "bidirectional", spec->causal ? "causal" : "bidirectional");
+    DENSE_CHECK(model_type == ModelType::Bert || !local_attention,
+                "attention: a sparse pattern replaces local_attention; set local_attention: false");
+    DENSE_CHECK(model_type == ModelType::Danet || attention_probs_dropout_prob == 0.0,
+                "attention: sparse attention has no dropout on the probabilities; set "
+                "attention_probs_dropout_prob: 0 (got {})", attention_probs_dropout_prob);
+  }
 
   if (model_type == ModelType::Bert) {
     nn::parse_activation(hidden_act, "hidden_act");

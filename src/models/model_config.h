@@ -2,10 +2,13 @@
 // The typed model configuration (docs/model-config.md). Built from JSON (YAML configs are converted to the
 // same tree); unknown keys, wrong types and bad values fail naming the key path and what is allowed.
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "nn/attention_patterns.h"
 
 namespace dense::models {
 
@@ -52,6 +55,11 @@ struct ModelConfig {
   bool local_relpe = true;
   std::string local_scheme = "l_sl_g";
 
+  // Both: `attention: {type: sparse, pattern: <kind>, <pattern keys>...}` (nn/attention_patterns.h) makes every
+  // layer attend over the pattern's graph: softmax graph attention in BERT, masked DenseAttention in DANet.
+  // Held as the pattern's canonical string (describe()); empty for the model's own dense attention.
+  std::string attention_pattern;
+  std::optional<nn::PatternSpec> sparse_pattern() const;
   // BERT
   std::string hidden_act = "gelu";
   double layer_norm_eps = 1e-12;

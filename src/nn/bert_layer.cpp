@@ -20,6 +20,8 @@ BertLayer::BertLayer(ParameterSet& params, const std::string& prefix, const Bert
   ac.bias = true;
   ac.init_std = config.init_std;
   ac.output_init_std = config.output_init_std;
+  ac.sparse = config.sparse;
+  ac.layer_index = config.layer_index;
   attention_ = SoftmaxAttention(params, prefix + ".attention", ac);
   ffn_norm_ = Norm(params, prefix + ".ffn_norm", layer_norm_spec(config.ln_eps), d);
   dense_in_ = Linear(params, prefix + ".ffn.dense_in", d, inter, true, Init::normal(config.init_std));

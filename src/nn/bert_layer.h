@@ -3,6 +3,7 @@
 //   X' = X + Dropout(O-proj(MHA(LN1 X)))
 //   Y  = X' + Dropout(dense_out(act(dense_in(LN2 X'))))
 // with LayerNorms that have a bias and Linear layers that all have biases.
+#include <optional>
 #include <string>
 
 #include "nn/context.h"
@@ -23,6 +24,8 @@ struct BertLayerConfig {
   NormSpec act;  // parse_activation(hidden_act)
   double init_std = 0.02;
   double output_init_std = 0.02;  // attention output and dense_out: spec 0.02 / sqrt(2 L)
+  std::optional<PatternSpec> sparse;  // graph-processing sparse attention (SoftmaxAttentionConfig::sparse)
+  int64_t layer_index = 0;
 };
 
 class BertLayer {

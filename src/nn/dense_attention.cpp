@@ -75,6 +75,13 @@ DenseAttention::DenseAttention(ParameterSet& params, const std::string& prefix, 
   DENSE_CHECK(cfg.kind != LayerKind::SlidingWindow || cfg.causal,
               "{}: sliding-window layers (local_scheme code 'sw') need causal: true", prefix);
   DENSE_CHECK(!cfg.causal || cfg.chunk_size > 0, "{}: chunk_size {} must be positive", prefix, cfg.chunk_size);
+  if (cfg.sparse) {
+    validate_pattern_spec(*cfg.sparse, prefix + ": attention pattern");
+    DENSE_CHECK(cfg.kind == LayerKind::Global, "{}: sparse attention replaces the local layer kinds; turn "
+                "local_attention off", prefix);
+    DENSE_CHECK(cfg.sparse->causal == cfg.causal, "{}: the model is {} but its attention pattern is {}", prefix,
+                cfg.causal ? "causal" : "bidirectional", cfg.sparse->causal ? "causal" : "bidirectional");
+  }
   if (relpe_on())
     DENSE_CHECK(relpe->width() == cfg.hidden && relpe->heads() == cfg.heads,
                 "{}: RelPE built for {} heads of size {} does not fit hidden_size {} with {} heads", prefix,
@@ -95,6 +102,10 @@ DenseAttention::Plan DenseAttention::make_plan(int64_t n) const {
   p.length = n;
   p.padded = n;
   p.block = n;
+  if (cfg_.sparse) {
+    p.kernel = Kernel::Graph;
+    return p;
+  }
   const int64_t w = cfg_.window;
   // Local layers ignore the configured complexity (spec §1.5); causal models mask every block with tril₀.
   const auto local_kernel = [&](int64_t rows) {
@@ -166,6 +177,13 @@ Tensor DenseAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v)
   const int64_t H = cfg_.heads, e = head_size_, C = p.block, nb = batch_ * p.blocks();
   const bool linear = p.kernel == Kernel::Linear;
   Tensor o = Tensor::empty(q.shape(), q.dtype(), q.device());
+  state_ = Tensor();
+  cross_ = Tensor();
+  if (p.kernel == Kernel::Graph) {
+    const DeviceGraph& g = graph_.get(*cfg_.sparse, p.length, H, cfg_.layer_index, q.device());
+    ops::graph_attention_forward(GraphScore::Linear, q, k, v, g.forward_ref(), nullptr, H, 1.0, o, nullptr);
+    return o;
+  }
   mix_ = Tensor::empty(linear ? Shape{H, nb, e, e} : Shape{H, nb, C, C}, q.dtype(), q.device());
   for (int64_t h = 0; h < H; ++h) {
     const Tensor qh = head(q, nb, C, h, e), kh = head(k, nb, C, h, e), vh = head(v, nb, C, h, e);
@@ -248,6 +266,15 @@ void DenseAttention::attend_backward(const Tensor& g, Tensor& dq, Tensor& dk, Te
   const Plan& p = plan_;
   const int64_t H = cfg_.heads, e = head_size_, C = p.block, nb = batch_ * p.blocks();
   const bool linear = p.kernel == Kernel::Linear;
+  if (p.kernel == Kernel::Graph) {
+    const DeviceGraph& graph = graph_.get(*cfg_.sparse, p.length, cfg_.heads, cfg_.layer_index, g.device());
+    // The kernel overwrites dk and dv: with one shared buffer, dV goes to a temporary and is added.
+    Tensor dv_own = shared_kv ? Tensor::empty(dv.shape(), dv.dtype(), dv.device()) : dv;
+    ops::graph_attention_backward(GraphScore::Linear, q_, k_, v_, graph.forward_ref(), graph.transposed_ref(), nullptr,
+                                  cfg_.heads, 1.0, q_, g, nullptr, dq, dk, dv_own);
+    if (shared_kv) ops::axpy(1.0, dv_own, dk);
+    return;
+  }
   // With a shared buffer dK is written first and dV adds to it.
   const double beta_v = shared_kv ? 1.0 : 0.0;
   Tensor t = Tensor::empty(linear ? Shape{nb, e, e} : Shape{nb, C, C}, g.dtype(), g.device());
@@ -319,7 +346,7 @@ void DenseAttention::release() {
   v_ = Tensor();
   mix_ = Tensor();
   state_ = Tensor();
-  cross_ = Tensor();
+  cross_ = Tensor();  // the graph cache stays: it depends on the length only, not on the batch
 }
 
 }  // namespace dense::nn

@@ -5,9 +5,12 @@
 // sequence is cut into blocks of C rows that are batched GEMMs over [B·blocks], plus the cross-block terms of
 // the causal layers.
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "nn/attention_patterns.h"
 #include "nn/context.h"
+#include "nn/device_graph.h"
 #include "nn/linear.h"
 #include "nn/parameter.h"
 #include "nn/relpe.h"
@@ -31,6 +34,10 @@ struct DenseAttentionConfig {
   int64_t chunk_size = 1024;  // C of causal global layers
   bool local_relpe = true;    // l / sl: RelPE positions restart in every window
   RelPEScheme scheme;
+  // Masked DenseAttention (long-context-attention.md §2): the quadratic path restricted to the pattern's
+  // edges, o_i = Σ_{j ∈ A_i} (q_i·k_j) v_j, in nnz·e work. Replaces the layer kinds (global layers only).
+  std::optional<PatternSpec> sparse;
+  int64_t layer_index = 0;  // for interleaved factorised patterns
 };
 
 class DenseAttention {
@@ -51,7 +58,7 @@ class DenseAttention {
   Parameter* queries() const { return queries_; }
 
  private:
-  enum class Kernel { Linear, Quadratic, Causal };
+  enum class Kernel { Linear, Quadratic, Causal, Graph };
   // How a sequence of N rows is laid out for the block kernel.
   struct Plan {
     Kernel kernel = Kernel::Linear;
@@ -91,6 +98,7 @@ class DenseAttention {
   Tensor mix_;      // per head: M = KᵀV [H, blocks, e, e] (linear) or S = (masked) QKᵀ [H, blocks, C, C]
   Tensor state_;    // causal global: exclusive prefix sum of the block states [H, B·nc, e, e]
   Tensor cross_;    // sliding window: triu₁(Q_c K_{c−1}ᵀ) [H, B, nc−1, C, C]
+  PatternGraphCache graph_;  // sparse layers
 };
 
 }  // namespace dense::nn

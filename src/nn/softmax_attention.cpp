@@ -31,6 +31,11 @@ SoftmaxAttention::SoftmaxAttention(ParameterSet& params, const std::string& pref
                   config.output_dropout < 1.0,
               "{}: dropout probabilities must be in [0, 1), got {} and {}", prefix, config.attn_dropout,
               config.output_dropout);
+  if (config.sparse) {
+    validate_pattern_spec(*config.sparse, prefix + ": attention pattern");
+    DENSE_CHECK(config.attn_dropout == 0.0, "{}: sparse attention has no dropout on the probabilities; set "
+                "attention_probs_dropout_prob to 0 (got {})", prefix, config.attn_dropout);
+  }
   const int64_t d = config.hidden;
   const Init w = Init::normal(config.init_std);
   query_ = Linear(params, prefix + ".query", d, d, config.bias, w);
@@ -51,6 +56,7 @@ Tensor SoftmaxAttention::forward(const Tensor& x, const Tensor* key_valid, Conte
     mask = key_valid->contiguous();
   }
   const Tensor xc = x.contiguous();
+  if (config_.sparse) return sparse_forward(xc, key_valid ? &mask : nullptr, ctx);
   q_ = split_heads(query_.forward(xc), heads);
   k_ = split_heads(key_.forward(xc), heads);
   v_ = split_heads(value_.forward(xc), heads);
@@ -69,11 +75,12 @@ Tensor SoftmaxAttention::forward(const Tensor& x, const Tensor* key_valid, Conte
 }
 
 Tensor SoftmaxAttention::backward(const Tensor& dy) {
-  DENSE_CHECK(p_.defined(), "softmax attention: backward without a saved forward");
+  DENSE_CHECK(p_.defined() || o_.defined(), "softmax attention: backward without a saved forward");
   const int64_t d = config_.hidden, heads = config_.heads;
   DENSE_CHECK(dy.dim() == 3 && dy.size(0) == batch_ && dy.size(1) == seq_ && dy.size(2) == d,
               "softmax attention: output gradient {} does not match the forward [{}, {}, {}]", dy.str(), batch_, seq_,
               d);
+  if (config_.sparse) return sparse_backward(dy);
   const Tensor dc = split_heads(output_.backward(out_drop_.backward(dy.contiguous())), heads);
   const bool drop = attn_draw_.active();
   const Tensor pd = drop ? ops::dropout(p_, attn_draw_.p, attn_draw_.seed, attn_draw_.offset) : p_;
@@ -95,12 +102,45 @@ Tensor SoftmaxAttention::backward(const Tensor& dy) {
   return dx;
 }
 
+Tensor SoftmaxAttention::sparse_forward(const Tensor& x, const Tensor* mask, Context& ctx) {
+  const int64_t heads = config_.heads;
+  q_ = query_.forward(x).contiguous();
+  k_ = key_.forward(x).contiguous();
+  v_ = value_.forward(x).contiguous();
+  mask_ = mask ? *mask : Tensor();
+  const DeviceGraph& g = graph_.get(*config_.sparse, seq_, heads, config_.layer_index, x.device());
+  o_ = Tensor::empty(q_.shape(), q_.dtype(), q_.device());
+  lse_ = Tensor::empty({batch_, heads, seq_}, ops::rownorm_stats_dtype(q_.dtype()), q_.device());
+  const double scale = 1.0 / std::sqrt(double(config_.hidden / heads));
+  ops::graph_attention_forward(GraphScore::Softmax, q_, k_, v_, g.forward_ref(), mask ? &mask_ : nullptr, heads, scale,
+                               o_, &lse_);
+  return out_drop_.forward(output_.forward(o_), ctx);
+}
+
+Tensor SoftmaxAttention::sparse_backward(const Tensor& dy) {
+  DENSE_CHECK(o_.defined(), "softmax attention: backward without a saved forward");
+  const int64_t heads = config_.heads;
+  const Tensor dc = output_.backward(out_drop_.backward(dy.contiguous())).contiguous();
+  const DeviceGraph& g = graph_.get(*config_.sparse, seq_, heads, config_.layer_index, dy.device());
+  Tensor dq = Tensor::empty(q_.shape(), q_.dtype(), q_.device());
+  Tensor dk = Tensor::empty(k_.shape(), k_.dtype(), k_.device());
+  Tensor dv = Tensor::empty(v_.shape(), v_.dtype(), v_.device());
+  const double scale = 1.0 / std::sqrt(double(config_.hidden / heads));
+  ops::graph_attention_backward(GraphScore::Softmax, q_, k_, v_, g.forward_ref(), g.transposed_ref(),
+                                mask_.defined() ? &mask_ : nullptr, heads, scale, o_, dc, &lse_, dq, dk, dv);
+  Tensor dx = Tensor::empty({batch_, seq_, config_.hidden}, dy.dtype(), dy.device());
+  query_.backward(dq, &dx, 0.0);
+  key_.backward(dk, &dx, 1.0);
+  value_.backward(dv, &dx, 1.0);
+  return dx;
+}
+
 void SoftmaxAttention::release() {
   query_.release();
   key_.release();
   value_.release();
   output_.release();
-  q_ = k_ = v_ = p_ = Tensor();
+  q_ = k_ = v_ = p_ = o_ = lse_ = mask_ = Tensor();
 }
 
 }  // namespace dense::nn

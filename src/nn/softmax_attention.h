@@ -8,9 +8,12 @@
 //
 // The N x N probabilities are materialised ([B·H, N, N]); the dropout mask on them is the Philox draw of
 // element (b·H + h, i, j) at flat index ((b·H + h)·N + i)·N + j, so a fused kernel can reproduce it.
+#include <optional>
 #include <string>
 
+#include "nn/attention_patterns.h"
 #include "nn/context.h"
+#include "nn/device_graph.h"
 #include "nn/linear.h"
 #include "nn/parameter.h"
 
@@ -24,6 +27,10 @@ struct SoftmaxAttentionConfig {
   bool bias = true;
   double init_std = 0.02;
   double output_init_std = 0.02;  // spec: 0.02 / sqrt(2 L)
+  // Graph-processing sparse attention over the pattern's edges (no N x N; attn_dropout must be 0). Keys with
+  // key_valid = 0 are skipped as in the dense path.
+  std::optional<PatternSpec> sparse;
+  int64_t layer_index = 0;
 };
 
 class SoftmaxAttention {
@@ -41,13 +48,18 @@ class SoftmaxAttention {
   const SoftmaxAttentionConfig& config() const { return config_; }
 
  private:
+  Tensor sparse_forward(const Tensor& x, const Tensor* mask, Context& ctx);
+  Tensor sparse_backward(const Tensor& dy);
+
   SoftmaxAttentionConfig config_;
   Linear query_, key_, value_, output_;
   Dropout out_drop_;
   DropoutDraw attn_draw_;
   int64_t batch_ = 0, seq_ = 0;
-  // Per-head copies [B·H, N, e] and the probabilities before dropout [B·H, N, N].
-  Tensor q_, k_, v_, p_;
+  // Per-head copies [B·H, N, e] and the probabilities before dropout [B·H, N, N]; sparse: q_, k_, v_, o_ stay
+  // [B, N, d], with the row log-sum-exps lse_ [B, H, N] and the key mask.
+  Tensor q_, k_, v_, p_, o_, lse_, mask_;
+  PatternGraphCache graph_;
 };
 
 }  // namespace dense::nn

@@ -697,6 +697,11 @@ std::string json_scalar_yaml(const nlohmann::json& j) {
   if (j.is_number_integer()) return std::to_string(j.get<int64_t>());
   if (j.is_number_float()) return number_text(j.get<double>());
   if (j.is_string()) return yaml_string(j.get<std::string>());
+  if (j.is_object()) {  // model.attention: a flow mapping on one line
+    std::string out;
+    for (const auto& [k, v] : j.items()) out += (out.empty() ? "" : ", ") + k + ": " + json_scalar_yaml(v);
+    return "{" + out + "}";
+  }
   return "null";
 }
 
@@ -704,6 +709,7 @@ const char* json_type_name(const nlohmann::json& j) {
   if (j.is_boolean()) return "bool";
   if (j.is_number_integer()) return "int";
   if (j.is_number_float()) return "float";
+  if (j.is_object()) return "mapping";
   return "string";
 }
 
@@ -811,6 +817,25 @@ class Parser {
         key.field);
   }
 
+  // model.attention: a mapping of scalars (kept as text; the model config parses them) and lists of token
+  // indices (global_tokens).
+  nlohmann::json attention_mapping(const Value& v, const std::string& path) {
+    if (v.kind != Value::Kind::Map) type_error(v, path, "a mapping like {type: sparse, pattern: fixed, stride: 128}");
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, child] : v.entries) {
+      const std::string full = path + "." + k;
+      set_at_[full] = &child;
+      if (child.kind == Value::Kind::Seq) {
+        nlohmann::json items = nlohmann::json::array();
+        for (const auto& item : child.items) items.push_back(parse_integer<int64_t>(item, full));
+        j[k] = items;
+      } else {
+        j[k] = parse_string(child, full);
+      }
+    }
+    return j;
+  }
+
   void model(const Value& v, models::ModelConfig& out) {
     if (v.kind == Value::Kind::Null) return;
     if (v.kind != Value::Kind::Map) type_error(v, "model", "a mapping of model settings");
@@ -826,6 +851,8 @@ class Parser {
         j[k] = parse_integer<int64_t>(child, full);
       } else if (it->is_number_float()) {
         j[k] = parse_double(child, full);
+      } else if (it->is_object()) {
+        j[k] = attention_mapping(child, full);
       } else if (child.kind == Value::Kind::Null) {
         j[k] = nullptr;  // "none" for the optional norms
       } else {

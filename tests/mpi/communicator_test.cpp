@@ -28,6 +28,7 @@
 #include "core/tensor.h"
 #include "parallel/communicator.h"
 #include "parallel/engines.h"
+#include "mpi_world.h"
 
 using namespace dense;
 using namespace dense::parallel;
@@ -649,6 +650,8 @@ class RankFailurePrinter : public ::testing::EmptyTestEventListener {
 };
 
 }  // namespace
+
+dense::parallel::Communicator& mpi_test_world() { return comm(); }
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);

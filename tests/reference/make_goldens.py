@@ -23,6 +23,18 @@ out.pooled [2B,d] hold document 1's rows then document 2's, out.class_logits is 
 is the mean matching cross-entropy. The unused MLM-head parameters get exactly-zero gradients.
 
 and OUTDIR/cases.txt with the case names, one per line.
+
+Sparse attention (sparse_reference.py; tests/unit/sparse_golden_test.cpp): for every SPARSE_CASES entry,
+OUTDIR/sparse_<case>.safetensors with
+
+    metadata  {"case", "pattern": the nn::parse_pattern string, "heads", "layer", "score": softmax|linear|none}
+    mask [H,N,N] I64 (0/1, the pattern of each head; for bigbird with random blocks only the deterministic
+    window + global part, and then no attention tensors), q, k, v, dout [B,N,H*e] F64, key_valid [B,N] F64
+    (only with padding), o [B,N,H*e], lse [B,H,N] (softmax; -inf on rows without a visible valid key),
+    dq, dk, dv (gradients of <dout, o>)
+
+SPARSE_MODEL_CASES are whole models with `attention: {type: sparse, ...}`, written like CASES (as
+OUTDIR/<case>.safetensors); OUTDIR/sparse_cases.txt lists both kinds of names, one per line.
 """
 
 import json
@@ -38,6 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bert_reference import BertReference  # noqa: E402
 from danet_reference import DANetReference  # noqa: E402
 from safetensors_io import save_file  # noqa: E402
+import sparse_reference  # noqa: E402
 
 DTYPE = torch.float64
 
@@ -49,6 +62,8 @@ def build_reference_model(config):
     if mt == "danet":
         return DANetReference(config)
     if mt == "bert":
+        if "attention" in config:
+            return sparse_reference.SparseBertReference(config)
         return BertReference(config)
     raise ValueError(f"unknown model_type {mt!r}")
 
@@ -123,6 +138,147 @@ CASES["bert"] = (dict(
     intermediate_size=32, max_position_embeddings=16, num_labels=3, hidden_act="gelu",
     layer_norm_eps=1e-12, classifier_bias=True, **_NO_DROPOUT,
 ), {"pad": {1: 5}})
+
+
+# Sparse attention cases: name -> dict(spec, N, H, e, score (softmax | linear | None: pattern only), optional
+# layer (interleaved heads), pad {batch row: keys padded at the end}). B = 2. N is never a multiple of the
+# pattern's block / stride, so partial last blocks are covered.
+SPARSE_CASES = OrderedDict()
+SPARSE_CASES["sliding_window_pad"] = dict(
+    spec={"kind": "sliding_window", "window": 2}, N=13, H=2, e=3, score="softmax", pad={1: 4})
+SPARSE_CASES["sliding_window_causal_linear"] = dict(
+    spec={"kind": "sliding_window", "window": 3, "causal": True}, N=13, H=2, e=3, score="linear")
+SPARSE_CASES["dense_causal_pad"] = dict(
+    spec={"kind": "dense", "causal": True}, N=9, H=2, e=2, score="softmax", pad={0: 3})
+SPARSE_CASES["dilated_pad"] = dict(
+    spec={"kind": "dilated", "window": 2, "dilation": 3}, N=14, H=2, e=3, score="softmax", pad={1: 3})
+SPARSE_CASES["dilated_causal_linear"] = dict(
+    spec={"kind": "dilated", "window": 3, "dilation": 2, "causal": True}, N=13, H=2, e=2, score="linear",
+    pad={0: 2})
+SPARSE_CASES["dilated_2d"] = dict(
+    spec={"kind": "dilated_2d", "block": 5, "dilation": 2}, N=13, H=2, e=3, score="softmax")
+SPARSE_CASES["dilated_2d_causal_pad"] = dict(
+    spec={"kind": "dilated_2d", "block": 4, "dilation": 3, "causal": True}, N=15, H=2, e=2, score="softmax",
+    pad={1: 5})
+SPARSE_CASES["global_no_window_causal"] = dict(  # rows 0..2 see nothing: lse -inf, o 0
+    spec={"kind": "global", "global_tokens": [3, 8], "causal": True}, N=13, H=2, e=3, score="softmax",
+    pad={1: 2})
+SPARSE_CASES["global_no_window_linear"] = dict(  # non-global rows do not see themselves
+    spec={"kind": "global", "global_tokens": [0, 5, 6, 7]}, N=11, H=2, e=2, score="linear")
+SPARSE_CASES["longformer_pad"] = dict(
+    spec={"kind": "longformer", "window": 1, "global_tokens": [0, 11]}, N=13, H=2, e=3, score="softmax",
+    pad={1: 4})
+SPARSE_CASES["longformer_causal"] = dict(
+    spec={"kind": "longformer", "window": 2, "global_tokens": [4], "causal": True}, N=12, H=2, e=2,
+    score="softmax")
+SPARSE_CASES["bigbird_no_random_pad"] = dict(
+    spec={"kind": "bigbird", "block": 3, "window_blocks": 3, "global_blocks": 1, "random_blocks": 0},
+    N=17, H=2, e=3, score="softmax", pad={0: 4})
+SPARSE_CASES["bigbird_no_random_causal_linear"] = dict(
+    spec={"kind": "bigbird", "block": 4, "window_blocks": 1, "global_blocks": 2, "random_blocks": 0,
+          "causal": True}, N=23, H=2, e=2, score="linear")
+SPARSE_CASES["bigbird_random_pattern"] = dict(  # pattern only: the C++ test adds its Philox random blocks
+    spec={"kind": "bigbird", "block": 3, "window_blocks": 3, "global_blocks": 1, "random_blocks": 2,
+          "seed": 11}, N=26, H=3, e=2, score=None)
+SPARSE_CASES["bigbird_random_causal_pattern"] = dict(
+    spec={"kind": "bigbird", "block": 2, "window_blocks": 1, "global_blocks": 1, "random_blocks": 2,
+          "seed": 3, "causal": True}, N=19, H=2, e=2, score=None)
+SPARSE_CASES["block_local_linear_pad"] = dict(
+    spec={"kind": "block_local", "block": 4}, N=13, H=2, e=3, score="linear", pad={1: 3})
+SPARSE_CASES["strided_merged"] = dict(
+    spec={"kind": "strided", "stride": 4}, N=13, H=2, e=3, score="softmax")
+SPARSE_CASES["strided_causal_multihead_pad"] = dict(
+    spec={"kind": "strided", "stride": 3, "causal": True, "heads_mode": "multihead"}, N=14, H=2, e=3,
+    score="softmax", pad={1: 4})
+SPARSE_CASES["strided_causal_merged_linear"] = dict(
+    spec={"kind": "strided", "stride": 4, "causal": True}, N=15, H=2, e=2, score="linear")
+SPARSE_CASES["strided_interleaved_layer1"] = dict(
+    spec={"kind": "strided", "stride": 3, "heads_mode": "interleaved"}, N=11, H=2, e=3, score="softmax",
+    layer=1)
+SPARSE_CASES["fixed_multihead_np2_pad"] = dict(  # heads 1 and 3 use A2 with sub-blocks v = 0 and 1
+    spec={"kind": "fixed", "stride": 4, "summary": 1, "num_patterns": 2, "heads_mode": "multihead"},
+    N=14, H=4, e=2, score="softmax", pad={1: 3})
+SPARSE_CASES["fixed_multihead_np2_causal"] = dict(
+    spec={"kind": "fixed", "stride": 5, "summary": 2, "num_patterns": 2, "heads_mode": "multihead",
+          "causal": True}, N=13, H=4, e=2, score="softmax")
+SPARSE_CASES["fixed_merged_np2_causal_pad"] = dict(
+    spec={"kind": "fixed", "stride": 5, "summary": 2, "num_patterns": 2, "causal": True}, N=13, H=2, e=3,
+    score="softmax", pad={0: 3})
+SPARSE_CASES["fixed_interleaved_layer1_causal_linear"] = dict(  # A2 only: rows before a summary column empty
+    spec={"kind": "fixed", "stride": 4, "summary": 2, "num_patterns": 2, "heads_mode": "interleaved",
+          "causal": True}, N=11, H=2, e=2, score="linear", layer=1)
+SPARSE_CASES["fixed_interleaved_layer1_causal"] = dict(
+    spec={"kind": "fixed", "stride": 4, "summary": 1, "num_patterns": 2, "heads_mode": "interleaved",
+          "causal": True}, N=11, H=2, e=2, score="softmax", layer=1, pad={1: 2})
+SPARSE_CASES["fixed_multihead_no_summary_in_range"] = dict(  # N < first summary column: head 1 sees nothing
+    spec={"kind": "fixed", "stride": 8, "summary": 2, "heads_mode": "multihead"}, N=6, H=2, e=2,
+    score="softmax")
+
+_BERT_SPARSE = dict(
+    model_type="bert", vocab_size=37, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+    intermediate_size=32, max_position_embeddings=16, num_labels=3, hidden_act="gelu",
+    layer_norm_eps=1e-12, classifier_bias=True, **_NO_DROPOUT,
+)
+SPARSE_MODEL_CASES = OrderedDict()
+SPARSE_MODEL_CASES["bert_sparse_sliding_window"] = (dict(
+    _BERT_SPARSE, attention={"type": "sparse", "pattern": "sliding_window", "window": 2}), {"pad": {1: 5}})
+# Layer 0 uses A1 (blocks of 4), layer 1 A2 (every row of head 0 sees columns 3, 7, 11, of head 1 columns
+# 2, 6, 10: the layer index and the head variant must reach the model). Bidirectional: the model config's
+# `causal` must equal the pattern's, and the reference BERT has no causal mode.
+SPARSE_MODEL_CASES["bert_sparse_fixed_interleaved"] = (dict(
+    _BERT_SPARSE, attention={"type": "sparse", "pattern": "fixed", "stride": 4, "summary": 1,
+                             "num_patterns": 2, "heads_mode": "interleaved"}), {"N": 13, "pad": {1: 3}})
+
+
+def run_sparse_case(name, case):
+    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    B, N, H, e = 2, case["N"], case["H"], case["e"]
+    spec, layer, score = case["spec"], case.get("layer", 0), case["score"]
+    tensors = OrderedDict()
+    if score is None:
+        # BigBird with random blocks: only the deterministic part; the C++ test adds its own random blocks.
+        s = sparse_reference.resolve(spec)
+        base = sparse_reference.bigbird_mask(s, N)
+        tensors["mask"] = base.unsqueeze(0).expand(H, N, N).to(torch.int64).contiguous()
+        return tensors
+    mask = sparse_reference.pattern_masks(spec, N, H, layer)
+    tensors["mask"] = mask.to(torch.int64)
+    q, k, v, dout = (torch.randn(B, N, H * e, generator=gen, dtype=DTYPE) for _ in range(4))
+    key_valid = None
+    if case.get("pad"):
+        key_valid = torch.ones(B, N, dtype=DTYPE)
+        for row, npad in case["pad"].items():
+            key_valid[row, N - npad:] = 0
+    o, lse, dq, dk, dv = sparse_reference.attention_with_grads(score, q, k, v, mask, H, key_valid, dout)
+    for key, t in (("q", q), ("k", k), ("v", v), ("dout", dout), ("key_valid", key_valid), ("o", o),
+                   ("lse", lse), ("dq", dq), ("dk", dk), ("dv", dv)):
+        if t is not None:
+            tensors[key] = t
+    for key, t in tensors.items():
+        if key != "lse":
+            assert torch.isfinite(t.to(DTYPE)).all(), f"{name}: {key} is not finite"
+    return tensors
+
+
+def write_sparse_goldens(outdir):
+    assert sparse_reference.self_check()
+    for name, case in SPARSE_CASES.items():
+        tensors = run_sparse_case(name, case)
+        meta = {"case": name, "pattern": sparse_reference.spec_string(case["spec"]), "heads": str(case["H"]),
+                "layer": str(case.get("layer", 0)), "score": case["score"] or "none"}
+        save_file(tensors, os.path.join(outdir, "sparse_" + name + ".safetensors"), metadata=meta)
+        m = tensors["mask"]
+        empty = int((m.sum(-1) == 0).sum())
+        print(f"sparse_{name}: {meta['pattern']}, H={case['H']} N={case['N']}, nnz={int(m.sum())}, "
+              f"empty rows={empty}, score={meta['score']}")
+    for name, (config, opts) in SPARSE_MODEL_CASES.items():
+        tensors = run_case(name, config, opts)
+        meta = {"config": json.dumps(config, sort_keys=True), "case": name}
+        save_file(tensors, os.path.join(outdir, name + ".safetensors"), metadata=meta)
+        print(f"{name}: {len(tensors)} tensors, loss={tensors['out.loss'].item():.12g}")
+    with open(os.path.join(outdir, "sparse_cases.txt"), "w") as f:
+        for name in list(SPARSE_CASES) + list(SPARSE_MODEL_CASES):
+            f.write(name + "\n")
 
 
 def random_params(shapes, gen):
@@ -231,6 +387,7 @@ def main(argv):
     with open(os.path.join(outdir, "cases.txt"), "w") as f:
         for name in CASES:
             f.write(name + "\n")
+    write_sparse_goldens(outdir)
     return 0
 
 

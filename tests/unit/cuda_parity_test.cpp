@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/ops.h"
 #include "core/philox.h"
 #include "core/tensor.h"
+#include "nn/device_graph.h"
 
 using namespace dense;
 
@@ -673,4 +675,60 @@ TEST(CudaParity, RepeatedRunsAreBitIdentical) {
   };
   const std::vector<Tensor> first = run(), second = run();
   for (size_t i = 0; i < first.size(); ++i) expect_equal(second[i], first[i], "output " + std::to_string(i));
+}
+
+// ---- graph (sparse) attention ------------------------------------------------------------------------
+
+TEST(CudaParity, GraphAttentionCsrAndBand) {
+  if (!dense::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const int64_t B = 2, N = 70, H = 2;
+  for (DType t : kFloatTypes)
+    for (int64_t e : {3, 64, 160})  // one, two and five channels per lane
+      for (GraphScore score : {GraphScore::Softmax, GraphScore::Linear})
+        for (bool band : {false, true}) {
+          SCOPED_TRACE(name(t) + " e=" + std::to_string(e) + (score == GraphScore::Softmax ? " softmax" : " linear") +
+                       (band ? " band" : " csr"));
+          const int64_t d = H * e;
+          // Per-head random graphs with empty and full rows; the band is a window of 5.
+          std::vector<nn::CsrGraph> graphs;
+          for (int64_t h = 0; h < H; ++h)
+            graphs.push_back(nn::CsrGraph::from_predicate(N, N, [&](int64_t i, int64_t j) {
+              return i % 9 != 4 && (i % 13 == 2 || philox_uniform(60 + uint64_t(h), uint64_t(i), uint64_t(j)) < 0.3f);
+            }));
+          const nn::DeviceGraph cg = band ? nn::DeviceGraph::band(N, N, -5, 5) : nn::DeviceGraph::upload(graphs, Device::cpu());
+          const nn::DeviceGraph gg = band ? nn::DeviceGraph::band(N, N, -5, 5) : nn::DeviceGraph::upload(graphs, Device::cuda(0));
+          const Tensor q = random_tensor({B, N, d}, t, 61), k = random_tensor({B, N, d}, t, 62),
+                       v = random_tensor({B, N, d}, t, 63), dout = random_tensor({B, N, d}, t, 64);
+          std::vector<double> valid(size_t(B * N), 1.0);
+          for (int64_t j = 0; j < N; j += 7) valid[size_t(N + j)] = 0.0;
+          const Tensor kv = Tensor::from_vector<double>(valid, {B, N}, t), kv_gpu = on_gpu(kv);
+          const DType st = ops::rownorm_stats_dtype(t);
+          Tensor o = Tensor::empty(q.shape(), t), lse = Tensor::empty({B, H, N}, st);
+          Tensor o_gpu = nan_gpu(q.shape(), t), lse_gpu = nan_gpu({B, H, N}, st);
+          ops::graph_attention_forward(score, q, k, v, cg.forward_ref(), &kv, H, 0.4, o, &lse);
+          ops::graph_attention_forward(score, on_gpu(q), on_gpu(k), on_gpu(v), gg.forward_ref(), &kv_gpu, H, 0.4, o_gpu,
+                                       &lse_gpu);
+          expect_close(o_gpu, o, t, "o");
+          if (score == GraphScore::Softmax) {
+            // Rows without a valid neighbour hold -inf on both sides; compare those exactly, the rest closely.
+            const std::vector<double> lg = lse_gpu.to(Device::cpu()).to_vector<double>(), lc = lse.to_vector<double>();
+            std::vector<double> fg = lg, fc = lc;
+            for (size_t i = 0; i < lc.size(); ++i) {
+              EXPECT_EQ(std::isinf(lg[i]), std::isinf(lc[i])) << "lse row " << i;
+              if (std::isinf(lc[i]) || std::isinf(lg[i])) fg[i] = fc[i] = 0.0;
+            }
+            const int64_t rows = static_cast<int64_t>(lc.size());
+            expect_close(Tensor::from_vector<double>(fg, {rows}, DType::F64), Tensor::from_vector<double>(fc, {rows}, DType::F64),
+                         t, "lse");
+          }
+          Tensor dq = Tensor::empty(q.shape(), t), dk = dq.clone(), dv = dq.clone();
+          Tensor dq_gpu = nan_gpu(q.shape(), t), dk_gpu = nan_gpu(q.shape(), t), dv_gpu = nan_gpu(q.shape(), t);
+          ops::graph_attention_backward(score, q, k, v, cg.forward_ref(), cg.transposed_ref(), &kv, H, 0.4, o, dout, &lse,
+                                        dq, dk, dv);
+          ops::graph_attention_backward(score, on_gpu(q), on_gpu(k), on_gpu(v), gg.forward_ref(), gg.transposed_ref(),
+                                        &kv_gpu, H, 0.4, on_gpu(o), on_gpu(dout), &lse_gpu, dq_gpu, dk_gpu, dv_gpu);
+          expect_close(dq_gpu, dq, t, "dq");
+          expect_close(dk_gpu, dk, t, "dk");
+          expect_close(dv_gpu, dv, t, "dv");
+        }
 }

@@ -178,12 +178,20 @@ TEST(TrainConfig, ShippedConfigsLoadAndBuild) {
       EXPECT_EQ(c.training.precision, "f16");
       EXPECT_EQ(c.training.schedule.warmup_ratio, 0.03);
       EXPECT_EQ(c.training.max_steps, 250000);
+    } else if (name == "tiny_sparse.yaml") {
+      // tiny.yaml with two heads over a `fixed` pattern: the same parameters (heads split W_Q, add none).
+      EXPECT_EQ(params, models::count_parameters(load_train_config(dir + "/tiny.yaml").model));
+      const auto spec = c.model.sparse_pattern();
+      ASSERT_TRUE(spec.has_value());
+      EXPECT_EQ(nn::describe(*spec), nn::describe(nn::parse_pattern("fixed:stride=16,summary=4,heads_mode=multihead", "t")));
+      EXPECT_EQ(c.model.num_attention_heads, 2);
+      EXPECT_EQ(c.data.train, "data/shards/packed128");
     } else {
       ADD_FAILURE() << "add the new config to this test";
     }
     ++seen;
   }
-  EXPECT_EQ(seen, 4);
+  EXPECT_EQ(seen, 5);
 }
 
 TEST(TrainConfig, ShippedModelSectionEqualsTheModelJson) {

@@ -150,6 +150,59 @@ TEST(Trainer, TinyDanetLearnsWikiText) {
   EXPECT_EQ(train_config_hash(load_train_config(r.run_dir + "/config.yaml")), train_config_hash(c));
 }
 
+// Sparse attention end to end through the dense-train program: BERT with BigBird graph attention and DANet with
+// masked DenseAttention over a Sparse Transformer `fixed` pattern both learn the text.
+TEST(Trainer, SparseAttentionModelsTrainThroughDenseTrain) {
+  const std::string models[] = {
+      R"(model:
+  model_type: bert
+  vocab_size: 560
+  hidden_size: 64
+  num_hidden_layers: 2
+  num_attention_heads: 4
+  intermediate_size: 128
+  max_position_embeddings: 64
+  hidden_dropout_prob: 0.0
+  attention_probs_dropout_prob: 0.0
+  attention: {type: sparse, pattern: bigbird, block: 8, window_blocks: 3, global_blocks: 1, random_blocks: 1, seed: 3}
+)",
+      R"(model:
+  model_type: danet
+  vocab_size: 560
+  hidden_size: 64
+  num_hidden_layers: 2
+  num_attention_heads: 2
+  intermediate_size: 2
+  max_position_embeddings: 64
+  attention: {type: sparse, pattern: fixed, stride: 16, summary: 4, heads_mode: multihead}
+)"};
+  for (const std::string& model : models) {
+    SCOPED_TRACE(model);
+    const std::string dir = temp_dir();
+    config_in(dir, 60);
+    std::string yaml = read_bytes(dir + "/tiny.yaml");
+    const size_t begin = yaml.find("model:"), end = yaml.find("data:");
+    yaml = yaml.substr(0, begin) + model + yaml.substr(end);
+    write_bytes(dir + "/tiny.yaml", yaml);
+    std::string out;
+    ASSERT_EQ(run_binary(std::string(DENSE_TRAIN_BIN) + " --config " + dir + "/tiny.yaml --set checkpoint.every_steps=0",
+                         &out),
+              0)
+        << out;
+    std::vector<double> losses;
+    std::ifstream in(dir + "/run/metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
+    }
+    ASSERT_GE(losses.size(), 6u) << out;
+    EXPECT_GT(losses.front(), 5.5);
+    EXPECT_LT(losses.back(), 5.2) << "first " << losses.front();
+    EXPECT_TRUE(contains(read_bytes(dir + "/run/config.yaml"), "sparse")) << "the saved config keeps the pattern";
+  }
+}
+
 TEST(Trainer, StopAndResumeInProcessIsBitwiseTheStraightRun) {
   const std::string dir = temp_dir();
   TrainConfig straight = config_in(dir + "/a", 20);

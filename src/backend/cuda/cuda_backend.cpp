@@ -447,6 +447,42 @@ void CudaBackend::max_pool_backward(const Tensor& dout, const Tensor& argmax, Te
                           dx.size(0), dx.size(1), dx.size(2), dx.raw_data());
 }
 
+namespace {
+GraphArgs graph_args(const GraphRef& g) {
+  if (g.implicit()) return GraphArgs{nullptr, nullptr, 1, g.band_lo, g.band_hi};
+  return GraphArgs{static_cast<const int64_t*>(g.row_ptr->raw_data()), static_cast<const int32_t*>(g.col->raw_data()),
+                   g.groups, 0, 0};
+}
+void check_head_size(const Tensor& q, int64_t heads, const char* op) {
+  DENSE_CHECK(q.size(2) / heads <= kGraphMaxHead, "CUDA {}: head size {} is above the kernel's {}", op,
+              q.size(2) / heads, kGraphMaxHead);
+}
+}  // namespace
+
+void CudaBackend::graph_attention_forward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v,
+                                          const GraphRef& graph, const Tensor* key_valid, int64_t heads, double scale,
+                                          Tensor& o, Tensor* lse) {
+  activate();
+  check_head_size(q, heads, "graph_attention_forward");
+  cuda::graph_attention_forward(ctx(), q.dtype(), score == GraphScore::Softmax, q.raw_data(), k.raw_data(),
+                                v.raw_data(), graph_args(graph), key_valid ? key_valid->raw_data() : nullptr,
+                                q.size(0), q.size(1), k.size(1), heads, q.size(2) / heads, scale, o.raw_data(),
+                                lse ? lse->raw_data() : nullptr);
+}
+
+void CudaBackend::graph_attention_backward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v,
+                                           const GraphRef& graph, const GraphRef& transposed, const Tensor* key_valid,
+                                           int64_t heads, double scale, const Tensor& o, const Tensor& dout,
+                                           const Tensor* lse, Tensor& dq, Tensor& dk, Tensor& dv) {
+  activate();
+  check_head_size(q, heads, "graph_attention_backward");
+  cuda::graph_attention_backward(ctx(), q.dtype(), score == GraphScore::Softmax, q.raw_data(), k.raw_data(),
+                                 v.raw_data(), graph_args(graph), graph_args(transposed),
+                                 key_valid ? key_valid->raw_data() : nullptr, q.size(0), q.size(1), k.size(1), heads,
+                                 q.size(2) / heads, scale, o.raw_data(), dout.raw_data(),
+                                 lse ? lse->raw_data() : nullptr, dq.raw_data(), dk.raw_data(), dv.raw_data());
+}
+
 }  // namespace cuda
 
 // ---- registry entry points -----------------------------------------------------------------------------------

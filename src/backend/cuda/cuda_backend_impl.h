@@ -71,6 +71,13 @@ class CudaBackend final : public Backend {
                               Tensor& dlogits) override;
   void max_pool_forward(const Tensor& x, Tensor& out, Tensor& argmax) override;
   void max_pool_backward(const Tensor& dout, const Tensor& argmax, Tensor& dx) override;
+  void graph_attention_forward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v,
+                               const GraphRef& graph, const Tensor* key_valid, int64_t heads, double scale, Tensor& o,
+                               Tensor* lse) override;
+  void graph_attention_backward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v,
+                                const GraphRef& graph, const GraphRef& transposed, const Tensor* key_valid,
+                                int64_t heads, double scale, const Tensor& o, const Tensor& dout, const Tensor* lse,
+                                Tensor& dq, Tensor& dk, Tensor& dv) override;
 
  private:
   // Makes this backend's device current for the calling thread (cheap when it already is).

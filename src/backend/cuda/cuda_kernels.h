@@ -141,4 +141,21 @@ void cross_entropy_forward(const Ctx& ctx, DType t, const void* logits, const in
 void cross_entropy_backward(const Ctx& ctx, DType t, const void* logits, const int64_t* labels, const void* lse,
                             int64_t rows, int64_t vocab, double scale, void* dlogits);
 
+// ---- graph (sparse) attention (cuda_graph_attention.cu) --------------------------------------------
+// A CSR graph (row_ptr [groups, rows + 1] of absolute offsets into col) or, with row_ptr null, the band
+// lo <= j - i <= hi. One warp per (batch, head, row); head size e <= kGraphMaxHead.
+constexpr int64_t kGraphMaxHead = 256;
+struct GraphArgs {
+  const int64_t* row_ptr;
+  const int32_t* col;
+  int64_t groups, lo, hi;
+};
+void graph_attention_forward(const Ctx& ctx, DType t, bool softmax, const void* q, const void* k, const void* v,
+                             GraphArgs graph, const void* key_valid, int64_t batch, int64_t nq, int64_t nk,
+                             int64_t heads, int64_t e, double scale, void* o, void* lse);
+void graph_attention_backward(const Ctx& ctx, DType t, bool softmax, const void* q, const void* k, const void* v,
+                              GraphArgs graph, GraphArgs transposed, const void* key_valid, int64_t batch, int64_t nq,
+                              int64_t nk, int64_t heads, int64_t e, double scale, const void* o, const void* dout,
+                              const void* lse, void* dq, void* dk, void* dv);
+
 }  // namespace dense::cuda
