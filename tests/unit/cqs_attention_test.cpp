@@ -11,6 +11,7 @@
 
 #include "backend/ops.h"
 #include "gradcheck.h"
+#include "test_files.h"
 #include "nn/attention_patterns.h"
 #include "nn/device_graph.h"
 #include "parallel/cqs_attention.h"
@@ -148,14 +149,7 @@ TEST(CqsAttention, WorkersHoldAFractionOfTheSequence) {
 
 TEST(CqsAttention, BadInputsAreRefused) {
   const nn::CsrGraph wrong = full_graph(10);
-  auto message = [](auto&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto message = [](auto&& f) { return dense::testing::error_of(f); };
   EXPECT_NE(message([&] { CqsAttention(parallel::make_cqs_schedule(12, 3), {GraphScore::Softmax, 1, 1.0}, &wrong); })
                 .find("base pattern is 10 x 10 but the schedule is for 12 tokens"),
             std::string::npos);

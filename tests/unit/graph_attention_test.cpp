@@ -10,6 +10,7 @@
 
 #include "backend/ops.h"
 #include "gradcheck.h"
+#include "test_files.h"
 #include "nn/attention_graph.h"
 #include "nn/attention_patterns.h"
 #include "nn/device_graph.h"
@@ -263,14 +264,7 @@ TEST(GraphAttention, BadArgumentsAreRefusedWithTheReason) {
   Tensor o = Tensor::empty(q.shape(), DType::F64);
   const DeviceGraph dg = DeviceGraph::upload({CsrGraph::from_predicate(6, 6, [](int64_t, int64_t) { return true; })},
                                              Device::cpu());
-  auto message = [](auto&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto message = [](auto&& f) { return dense::testing::error_of(f); };
   EXPECT_NE(message([&] { ops::graph_attention_forward(GraphScore::Softmax, q, k, k, dg.forward_ref(), nullptr, 3, 1.0, o, nullptr); })
                 .find("not divisible by 3 heads"),
             std::string::npos);

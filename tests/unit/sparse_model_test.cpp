@@ -7,10 +7,15 @@
 #include <cmath>
 
 #include "gradcheck.h"
+#include "model_fixtures.h"
 #include "models/model.h"
+#include "test_files.h"
 
 using namespace dense;
 using nlohmann::json;
+using dense::testing::check_model_gradients;
+using dense::testing::make_batch;
+using dense::testing::randomize;
 
 namespace {
 
@@ -33,28 +38,6 @@ json small(const std::string& type, json extra = json::object()) {
   }
   for (auto& [k, v] : extra.items()) j[k] = v;
   return j;
-}
-
-models::Batch make_batch(int64_t B, int64_t N, int64_t vocab, int64_t pads_in_row1) {
-  std::vector<int64_t> ids(size_t(B * N)), mask(size_t(B * N), 1), labels(size_t(B * N), -1), cls(static_cast<size_t>(B));
-  for (int64_t i = 0; i < B * N; ++i) ids[size_t(i)] = (i * 7 + 3) % vocab;
-  for (int64_t i = 0; i < pads_in_row1; ++i) mask[size_t(N + N - 1 - i)] = 0;
-  for (int64_t i = 0; i < B * N; i += 3)
-    if (mask[size_t(i)]) labels[size_t(i)] = ids[size_t((i * 5) % (B * N))];
-  for (int64_t b = 0; b < B; ++b) cls[size_t(b)] = b % 3;
-  models::Batch batch;
-  batch.input_ids = Tensor::from_vector(ids, {B, N}, DType::I64);
-  batch.attention_mask = Tensor::from_vector(mask, {B, N}, DType::I64);
-  batch.mlm_labels = Tensor::from_vector(labels, {B, N}, DType::I64);
-  batch.class_labels = Tensor::from_vector(cls, {B}, DType::I64);
-  return batch;
-}
-
-void randomize(nn::ParameterSet& params, uint64_t seed) {
-  for (auto& p : params.all()) {
-    if (p.kind == nn::ParamKind::Gain) ops::fill_uniform(p.value, 0.8, 1.2, seed ^ nn::hash_name(p.name), 0);
-    else ops::fill_normal(p.value, 0.0, p.kind == nn::ParamKind::Bias ? 0.1 : 0.4, seed ^ nn::hash_name(p.name), 0);
-  }
 }
 
 struct ModelRun {
@@ -88,7 +71,7 @@ void expect_close(const ModelRun& a, const ModelRun& b, double tol) {
 }
 
 TEST(SparseModel, DensePatternReproducesTheModelsOwnAttention) {
-  const models::Batch batch = make_batch(2, 11, 29, 3);
+  const models::Batch batch = make_batch(2, 11, 29, 3, 5);
   for (const std::string type : {"bert", "danet"}) {
     SCOPED_TRACE(type);
     const ModelRun own = run(small(type), batch);
@@ -99,7 +82,7 @@ TEST(SparseModel, DensePatternReproducesTheModelsOwnAttention) {
 
 // A sliding window wide enough to see every key is the dense model too (through the implicit band).
 TEST(SparseModel, WideSlidingWindowIsDenseAttention) {
-  const models::Batch batch = make_batch(2, 9, 29, 2);
+  const models::Batch batch = make_batch(2, 9, 29, 2, 5);
   for (const std::string type : {"bert", "danet"}) {
     SCOPED_TRACE(type);
     const ModelRun own = run(small(type), batch);
@@ -107,24 +90,6 @@ TEST(SparseModel, WideSlidingWindowIsDenseAttention) {
                          batch);
     expect_close(band, own, 1e-12);
   }
-}
-
-void check_model_gradients(const json& config, int64_t N, int64_t pads) {
-  auto model = models::build_model(models::ModelConfig::from_json(config), DType::F64, Device::cpu(), 3);
-  randomize(model->params(), 11);
-  const models::Batch batch = make_batch(2, N, 29, pads);
-  auto forward = [&] {
-    nn::Context ctx;
-    return Tensor::full({1}, model->forward(batch, ctx).loss, DType::F64);
-  };
-  auto backward = [&](const Tensor& w) {
-    model->params().zero_grad();
-    model->backward(w.item());
-  };
-  std::vector<dense::testing::GradVar> vars;
-  for (auto& p : model->params().all())
-    if (p.name.find("attention.key.bias") == std::string::npos) vars.push_back({p.name, p.value, p.grad});
-  dense::testing::check_gradients(forward, backward, vars, 1e-6, 1e-6, 24);
 }
 
 TEST(SparseModel, GradientsMatchFiniteDifferences) {
@@ -138,7 +103,7 @@ TEST(SparseModel, GradientsMatchFiniteDifferences) {
   for (const std::string type : {"bert", "danet"})
     for (const json& p : patterns) {
       SCOPED_TRACE(type + " " + p.dump());
-      check_model_gradients(small(type, {{"attention", p}}), 13, 3);
+      check_model_gradients(models::ModelConfig::from_json(small(type, {{"attention", p}})), 13, 3);
     }
 }
 
@@ -151,14 +116,7 @@ TEST(SparseModel, ConfigRoundTripsAndErrorsNameTheKey) {
   EXPECT_EQ(back.attention_pattern, c.attention_pattern);
   EXPECT_TRUE(models::ModelConfig::from_json(small("bert", {{"attention", {{"type", "dense"}}}})).attention_pattern.empty());
 
-  auto message = [](const json& j) {
-    try {
-      models::ModelConfig::from_json(j);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto message = [](const json& j) { return dense::testing::error_of([&] { models::ModelConfig::from_json(j); }); };
   EXPECT_NE(message(small("bert", {{"attention", {{"type", "sprase"}}}})).find("unknown attention type 'sprase'"),
             std::string::npos);
   EXPECT_NE(message(small("bert", {{"attention", {{"type", "sparse"}}}})).find("model.attention.pattern: missing"),
