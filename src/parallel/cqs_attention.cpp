@@ -225,7 +225,8 @@ void CqsAttention::backward(const Tensor& q, const Tensor& k, const Tensor& v, c
   check_inputs(q, k, v, key_valid);
   DENSE_CHECK(config_.score != GraphScore::Softmax || lse, "CQS attention: the softmax backward needs lse");
   for (Tensor* t : {&dq, &dk, &dv}) t->zero_();
-  for (int64_t w = 0; w < workers(); ++w) run_worker_backward(w, q, k, v, key_valid, o, lse, dout, dq, dk, dv);
+  // Last worker first: its graph is still the one the forward built.
+  for (int64_t w = workers() - 1; w >= 0; --w) run_worker_backward(w, q, k, v, key_valid, o, lse, dout, dq, dk, dv);
 }
 
 void CqsAttention::forward(Communicator& comm, const Tensor& q, const Tensor& k, const Tensor& v,
