@@ -77,9 +77,7 @@ int patterns(int argc, char** argv) {
       const nn::PatternSpec spec = nn::parse_pattern(text, "bench");
       if (spec.kind == nn::PatternKind::Dense && n > 4096) continue;  // N² edges: the GEMM row below covers it
       nn::PatternGraphCache cache;
-      const double t_build = now_s();
       const nn::DeviceGraph& g = cache.get(spec, n, 1, 0, Device::cpu());
-      const double build_ms = 1e3 * (now_s() - t_build);
       Tensor o = Tensor::empty(q.shape(), DType::F32), lse = Tensor::empty({1, 1, n}, DType::F32);
       Tensor dq = Tensor::empty(q.shape(), DType::F32), dk = dq.clone(), dv = dq.clone();
       const double scale = 1.0 / std::sqrt(double(d));
@@ -98,7 +96,6 @@ int patterns(int argc, char** argv) {
                   double(g.nnz()) / double(n), 1e3 * fwd, 1e3 * (fwd + bwd), double(g.nnz()) / fwd / 1e9, mib(index),
                   mib(acts));
       std::fflush(stdout);
-      (void)build_ms;
     }
     // Dense softmax attention through GEMMs: materialises the N x N scores.
     if (n <= 16384) {

@@ -198,8 +198,6 @@ Tensor DenseAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v)
       ops::matmul(mh, false, vh, false, oh);  // O = S V
     }
   }
-  state_ = Tensor();
-  cross_ = Tensor();
   if (p.carry_state) add_chunk_states(q, k, v, o);
   if (p.sliding) add_previous_window(q, k, v, o);
   return o;

@@ -59,35 +59,25 @@ DeviceGraph DeviceGraph::band(int64_t rows, int64_t keys, int64_t lo, int64_t hi
   return d;
 }
 
-GraphRef DeviceGraph::forward_ref() const {
+GraphRef DeviceGraph::ref(const Tensor& row_ptr, const Tensor& col, int64_t rows, int64_t keys, int64_t lo,
+                          int64_t hi) const {
   GraphRef r;
   if (band_) {
-    r.band_lo = lo_;
-    r.band_hi = hi_;
+    r.band_lo = lo;
+    r.band_hi = hi;
   } else {
-    r.row_ptr = &row_ptr_;
-    r.col = &col_;
+    r.row_ptr = &row_ptr;
+    r.col = &col;
     r.groups = groups_;
-    r.rows = rows_;
-    r.keys = keys_;
+    r.rows = rows;
+    r.keys = keys;
   }
   return r;
 }
 
-GraphRef DeviceGraph::transposed_ref() const {
-  GraphRef r;
-  if (band_) {
-    r.band_lo = -hi_;
-    r.band_hi = -lo_;
-  } else {
-    r.row_ptr = &t_row_ptr_;
-    r.col = &t_col_;
-    r.groups = groups_;
-    r.rows = keys_;
-    r.keys = rows_;
-  }
-  return r;
-}
+// The transpose swaps queries and keys: the band lo <= j - i <= hi becomes -hi <= i - j <= -lo.
+GraphRef DeviceGraph::forward_ref() const { return ref(row_ptr_, col_, rows_, keys_, lo_, hi_); }
+GraphRef DeviceGraph::transposed_ref() const { return ref(t_row_ptr_, t_col_, keys_, rows_, -hi_, -lo_); }
 
 const DeviceGraph& PatternGraphCache::get(const PatternSpec& spec, int64_t seq_len, int64_t heads,
                                           int64_t layer_index, Device device) {

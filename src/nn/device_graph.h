@@ -28,6 +28,8 @@ class DeviceGraph {
   bool defined() const { return rows_ > 0 || keys_ > 0; }
 
  private:
+  GraphRef ref(const Tensor& row_ptr, const Tensor& col, int64_t rows, int64_t keys, int64_t lo, int64_t hi) const;
+
   Tensor row_ptr_, col_, t_row_ptr_, t_col_;
   int64_t rows_ = 0, keys_ = 0, groups_ = 1, nnz_ = 0;
   bool band_ = false;

@@ -123,8 +123,8 @@ CqsAttention::Partial CqsAttention::run_worker_forward(int64_t w, const Tensor& 
 }
 
 void CqsAttention::run_worker_backward(int64_t w, const Tensor& q, const Tensor& k, const Tensor& v,
-                                       const Tensor* key_valid, const Tensor& o, const Tensor* lse, const Tensor& dout,
-                                       Tensor& dq, Tensor& dk, Tensor& dv) {
+                                       const Tensor* key_valid, const Tensor& o, const std::vector<double>& lse_host,
+                                       DType lse_dtype, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
   const WorkerPlan& plan = plans_[static_cast<size_t>(w)];
   const nn::DeviceGraph& dg = device_graph(w);
   const int64_t B = q.size(0), M = static_cast<int64_t>(plan.material.size()), H = config_.heads, d = q.size(2);
@@ -133,15 +133,14 @@ void CqsAttention::run_worker_backward(int64_t w, const Tensor& q, const Tensor&
   const Tensor ow = gather_tokens(o, ids, B, M), dow = gather_tokens(dout, ids, B, M);
   Tensor valid, lsew;
   if (key_valid) valid = gather_tokens(key_valid->view({B, seq_len_, 1}), ids, B, M).view({B, M});
-  if (lse) {
-    const auto all = lse->to(DType::F64).to(Device::cpu()).to_vector<double>();
-    lsew = Tensor::from_vector<double>(gather_lse(all, plan.material, B, H, seq_len_), {B, H, M}, lse->dtype(), device_);
-  }
+  if (!lse_host.empty())
+    lsew = Tensor::from_vector<double>(gather_lse(lse_host, plan.material, B, H, seq_len_), {B, H, M}, lse_dtype,
+                                       device_);
   Tensor dqw = Tensor::empty(qw.shape(), q.dtype(), device_), dkw = Tensor::empty(qw.shape(), q.dtype(), device_),
          dvw = Tensor::empty(qw.shape(), q.dtype(), device_);
   ops::graph_attention_backward(config_.score, qw, kw, vw, dg.forward_ref(),
                                 dg.transposed_ref(), key_valid ? &valid : nullptr, H, config_.scale, ow,
-                                dow, lse ? &lsew : nullptr, dqw, dkw, dvw);
+                                dow, lsew.defined() ? &lsew : nullptr, dqw, dkw, dvw);
   // Partial gradients cover disjoint cells: their sum per token is the gradient.
   Tensor dq2 = dq.view({B * seq_len_, d}), dk2 = dk.view({B * seq_len_, d}), dv2 = dv.view({B * seq_len_, d});
   ops::scatter_add_rows(dqw.view({B * M, d}), ids, dq2);
@@ -226,7 +225,10 @@ void CqsAttention::backward(const Tensor& q, const Tensor& k, const Tensor& v, c
   DENSE_CHECK(config_.score != GraphScore::Softmax || lse, "CQS attention: the softmax backward needs lse");
   for (Tensor* t : {&dq, &dk, &dv}) t->zero_();
   // Last worker first: its graph is still the one the forward built.
-  for (int64_t w = workers() - 1; w >= 0; --w) run_worker_backward(w, q, k, v, key_valid, o, lse, dout, dq, dk, dv);
+  const std::vector<double> lse_host = lse ? host_values(*lse) : std::vector<double>();
+  const DType lse_dtype = lse ? lse->dtype() : DType::F64;
+  for (int64_t w = workers() - 1; w >= 0; --w)
+    run_worker_backward(w, q, k, v, key_valid, o, lse_host, lse_dtype, dout, dq, dk, dv);
 }
 
 void CqsAttention::forward(Communicator& comm, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -296,7 +298,8 @@ void CqsAttention::backward(Communicator& comm, const Tensor& q, const Tensor& k
   // One buffer for the three partial gradients: one all-reduce instead of three.
   Tensor grads = Tensor::zeros({3, B, N, d}, q.dtype(), q.device());
   Tensor gq = grads.select(0, 0), gk = grads.select(0, 1), gv = grads.select(0, 2);
-  run_worker_backward(comm.rank(), q, k, v, key_valid, o, lse, dout, gq, gk, gv);
+  run_worker_backward(comm.rank(), q, k, v, key_valid, o, lse ? host_values(*lse) : std::vector<double>(),
+                      lse ? lse->dtype() : DType::F64, dout, gq, gk, gv);
   Tensor host = grads.to(DType::F64).to(Device::cpu());
   comm.all_reduce(host);
   const Tensor back = host.to(q.dtype()).to(q.device());

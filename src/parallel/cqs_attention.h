@@ -66,9 +66,10 @@ class CqsAttention {
     Tensor o, lse;  // [B, M, d], [B, H, M]
   };
   Partial run_worker_forward(int64_t w, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* key_valid);
+  // lse_host: the final lse [B, H, N] on the host (softmax; empty for linear), read once per backward.
   void run_worker_backward(int64_t w, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* key_valid,
-                           const Tensor& o, const Tensor* lse, const Tensor& dout, Tensor& dq, Tensor& dk,
-                           Tensor& dv);
+                           const Tensor& o, const std::vector<double>& lse_host, DType lse_dtype, const Tensor& dout,
+                           Tensor& dq, Tensor& dk, Tensor& dv);
   void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* key_valid) const;
 
   CqsSchedule schedule_;

@@ -5,18 +5,8 @@
 set -uo pipefail
 BENCH=$1
 PY=/usr/bin/python3
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$WORK/out" ] && sed 's/^/     | /' "$WORK/out" | tail -20; }
-expect() {
-  local name=$1 want=$2 pattern=$3
-  shift 3
-  "$@" > "$WORK/out" 2>&1
-  local rc=$?
-  if [ "$rc" -eq "$want" ] && grep -Eq -- "$pattern" "$WORK/out"; then ok "$name"; else echo "     rc=$rc want=$want pattern=$pattern"; bad "$name"; fi
-}
+# shellcheck source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 
 expect "fixed pattern summary" 0 "11,264 visible pairs, density 0.34375" \
   "$BENCH" pattern fixed:stride=16,summary=4 --seq-len 128 --heads 2 --png "$WORK/fixed.png"

@@ -7,20 +7,8 @@ PREP=$1 SHARED=$2 DATA=$3
 PY=/usr/bin/python3
 CHECK="$DATA/../reference/check_shards.py"
 VOCAB="$DATA/wordpiece_vocab_small.txt"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-passed=0 failed=0
-
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$WORK/out" ] && sed 's/^/     | /' "$WORK/out" | tail -20; }
-# expect NAME RC PATTERN CMD...: the command exits with RC and its output matches PATTERN (grep -E).
-expect() {
-  local name=$1 want=$2 pattern=$3
-  shift 3
-  "$@" > "$WORK/out" 2>&1
-  local rc=$?
-  if [ "$rc" -eq "$want" ] && grep -Eq -- "$pattern" "$WORK/out"; then ok "$name"; else echo "     rc=$rc want=$want pattern=$pattern"; bad "$name"; fi
-}
+# shellcheck source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 
 expect "help lists the subcommands" 0 "pretrain.*" "$PREP" --help
 expect "version" 0 "dense-prep 0\." "$PREP" --version

@@ -140,8 +140,9 @@ bool blocks_full(const CsrGraph& g, std::span<const uint8_t> layout, int64_t blo
   return true;
 }
 
-// Shortest-path hop count from every query to every key (edges i -> j for j in row i); -1 if unreachable.
-int64_t max_hops(const CsrGraph& g) {
+// Shortest-path hop count from every query to every key (edges i -> j for j in row i); -1 if unreachable. For
+// causal graphs only keys t <= src must be reached.
+int64_t max_hops(const CsrGraph& g, bool causal = false) {
   int64_t worst = 0;
   for (int64_t src = 0; src < g.rows; ++src) {
     std::vector<int64_t> dist(static_cast<size_t>(g.rows), -1);
@@ -153,28 +154,7 @@ int64_t max_hops(const CsrGraph& g) {
       for (int64_t p = g.row_ptr[u]; p < g.row_ptr[u + 1]; ++p)
         if (dist[g.col[p]] < 0) dist[g.col[p]] = dist[u] + 1, queue.push_back(g.col[p]);
     }
-    for (int64_t t = 0; t < g.rows; ++t) {
-      if (dist[t] < 0) return -1;
-      worst = std::max(worst, dist[t]);
-    }
-  }
-  return worst;
-}
-
-// Like max_hops, but for causal graphs: only keys t <= src must be reached.
-int64_t max_hops_causal(const CsrGraph& g) {
-  int64_t worst = 0;
-  for (int64_t src = 0; src < g.rows; ++src) {
-    std::vector<int64_t> dist(static_cast<size_t>(g.rows), -1);
-    std::deque<int64_t> queue{src};
-    dist[src] = 0;
-    while (!queue.empty()) {
-      const int64_t u = queue.front();
-      queue.pop_front();
-      for (int64_t p = g.row_ptr[u]; p < g.row_ptr[u + 1]; ++p)
-        if (dist[g.col[p]] < 0) dist[g.col[p]] = dist[u] + 1, queue.push_back(g.col[p]);
-    }
-    for (int64_t t = 0; t <= src; ++t) {
+    for (int64_t t = 0; t < (causal ? src + 1 : g.rows); ++t) {
       if (dist[t] < 0) return -1;
       worst = std::max(worst, dist[t]);
     }
@@ -406,8 +386,8 @@ TEST(AttentionPatterns, MergedHeadsReachEveryKeyInAtMostThreeHops) {
     const int64_t hs = max_hops(build_pattern(P("strided:stride=8"), n, 1).graphs[0]);
     EXPECT_GE(hs, 1);
     EXPECT_LE(hs, 3);
-    EXPECT_LE(max_hops_causal(build_pattern(P("strided:stride=8,causal=true"), n, 1).graphs[0]), 3);
-    EXPECT_GE(max_hops_causal(build_pattern(P("strided:stride=8,causal=true"), n, 1).graphs[0]), 1);
+    EXPECT_LE(max_hops(build_pattern(P("strided:stride=8,causal=true"), n, 1).graphs[0], true), 3);
+    EXPECT_GE(max_hops(build_pattern(P("strided:stride=8,causal=true"), n, 1).graphs[0], true), 1);
   }
   // Fixed needs summary columns in every block, so N = 64 and 71 (the last block, 64..70, holds 70).
   for (int64_t n : {64, 71}) {
@@ -415,7 +395,7 @@ TEST(AttentionPatterns, MergedHeadsReachEveryKeyInAtMostThreeHops) {
     const int64_t hf = max_hops(build_pattern(P("fixed:stride=8,summary=2"), n, 1).graphs[0]);
     EXPECT_GE(hf, 1);
     EXPECT_LE(hf, 3);
-    const int64_t hc = max_hops_causal(build_pattern(P("fixed:stride=8,summary=2,causal=true"), n, 1).graphs[0]);
+    const int64_t hc = max_hops(build_pattern(P("fixed:stride=8,summary=2,causal=true"), n, 1).graphs[0], true);
     EXPECT_GE(hc, 1);
     EXPECT_LE(hc, 3);
   }

@@ -18,6 +18,7 @@
 #include "backend/ops.h"
 #include "core/safetensors.h"
 #include "gradcheck.h"
+#include "golden_model.h"
 #include "models/model.h"
 #include "nn/attention_graph.h"
 #include "nn/attention_patterns.h"
@@ -27,10 +28,7 @@ using namespace dense;
 
 namespace {
 
-std::string golden_dir() {
-  const char* env = std::getenv("DENSE_GOLDEN_DIR");
-  return env ? env : DENSE_GOLDEN_DIR_DEFAULT;
-}
+using dense::testing::golden_dir;
 
 // make_goldens.py SPARSE_CASES with attention tensors (score softmax or linear).
 const std::vector<std::string> kAttentionCases = {
@@ -288,49 +286,7 @@ TEST_P(ModelVsReference, OutputsAndGradientsMatchReference) {
       models::ModelConfig::from_json(nlohmann::json::parse(golden.metadata.at("config")));
   ASSERT_TRUE(config.sparse_pattern().has_value()) << "the case's config has no sparse attention";
   auto model = models::build_model(config, dtype, Device::cpu(), 7);
-  auto& params = model->params();
-  int64_t golden_params = 0;
-  for (const auto& [tname, t] : golden.tensors)
-    if (tname.rfind("param.", 0) == 0) {
-      ++golden_params;
-      nn::Parameter* p = params.find(tname.substr(6));
-      ASSERT_NE(p, nullptr) << "the reference has parameter " << tname.substr(6) << " which the model lacks";
-      ASSERT_EQ(p->shape, t.shape()) << tname;
-      p->value.copy_(t);
-    }
-  ASSERT_EQ(golden_params, int64_t(params.all().size())) << "the model has parameters the reference lacks";
-
-  models::Batch batch;
-  batch.input_ids = golden.at("input.input_ids");
-  batch.attention_mask = golden.at("input.attention_mask");
-  batch.class_labels = golden.at("input.class_labels");
-  batch.mlm_labels = golden.at("input.mlm_labels");
-  nn::Context ctx;
-  params.zero_grad();
-  const models::Outputs out = model->forward(batch, ctx);
-  model->backward(1.0);
-
-  const double tol = dtype == DType::F64 ? 1e-10 : 1e-5;
-  EXPECT_LT(dense::testing::relative_error(out.sequence_output, golden.at("out.sequence_output")), tol)
-      << "sequence_output";
-  EXPECT_LT(dense::testing::relative_error(out.mlm_logits, golden.at("out.mlm_logits")), tol) << "mlm_logits";
-  EXPECT_LT(dense::testing::relative_error(out.pooled, golden.at("out.pooled")), tol) << "pooled";
-  EXPECT_LT(dense::testing::relative_error(out.class_logits, golden.at("out.class_logits")), tol) << "class_logits";
-  EXPECT_NEAR(out.loss, golden.at("out.loss").item(), tol * std::abs(golden.at("out.loss").item())) << "loss";
-  for (auto& p : params.all()) {
-    const Tensor& gr = golden.at("grad." + p.name);
-    const std::string suffix = "attention.key.bias";
-    if (p.name.size() > suffix.size() && p.name.compare(p.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      // A shift shared by a row of scores cancels in the softmax (restricted to the row's keys as well), so
-      // the key bias's true gradient is zero: compare with the scale of the key weight's gradient.
-      const std::string weight = p.name.substr(0, p.name.size() - 4) + "weight";
-      EXPECT_LT(std::sqrt(ops::sum(ops::mul(p.grad, p.grad))),
-                tol * std::sqrt(ops::sum(ops::mul(params.at(weight).grad, params.at(weight).grad))))
-          << "gradient of " << p.name << " should vanish";
-      continue;
-    }
-    EXPECT_LT(dense::testing::relative_error(p.grad, gr), tol) << "gradient of " << p.name;
-  }
+  dense::testing::check_model_against_golden(*model, golden, dtype);
 }
 
 INSTANTIATE_TEST_SUITE_P(SparseGolden, ModelVsReference,
