@@ -1,5 +1,6 @@
 // dense-eval: scores a trained encoder. `mlm`: MLM loss and accuracy on held-out shards at any length
-// (src/train/mlm_evaluation.cpp); `glue`: fine-tune and score one GLUE task (src/train/glue_eval.cpp).
+// (src/train/mlm_evaluation.cpp); `glue`: fine-tune and score one GLUE task (src/train/glue_eval.cpp); `lra`:
+// train and score one Long Range Arena task (src/train/lra_eval.cpp).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include "data/progress.h"
 #include "parallel/communicator.h"
 #include "train/glue_eval.h"
+#include "train/lra_eval.h"
 #include "train/mlm_evaluation.h"
 
 int main(int argc, char** argv) {
@@ -41,7 +43,24 @@ int main(int argc, char** argv) {
   g->add_option("--seeds", glue.seeds, "fine-tuning runs with seeds training.seed, +1, ...; the median is reported");
   g->add_option("--max-eval-rows", glue.max_eval_rows, "dev rows scored per epoch (0: all)");
   g->add_option("--max-train-rows", glue.max_train_rows, "train on the first rows of train.tsv only (CPU-sized runs)");
+  g->add_flag("--save-weights", glue.save_weights, "write each seed's best-epoch weights to <out>/seed-<s>/");
   g->add_flag("-q,--quiet", glue.quiet, "no per-epoch lines");
+  dense::train::LraEvalRequest lra;
+  CLI::App* l = app.add_subcommand("lra", "train and score a Long Range Arena task (best val epoch, median over seeds)");
+  l->add_option("--task", lra.task, "listops, text, retrieval, image, pathfinder or pathx")
+      ->required()
+      ->check(CLI::IsMember({"listops", "text", "retrieval", "image", "pathfinder", "pathx"}));
+  l->add_option("--data", lra.data_dir, "a `dense-prep lra` output folder (train.hdf5, val.hdf5, test.hdf5)")->required();
+  l->add_option("--config", lra.config, "model + training config (configs/lra/<task>.yaml, configs/lra/cpu/...)")
+      ->required();
+  l->add_option("--init-from", lra.init_from, "start from these weights (Path-X stage B: stage A's seed-<s>/model.safetensors)");
+  l->add_option("--set", lra.overrides, "override a config key (repeatable)");
+  l->add_option("-o,--out", lra.out_dir, "results folder (results.md, results.json, test_predictions.tsv)")->required();
+  l->add_option("--seeds", lra.seeds, "runs with seeds training.seed, +1, ...; the median test accuracy is reported");
+  l->add_option("--max-eval-rows", lra.max_eval_rows, "validation rows scored per epoch (0: all)");
+  l->add_option("--max-train-rows", lra.max_train_rows, "train on the first rows of train.hdf5 only");
+  l->add_flag("--save-weights", lra.save_weights, "write each seed's best-epoch weights to <out>/seed-<s>/");
+  l->add_flag("-q,--quiet", lra.quiet, "no per-epoch lines");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -53,6 +72,17 @@ int main(int argc, char** argv) {
       std::printf("%s", r.results_markdown.c_str());
       std::printf("  results: %s/results.md, %s/results.json\n", glue.out_dir.c_str(), glue.out_dir.c_str());
       for (const auto& f : r.submission_files) std::printf("  submission: %s\n", f.c_str());
+      for (const auto& run : r.runs)
+        if (!run.weights.empty()) std::printf("  weights: %s\n", run.weights.c_str());
+      return 0;
+    }
+    if (l->parsed()) {
+      const dense::train::LraEvalReport r = dense::train::run_lra_evaluation(lra);
+      std::printf("%s", r.results_markdown.c_str());
+      std::printf("  results: %s/results.md, %s/results.json, %s/test_predictions.tsv\n", lra.out_dir.c_str(),
+                  lra.out_dir.c_str(), lra.out_dir.c_str());
+      for (const auto& run : r.runs)
+        if (!run.weights.empty()) std::printf("  weights: %s\n", run.weights.c_str());
       return 0;
     }
     const dense::train::MlmEvalReport r = dense::train::run_mlm_evaluation(mlm);

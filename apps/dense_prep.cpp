@@ -140,6 +140,9 @@ int main(int argc, char** argv) {
   lra->add_option("--num-train", lc.num_train, "listops: generated training trees");
   lra->add_option("--num-val", lc.num_val, "listops: generated validation trees");
   lra->add_option("--num-test", lc.num_test, "listops: generated test trees");
+  lra->add_option("--min-length", lc.min_length, "listops: generated trees are longer than this (LRA: 500)");
+  lra->add_option("--max-length", lc.max_length,
+                  "listops: generated trees are shorter than this (LRA: 2000; also the default --seq-len)");
   lra->add_option("--resolution", lc.resolution, "pathfinder: 32, 64, 128 (Path-X) or 256");
   lra->add_option("--contour-length", lc.contour_length, "pathfinder: 14 hard, 9 intermediate, 6 easy");
   lra->add_option("--num-images", lc.num_images, "pathfinder: images to generate");

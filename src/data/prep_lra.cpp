@@ -80,8 +80,19 @@ LraPrepResult prepare_lra(const LraPrepConfig& cfg) {
   if (!generate) pc["source"] = std::filesystem::absolute(cfg.source).lexically_normal().filename().string();
   PathfinderConfig pf;
   if (task == "listops") {
-    pc["seq_len"] = cfg.seq_len > 0 ? cfg.seq_len : 2000;
-    if (generate) pc["generate"] = {{"seed", cfg.seed}, {"train", cfg.num_train}, {"val", cfg.num_val}, {"test", cfg.num_test}};
+    DENSE_CHECK(cfg.min_length >= 0 && cfg.max_length > cfg.min_length + 1,
+                "lra listops: --min-length {} and --max-length {} leave no length (both bounds are exclusive)",
+                cfg.min_length, cfg.max_length);
+    DENSE_CHECK(cfg.seq_len == 0 || cfg.seq_len >= cfg.max_length,
+                "lra listops: --seq-len {} is shorter than a tree of up to {} tokens plus CLS (--max-length {})",
+                cfg.seq_len, cfg.max_length - 1, cfg.max_length);
+    pc["seq_len"] = cfg.seq_len > 0 ? cfg.seq_len : int64_t(cfg.max_length);
+    if (generate) {
+      pc["generate"] = {{"seed", cfg.seed}, {"train", cfg.num_train}, {"val", cfg.num_val}, {"test", cfg.num_test}};
+      // Recorded only when not LRA's, so shards made before these options existed stay valid.
+      if (cfg.min_length != 500 || cfg.max_length != 2000)
+        pc["generate"]["length"] = {cfg.min_length, cfg.max_length};
+    }
   } else if (task == "pathfinder") {
     DENSE_CHECK(cfg.contour_length == 6 || cfg.contour_length == 9 || cfg.contour_length == 14,
                 "lra pathfinder: --contour-length must be 6 (easy), 9 (intermediate) or 14 (hard), got {}",
@@ -151,6 +162,8 @@ LraPrepResult prepare_lra(const LraPrepConfig& cfg) {
       lc.num_train = cfg.num_train;
       lc.num_val = cfg.num_val;
       lc.num_test = cfg.num_test;
+      lc.min_length = cfg.min_length;
+      lc.max_length = cfg.max_length;
       ds = generate_listops(lc);
       // The release TSVs too, so other toolchains can read the same data.
       write_listops_tsv(std::filesystem::path(cfg.out_dir) / "basic_train.tsv", ds.train);

@@ -29,6 +29,9 @@ struct LraPrepConfig {
   uint64_t seed = 0;
   // listops
   int64_t num_train = 96000, num_val = 2000, num_test = 2000;
+  // Generated tree lengths (exclusive bounds, listops.py's --min_length / --max_length): 500 < length < 2000
+  // as in LRA; shorter trees make a CPU-sized task. The default seq_len is then max_length (length + CLS).
+  int min_length = 500, max_length = 2000;
   // pathfinder
   int resolution = 32;      // 32, 64, 128 (Path-X), 256
   int contour_length = 14;  // 14 hard, 9 intermediate, 6 easy
@@ -38,7 +41,7 @@ struct LraPrepConfig {
   // text / retrieval
   std::string tokenizer = "chars";  // chars | bytes
   int64_t min_frequency = 0;        // 0: the task default (text 15, retrieval 1)
-  int64_t seq_len = 0;              // 0: the task default (text/retrieval 4000, listops 2000)
+  int64_t seq_len = 0;              // 0: the task default (text/retrieval 4000, listops max_length)
   int gzip_level = 4;
   int threads = 0;
   bool overwrite = false;

@@ -1,6 +1,7 @@
 #include "train/finetune.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -109,6 +110,22 @@ std::vector<double> predict(models::Model& model, const ClassificationSplit& s, 
 
 }  // namespace
 
+size_t median_index(const std::vector<double>& values) {
+  DENSE_CHECK(!values.empty(), "median of no value");
+  std::vector<size_t> order(values.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return values[a] < values[b]; });
+  return order[(order.size() - 1) / 2];
+}
+
+double median_of(const std::vector<double>& values) {
+  DENSE_CHECK(!values.empty(), "median of no value");
+  std::vector<double> v = values;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
 FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train, const ClassificationSplit& dev,
                         const std::vector<const ClassificationSplit*>& extra, const MetricFn& metric,
                         const FinetuneOptions& o) {
@@ -145,14 +162,22 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
   ctx.rng = Generator(data::mix_seed(o.seed, 0x44524F50ull), 0);  // "DROP"
 
   const int64_t B = tc.global_batch;
+  DENSE_CHECK(B >= 1, "training.global_batch: {} must be at least 1", B);
+  DENSE_CHECK(tc.micro_batch >= 0, "training.micro_batch: {} must be >= 0 (0: the global batch)", tc.micro_batch);
+  const int64_t micro = tc.micro_batch > 0 ? std::min(tc.micro_batch, B) : B;  // rows per forward/backward
   const int64_t n_train = o.max_train_rows > 0 ? std::min(o.max_train_rows, train.size()) : train.size();
   const int64_t steps_per_epoch = (n_train + B - 1) / B;  // the last partial batch is kept (spec §3.3)
   const int64_t epochs = tc.epochs > 0 ? tc.epochs : (tc.max_steps + steps_per_epoch - 1) / steps_per_epoch;
   const int64_t total_steps = tc.epochs > 0 ? epochs * steps_per_epoch : tc.max_steps;
   const int64_t eval_rows = o.max_eval_rows > 0 ? std::min(o.max_eval_rows, dev.size()) : dev.size();
   FinetuneResult result;
+  result.parameters = params.values().numel();
+  using Clock = std::chrono::steady_clock;
+  // In-epoch progress for long epochs (LRA: hundreds of steps), about ten lines per epoch.
+  const int64_t progress_every = steps_per_epoch >= 50 ? steps_per_epoch / 10 : 0;
   int64_t step = 0;
   for (int64_t epoch = 1; epoch <= epochs && step < total_steps; ++epoch) {
+    const Clock::time_point epoch_start = Clock::now();
     std::vector<int64_t> order(static_cast<size_t>(n_train));
     for (int64_t i = 0; i < n_train; ++i) order[size_t(i)] = i;
     data::PhiloxRng rng(data::mix_seed(o.seed, uint64_t(epoch), 0x46494E45ull));  // "FINE"
@@ -160,22 +185,37 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
     double loss_sum = 0;
     int64_t loss_steps = 0;
     for (int64_t begin = 0; begin < n_train && step < total_steps; begin += B, ++step) {
-      const std::vector<int64_t> idx(order.begin() + begin, order.begin() + std::min(n_train, begin + B));
+      const int64_t end = std::min(n_train, begin + B);
       params.zero_grad();
-      const models::Outputs out = model->forward(make_batch(train, idx, mc, true), ctx);
-      model->backward(1.0);
+      // Micro-batches of at most `micro` rows, each weighted by its share of the step's rows, so that the
+      // gradient is the mean over the whole batch for any micro_batch.
+      double loss = 0;
+      for (int64_t mb = begin; mb < end; mb += micro) {
+        const std::vector<int64_t> idx(order.begin() + mb, order.begin() + std::min(end, mb + micro));
+        const double weight = double(idx.size()) / double(end - begin);
+        loss += weight * model->forward(make_batch(train, idx, mc, true), ctx).loss;
+        model->backward(weight);
+      }
       Tensor grads = params.grads();
       const double norm = tc.clip_grad_norm > 0 ? clip_grad_norm(grads, tc.clip_grad_norm) : global_grad_norm(grads);
-      if (!std::isfinite(out.loss) || !std::isfinite(norm)) continue;  // skipped, as in pretraining
+      if (!std::isfinite(loss) || !std::isfinite(norm)) continue;  // skipped, as in pretraining
       Tensor values = params.values();
       optimizer->step(values, grads, learning_rate_at(tc.schedule, tc.optimizer, step, total_steps));
-      loss_sum += out.loss;
+      loss_sum += loss;
       ++loss_steps;
+      const int64_t in_epoch = begin / B + 1;
+      if (!o.quiet && progress_every > 0 && in_epoch % progress_every == 0 && in_epoch < steps_per_epoch) {
+        const double s = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+        std::fprintf(stderr, "  epoch %lld step %lld/%lld: train loss %.4f, %.1f rows/s\n",
+                     static_cast<long long>(epoch), static_cast<long long>(in_epoch),
+                     static_cast<long long>(steps_per_epoch), loss_sum / double(loss_steps),
+                     double(std::min(n_train, begin + B)) / s);
+      }
     }
     EpochScore score;
     score.epoch = epoch;
     score.train_loss = loss_steps > 0 ? loss_sum / double(loss_steps) : NAN;
-    std::vector<double> dev_pred = predict(*model, dev, eval_rows, 2 * B);
+    std::vector<double> dev_pred = predict(*model, dev, eval_rows, 2 * micro);
     const TaskMetrics m = metric(dev_pred, dev);
     score.metrics = m.values;
     result.main_metric = m.main;
@@ -185,13 +225,19 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
     if (better) {
       result.best_epoch = epoch;
       result.best = m.values;
-      result.dev_predictions = eval_rows == dev.size() ? dev_pred : predict(*model, dev, dev.size(), 2 * B);
+      result.dev_predictions = eval_rows == dev.size() ? dev_pred : predict(*model, dev, dev.size(), 2 * micro);
       result.extra_predictions.clear();
-      for (const ClassificationSplit* x : extra) result.extra_predictions.push_back(predict(*model, *x, x->size(), 2 * B));
+      for (const ClassificationSplit* x : extra) result.extra_predictions.push_back(predict(*model, *x, x->size(), 2 * micro));
+      if (o.keep_best_weights) {
+        result.best_weights.clear();
+        for (const auto& p : params.all()) result.best_weights.emplace_back(p.name, p.value.clone());
+      }
     }
+    score.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     if (!o.quiet)
-      std::fprintf(stderr, "epoch %lld/%lld: train loss %.4f, dev %s %.4f%s\n", static_cast<long long>(epoch),
-                   static_cast<long long>(epochs), score.train_loss, m.main.c_str(), value, better ? " (best)" : "");
+      std::fprintf(stderr, "epoch %lld/%lld: train loss %.4f, dev %s %.4f%s (%.0f s)\n", static_cast<long long>(epoch),
+                   static_cast<long long>(epochs), score.train_loss, m.main.c_str(), value, better ? " (best)" : "",
+                   score.seconds);
     result.epochs.push_back(std::move(score));
   }
   return result;

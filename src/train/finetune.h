@@ -6,8 +6,10 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "core/tensor.h"
 #include "data/shard_classification.h"
 #include "train/metrics.h"
 #include "train/train_config.h"
@@ -30,6 +32,7 @@ using MetricFn = std::function<TaskMetrics(const std::vector<double>& prediction
 struct EpochScore {
   int64_t epoch = 0;  // 1-based
   double train_loss = 0;
+  double seconds = 0;  // wall time of the epoch's training and dev scoring
   std::map<std::string, double> metrics;
 };
 
@@ -40,6 +43,8 @@ struct FinetuneResult {
   std::map<std::string, double> best;  // the best epoch's dev metrics
   std::vector<double> dev_predictions;                 // every dev row, at the best epoch
   std::vector<std::vector<double>> extra_predictions;  // each of `extra` splits, at the best epoch
+  std::vector<std::pair<std::string, Tensor>> best_weights;  // with FinetuneOptions::keep_best_weights
+  int64_t parameters = 0;                                    // of the model fine-tuned
 };
 
 struct FinetuneOptions {
@@ -47,10 +52,17 @@ struct FinetuneOptions {
   uint64_t seed = 0;      // data order, dropout and the heads' initialisation
   int64_t max_eval_rows = 0;  // dev rows scored per epoch (0: all; spec §2.4's max eval samples)
   int64_t max_train_rows = 0;  // train on the split's first rows only (0: all): CPU-sized runs
-  bool quiet = false;
+  bool keep_best_weights = false;  // copy the weights at the best epoch into the result (to save them)
+  bool quiet = false;              // no per-epoch and in-epoch progress lines on stderr
 };
 
-// Trains cfg.model (num_labels from the shards) with cfg.training's optimizer, batch and schedule for
+// The run whose value is the median of `values` (the lower middle for an even count), and the median itself
+// (the mean of the two middle values for an even count). dense::Error for no value.
+size_t median_index(const std::vector<double>& values);
+double median_of(const std::vector<double>& values);
+
+// Trains cfg.model (num_labels from the shards) with cfg.training's optimizer, batch (global_batch rows per
+// step, in micro-batches of micro_batch rows when set) and schedule for
 // cfg.training.epochs epochs (or max_steps steps). Weights from init_from must fit the encoder (an error names
 // the tensor otherwise); the task heads (pooler, classifier) are taken only when their shapes fit, else they
 // start from their initialisation (a pretraining checkpoint's classifier has another label count).

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/safetensors.h"
 #include "data/glue.h"
 #include "data/prep_glue.h"
 #include "train/train_config_yaml.h"
@@ -98,6 +99,7 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
     o.seed = run.seed;
     o.max_eval_rows = req.max_eval_rows;
     o.max_train_rows = req.max_train_rows;
+    o.keep_best_weights = req.save_weights;
     o.quiet = req.quiet;
     if (!req.quiet) std::fprintf(stderr, "%s: seed %llu (%lld of %lld)\n", info.name.c_str(),
                                  static_cast<unsigned long long>(run.seed), static_cast<long long>(k + 1),
@@ -107,18 +109,20 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
       if (extras[i].labeled)
         for (const auto& [name, value] : metric(run.result.extra_predictions[i], extras[i]).values)
           run.extra_metrics[extra_names[i] + "_" + name] = value;
+    if (req.save_weights) {
+      run.weights = fmt::format("{}/seed-{}/model.safetensors", req.out_dir, run.seed);
+      fs::create_directories(fs::path(run.weights).parent_path());
+      write_safetensors(run.weights, run.result.best_weights,
+                        {{"task", "glue-" + info.name}, {"best_epoch", std::to_string(run.result.best_epoch)}});
+      run.result.best_weights.clear();
+    }
     report.main_metric = run.result.main_metric;
     report.runs.push_back(std::move(run));
   }
-  std::vector<size_t> order(report.runs.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return report.runs[a].result.best.at(report.main_metric) < report.runs[b].result.best.at(report.main_metric);
-  });
-  report.median_run = order[(order.size() - 1) / 2];
-  const auto value = [&](size_t i) { return report.runs[i].result.best.at(report.main_metric); };
-  report.median = order.size() % 2 ? value(report.median_run)
-                                   : (value(order[order.size() / 2 - 1]) + value(order[order.size() / 2])) / 2.0;
+  std::vector<double> main_values;
+  for (const auto& r : report.runs) main_values.push_back(r.result.best.at(report.main_metric));
+  report.median_run = median_index(main_values);
+  report.median = median_of(main_values);
 
   // Results: Markdown and JSON.
   const GlueSeedRun& med = report.runs[report.median_run];
@@ -136,9 +140,9 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
   nlohmann::json runs = nlohmann::json::array();
   for (const auto& r : report.runs) {
     nlohmann::json epochs = nlohmann::json::array();
-    for (const auto& e : r.result.epochs) epochs.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"dev", e.metrics}});
+    for (const auto& e : r.result.epochs) epochs.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"dev", e.metrics}, {"seconds", e.seconds}});
     runs.push_back({{"seed", r.seed}, {"best_epoch", r.result.best_epoch}, {"best", r.result.best},
-                    {"extra", r.extra_metrics}, {"epochs", epochs}});
+                    {"extra", r.extra_metrics}, {"weights", r.weights}, {"epochs", epochs}});
   }
   const nlohmann::json j = {{"task", info.name}, {"main_metric", report.main_metric}, {"median", report.median},
                             {"median_seed", med.seed}, {"init_from", req.init_from}, {"config", req.config}, {"runs", runs}};

@@ -21,6 +21,7 @@ struct GlueEvalRequest {
   int64_t seeds = 1;
   int64_t max_eval_rows = 0;
   int64_t max_train_rows = 0;
+  bool save_weights = false;  // each seed's best-epoch weights to <out_dir>/seed-<s>/model.safetensors
   bool quiet = false;
 };
 
@@ -28,6 +29,7 @@ struct GlueSeedRun {
   uint64_t seed = 0;
   FinetuneResult result;
   std::map<std::string, double> extra_metrics;  // MNLI: mismatched dev accuracy at the best epoch
+  std::string weights;                          // seed-<s>/model.safetensors when saved
 };
 
 struct GlueEvalReport {

@@ -231,7 +231,13 @@ TEST(ModelConfig, ShippedModelConfigsBuild) {
   std::map<std::string, std::pair<double, double>> expected_millions = {
       {"danet_bert_large_seq512.json", {335.0, 1.0}}, {"danet_bert_large_glue.json", {343.84, 0.01}},  // §1.15's 342M + pooler dense and gains
       {"bert_large_baseline.json", {335.0, 6.0}},     {"lra_listops.json", {0.0, 1e9}},
-      {"lra_retrieval.json", {0.0, 1e9}}};
+      {"lra_retrieval.json", {0.0, 1e9}},
+      // L (W_Q + FFN 2 r d^2) + V d (no position table: RelPE) + pooler d^2 (unless pooler_no_dense) +
+      // classifier d C (no bias) + the MLM transform d^2 + d and output bias V, exactly.
+      {"lra_text.json", {(9 * 5 * 512 * 512 + 256 * 512 + 512 * 512 + 512 * 2 + 512 * 512 + 512 + 256) / 1e6, 1e-7}},
+      {"lra_image.json", {(9 * 5 * 256 * 256 + 264 * 256 + 256 * 256 + 256 * 10 + 256 * 256 + 256 + 264) / 1e6, 1e-7}},
+      {"lra_pathfinder.json", {(6 * 3 * 128 * 128 + 264 * 128 + 128 * 2 + 128 * 128 + 128 + 264) / 1e6, 1e-7}},
+      {"lra_pathx.json", {(6 * 3 * 128 * 128 + 264 * 128 + 128 * 128 + 128 * 2 + 128 * 128 + 128 + 264) / 1e6, 1e-7}}};
   int seen = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();

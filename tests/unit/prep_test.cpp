@@ -380,6 +380,42 @@ TEST(PrepLra, ListOpsGeneratedShardsCarryTheEvaluatedTargets) {
   EXPECT_EQ(ClassificationShardReader(rf.splits[0].path).read_all().input_ids, rows.input_ids);
 }
 
+TEST(PrepLra, ListOpsLengthBoundsMakeShorterTasks) {
+  const std::string dir = temp_dir();
+  LraPrepConfig c;
+  c.task = "listops";
+  c.out_dir = dir + "/short";
+  c.num_train = 40;
+  c.num_val = 5;
+  c.num_test = 5;
+  c.min_length = 20;
+  c.max_length = 64;
+  c.progress.enabled = false;
+  const LraPrepResult r = prepare_lra(c);
+  EXPECT_EQ(r.seq_len, 64);  // the longest tree (63 tokens) and CLS
+  const auto rows = ClassificationShardReader(r.splits[0].path).read_all();
+  ASSERT_EQ(rows.rows, 40);
+  for (int64_t i = 0; i < rows.rows; ++i) {
+    int64_t length = 0;  // tokens after CLS
+    for (int64_t k = 1; k < 64; ++k) length += rows.attention_mask[size_t(i * 64 + k)];
+    EXPECT_GT(length, 20);
+    EXPECT_LT(length, 64);
+  }
+  // The bounds are part of the shards' settings: other bounds are another data set.
+  LraPrepConfig other = c;
+  other.max_length = 80;
+  const std::string e = error_of([&] { prepare_lra(other); });
+  EXPECT_TRUE(contains(e, "--overwrite")) << e;
+  LraPrepConfig bad = c;
+  bad.out_dir = dir + "/bad";
+  bad.min_length = 30;
+  bad.max_length = 31;
+  EXPECT_TRUE(contains(error_of([&] { prepare_lra(bad); }), "--min-length 30 and --max-length 31"));
+  bad.max_length = 64;
+  bad.seq_len = 32;
+  EXPECT_TRUE(contains(error_of([&] { prepare_lra(bad); }), "--seq-len 32 is shorter"));
+}
+
 TEST(PrepLra, ImagesTextAndRetrievalFromFiles) {
   const std::string dir = temp_dir();
   // MNIST layout: 20 train and 5 test images of 28x28.

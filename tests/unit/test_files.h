@@ -2,8 +2,11 @@
 // File and error helpers shared by the data-layer tests.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -30,6 +33,16 @@ inline std::string read_bytes(const std::string& path) {
 
 inline void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// Runs a shell command with stdout and stderr captured into *out; returns its exit status (128 + signal when
+// killed).
+inline int run_binary(const std::string& cmd, std::string* out = nullptr) {
+  const std::string log = ::testing::TempDir() + fmt::format("/dense_cli_{}.log", ::getpid());
+  const int rc = std::system((cmd + " > " + log + " 2>&1").c_str());
+  if (out) *out = read_bytes(log);
+  std::remove(log.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
 }
 
 // Runs f, expecting a dense::Error whose message contains every one of `parts`.

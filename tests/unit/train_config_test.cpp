@@ -120,6 +120,104 @@ TEST(TrainConfig, GlueConfigsCarryThePapersRecipe) {
   EXPECT_EQ(seen, 8);
 }
 
+TEST(TrainConfig, LraConfigsCarryThePapersRecipe) {
+  // Spec §2.5 / paper Table 14, one row per config: model shape, pooling, dropout, batch, LR schedule, epochs.
+  struct Row {
+    int64_t d, L, H, r, w, N;
+    std::string emb_norm, pool;
+    bool pooler_dense;
+    double hidden_dropout;
+    int64_t global_batch, micro_batch;
+    double lr, wd;
+    std::string schedule;
+    int64_t cycle;
+    double warmup, degree;
+    int64_t epochs;
+  };
+  const std::map<std::string, Row> recipe = {
+      {"listops", {512, 9, 8, 2, 20, 2000, "max_norm", "first", true, 0.1, 128, 0, 1e-3, 0.1, "cyclic_poly", 75000, 0.1, 0, 105}},
+      {"text", {512, 9, 8, 2, 10, 4000, "max_norm", "mean", true, 0.1, 100, 0, 2e-3, 0.1, "cyclic_poly", 12800, 0.1, 0, 65}},
+      {"retrieval", {128, 6, 4, 4, 10, 4000, "max_norm", "first", true, 0.05, 100, 0, 1e-3, 0.0, "cyclic_poly", 150000, 0.05, 0, 40}},
+      {"image", {256, 9, 4, 2, 64, 1024, "hardtanh", "mean", true, 0.05, 100, 0, 1e-2, 0.1, "cyclic_poly", 45000, 0.05, 1, 405}},
+      {"pathfinder", {128, 6, 8, 1, 256, 1024, "hardtanh", "first", false, 0.05, 100, 0, 1e-3, 0.1, "cyclic_poly", 320000, 0.1, 0, 210}},
+      {"pathx_stage_a", {128, 6, 8, 1, 1024, 16384, "hardtanh", "first", true, 0.1, 4000, 100, 1e-2, 0.1, "constant", 0, 0, 1, 302}},
+      {"pathx", {128, 6, 8, 1, 1024, 16384, "hardtanh", "first", true, 0.05, 4000, 100, 1e-2, 0.1, "cyclic_poly", 4000, 0.2, 0, 210}}};
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(kRoot + "/configs/lra")) {
+    if (entry.path().extension() != ".yaml") continue;
+    const std::string task = entry.path().stem().string();
+    SCOPED_TRACE(task);
+    ASSERT_TRUE(recipe.count(task)) << "add the new config to this test";
+    const Row& r = recipe.at(task);
+    const auto c = load_train_config(entry.path().string());
+    const models::ModelConfig& m = c.model;
+    EXPECT_EQ(c.name, "lra-" + task);
+    EXPECT_EQ(std::make_tuple(m.hidden_size, m.num_hidden_layers, m.num_attention_heads, m.intermediate_size,
+                              m.window_size, m.max_position_embeddings),
+              std::make_tuple(r.d, r.L, r.H, r.r, r.w, r.N));
+    EXPECT_EQ(m.model_type, models::ModelType::Danet);
+    EXPECT_EQ(m.pos_emb_type, "relpe");
+    EXPECT_EQ(m.relpe_type, "cosine");
+    EXPECT_TRUE(m.local_attention);
+    EXPECT_EQ(m.local_scheme, "l_sl_g");
+    EXPECT_EQ(m.initializer_range, 0.2);
+    EXPECT_FALSE(m.classifier_bias);
+    EXPECT_EQ(m.final_ln_type, "none");
+    EXPECT_EQ(m.embedding_ln_type, r.emb_norm);
+    EXPECT_EQ(m.pooler_function, r.pool);
+    EXPECT_EQ(m.pooler_no_dense, !r.pooler_dense);
+    EXPECT_EQ(m.hidden_dropout_prob, r.hidden_dropout);
+    EXPECT_EQ(m.pair_matching, task == "retrieval");
+    const auto& t = c.training;
+    EXPECT_EQ(t.global_batch, r.global_batch);
+    EXPECT_EQ(t.micro_batch, r.micro_batch);
+    EXPECT_EQ(t.epochs, r.epochs);
+    EXPECT_EQ(t.optimizer.learning_rate, r.lr);
+    EXPECT_EQ(t.optimizer.weight_decay, r.wd);
+    EXPECT_EQ(t.optimizer.betas[0], 0.9);
+    EXPECT_EQ(t.optimizer.betas[1], 0.9);
+    EXPECT_EQ(t.optimizer.eps, 1e-16);
+    EXPECT_EQ(t.schedule.type, r.schedule);
+    EXPECT_EQ(t.schedule.cycle_steps, r.cycle);
+    EXPECT_EQ(t.schedule.warmup_ratio, r.warmup);
+    EXPECT_EQ(t.schedule.degree, r.degree);
+    EXPECT_GT(models::count_parameters(m), 0);
+    ++seen;
+  }
+  EXPECT_EQ(seen, int(recipe.size()));
+}
+
+TEST(TrainConfig, CpuSizedLraConfigsPairDanetWithAnEqualBert) {
+  // configs/lra/cpu: each DANet config <task>.yaml has a softmax BERT baseline <task>_bert.yaml of the same
+  // shape (d, L, H, FFN width, N, labels) trained the same way (the whole training section).
+  const std::string dir = kRoot + "/configs/lra/cpu";
+  int pairs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string stem = entry.path().stem().string();
+    if (entry.path().extension() != ".yaml" || stem.ends_with("_bert")) continue;
+    SCOPED_TRACE(stem);
+    const auto danet = load_train_config(entry.path().string());
+    const auto bert = load_train_config(dir + "/" + stem + "_bert.yaml");
+    EXPECT_EQ(danet.model.model_type, models::ModelType::Danet);
+    EXPECT_EQ(bert.model.model_type, models::ModelType::Bert);
+    EXPECT_EQ(danet.name, "lra-" + stem + "-cpu");
+    EXPECT_EQ(bert.name, "lra-" + stem + "-cpu-bert");
+    const auto shape = [](const models::ModelConfig& m, int64_t ffn) {
+      return std::make_tuple(m.hidden_size, m.num_hidden_layers, m.num_attention_heads, ffn,
+                             m.max_position_embeddings, m.num_labels, m.vocab_size);
+    };
+    EXPECT_EQ(shape(danet.model, danet.model.intermediate_size * danet.model.hidden_size),
+              shape(bert.model, bert.model.intermediate_size));
+    train::TrainConfig a = danet, b = bert;
+    a.name = b.name = "";
+    a.model = b.model = models::ModelConfig{};
+    EXPECT_EQ(train_config_to_yaml(a), train_config_to_yaml(b));
+    EXPECT_LT(models::count_parameters(danet.model), models::count_parameters(bert.model));  // no K, V, O
+    ++pairs;
+  }
+  EXPECT_GE(pairs, 1);
+}
+
 TEST(TrainConfig, ShippedConfigsLoadAndBuild) {
   const std::string dir = kRoot + "/configs";
   int seen = 0;

@@ -24,6 +24,7 @@ using namespace dense::train;
 using dense::testing::contains;
 using dense::testing::error_of;
 using dense::testing::read_bytes;
+using dense::testing::run_binary;
 using dense::testing::temp_dir;
 using dense::testing::write_bytes;
 
@@ -103,14 +104,6 @@ TrainConfig config_in(const std::string& dir, int64_t steps) {
   fs::create_symlink(shards + "/valid", dir + "/valid");
   write_bytes(dir + "/tiny.yaml", tiny_yaml(dir, steps));
   return load_train_config(dir + "/tiny.yaml");
-}
-
-int run_binary(const std::string& cmd, std::string* out = nullptr) {
-  const std::string log = ::testing::TempDir() + fmt::format("/dense_train_cli_{}.log", ::getpid());
-  const int rc = std::system((cmd + " > " + log + " 2>&1").c_str());
-  if (out) *out = read_bytes(log);
-  std::remove(log.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
 }
 
 TrainOptions opts(const std::string& resume, const std::string& init_from = "", int64_t stop_after = 0) {
