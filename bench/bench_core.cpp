@@ -1,4 +1,4 @@
-// Core CPU benchmark: GEMM, DenseAttention forward+backward against N, and one DANet training step beside
+// Core CPU benchmark: GEMM, dropout, DenseAttention forward+backward against N, and one DANet training step beside
 // OpenBLAS sgemm and the PyTorch reference, all measured in this run. Prints one Markdown table.
 //
 //   dense_bench_core [--threads 2] [--max-n 65536] [--steps 5] [--no-torch]
@@ -15,6 +15,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/ops.h"
+#include "core/philox.h"
 #include "models/model.h"
 #include "nn/dense_attention.h"
 
@@ -100,6 +101,27 @@ int main(int argc, char** argv) {
     rows.push_back({"ops::matmul f32", "1024³", s * 1e3, 2.0 * n * n * n / s / 1e9, note});
     // Training-step efficiency is reported against the better of the two GEMM rates.
     sgemm_gflops = std::max(sgemm_gflops, 2.0 * n * n * n / s / 1e9);
+  }
+
+  // 1b. Dropout on 8.4M elements (BERT's attention probabilities at B 32, H 4, N 256): the kernel (one Philox
+  // call per four elements) beside the per-element definition it must equal.
+  {
+    const int64_t n = int64_t(32) * 4 * 256 * 256;
+    Tensor x = Tensor::empty({n}, DType::F32), y = Tensor::empty({n}, DType::F32);
+    ops::fill_normal(x, 0, 1, 4, 0);
+    const float* px = x.data<float>();
+    float* py = y.data<float>();
+    const double per_element = seconds_per_call(
+        [&] {
+#pragma omp parallel for schedule(static)
+          for (int64_t i = 0; i < n; ++i) py[i] = philox_keep(7, 0, uint64_t(i), 0.1f) ? px[i] / 0.9f : 0.0f;
+        },
+        3);
+    const double kernel = seconds_per_call([&] { y = ops::dropout(x, 0.1, 7, 0); }, 3);
+    rows.push_back({"dropout: a Philox call per element", "8.4M f32", per_element * 1e3, 0, "the definition"});
+    char note[64];
+    std::snprintf(note, sizeof note, "%.1fx faster", per_element / kernel);
+    rows.push_back({"ops::dropout f32", "8.4M f32", kernel * 1e3, 0, note});
   }
 
   // 2. DenseAttention forward+backward, linear path, d = e = 256, one head: cost per token stays flat.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <numeric>
 #include <cstdio>
 #include <filesystem>
 
@@ -37,11 +38,12 @@ bool is_task_head(const std::string& name) {
   return name.starts_with("classifier.") || name.starts_with("pooler.") || name.starts_with("matching.");
 }
 
-// The rows `idx` of a split as model inputs (labels only for training).
+// The rows `idx` of a split as model inputs (labels only for training), cut to trimmed_batch_length when `trim`.
 models::Batch make_batch(const ClassificationSplit& s, const std::vector<int64_t>& idx, const models::ModelConfig& mc,
-                         bool with_labels) {
+                         bool with_labels, bool trim) {
   const data::ClassificationRows& r = s.rows;
-  const int64_t B = int64_t(idx.size()), N = r.seq_len;
+  const int64_t B = int64_t(idx.size()), S = r.seq_len;
+  const int64_t N = trim ? trimmed_batch_length(r, idx, mc) : S;
   std::vector<int64_t> ids(size_t(B * N)), types, ids2;
   std::vector<float> mask(size_t(B * N)), mask2;
   const bool pairs = !r.input_ids2.empty();
@@ -53,7 +55,7 @@ models::Batch make_batch(const ClassificationSplit& s, const std::vector<int64_t
   }
   for (int64_t b = 0; b < B; ++b)
     for (int64_t k = 0; k < N; ++k) {
-      const size_t src = size_t(idx[size_t(b)] * N + k), dst = size_t(b * N + k);
+      const size_t src = size_t(idx[size_t(b)] * S + k), dst = size_t(b * N + k);
       ids[dst] = r.input_ids[src];
       mask[dst] = float(r.attention_mask[src]);
       if (use_types) types[dst] = r.token_type_ids[src];
@@ -88,7 +90,8 @@ models::Batch make_batch(const ClassificationSplit& s, const std::vector<int64_t
 }
 
 // Class ids (argmax) or regression scores for the first `rows` rows of a split.
-std::vector<double> predict(models::Model& model, const ClassificationSplit& s, int64_t rows, int64_t batch_size) {
+std::vector<double> predict(models::Model& model, const ClassificationSplit& s, int64_t rows, int64_t batch_size,
+                            bool trim) {
   nn::Context ctx;
   ctx.training = false;
   std::vector<double> out;
@@ -96,7 +99,7 @@ std::vector<double> predict(models::Model& model, const ClassificationSplit& s, 
   for (int64_t begin = 0; begin < rows; begin += batch_size) {
     std::vector<int64_t> idx;
     for (int64_t i = begin; i < std::min(rows, begin + batch_size); ++i) idx.push_back(i);
-    const models::Outputs o = model.forward(make_batch(s, idx, model.config(), false), ctx);
+    const models::Outputs o = model.forward(make_batch(s, idx, model.config(), false, trim), ctx);
     const Tensor logits = o.class_logits.to(DType::F32).contiguous();
     const int64_t L = logits.size(1);
     const float* p = logits.data<float>();
@@ -109,6 +112,28 @@ std::vector<double> predict(models::Model& model, const ClassificationSplit& s, 
 }
 
 }  // namespace
+
+int64_t trimmed_batch_length(const data::ClassificationRows& r, const std::vector<int64_t>& idx, const models::ModelConfig& mc) {
+  const int64_t N = r.seq_len;
+  const bool pooler_reads_pads = mc.model_type == models::ModelType::Danet && mc.pooler_function != "first" &&
+                                 mc.pooler_function != "masked_mean";
+  if (pooler_reads_pads || !mc.attention_pattern.empty() || mc.causal) return N;
+  int64_t longest = 1;
+  for (const int64_t i : idx)
+    for (const auto* mask : {&r.attention_mask, &r.attention_mask2}) {
+      if (mask->empty()) continue;
+      const int8_t* row = mask->data() + i * N;
+      int64_t last = N;
+      while (last > longest && row[last - 1] == 0) --last;
+      longest = std::max(longest, last);
+    }
+  const int64_t multiple = mc.local_attention ? std::lcm(int64_t(8), mc.window_size) : 8;
+  int64_t cut = (longest + multiple - 1) / multiple * multiple;
+  // Local layers of at most one window fall back to the global kernel and its mask scaling (spec §1.7), which
+  // the full length would not: keep at least two windows.
+  if (mc.local_attention) cut = std::max(cut, 2 * mc.window_size);
+  return std::min(N, cut);
+}
 
 size_t median_index(const std::vector<double>& values) {
   DENSE_CHECK(!values.empty(), "median of no value");
@@ -193,7 +218,7 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
       for (int64_t mb = begin; mb < end; mb += micro) {
         const std::vector<int64_t> idx(order.begin() + mb, order.begin() + std::min(end, mb + micro));
         const double weight = double(idx.size()) / double(end - begin);
-        loss += weight * model->forward(make_batch(train, idx, mc, true), ctx).loss;
+        loss += weight * model->forward(make_batch(train, idx, mc, true, o.trim_padding), ctx).loss;
         model->backward(weight);
       }
       Tensor grads = params.grads();
@@ -215,7 +240,7 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
     EpochScore score;
     score.epoch = epoch;
     score.train_loss = loss_steps > 0 ? loss_sum / double(loss_steps) : NAN;
-    std::vector<double> dev_pred = predict(*model, dev, eval_rows, 2 * micro);
+    std::vector<double> dev_pred = predict(*model, dev, eval_rows, 2 * micro, o.trim_padding);
     const TaskMetrics m = metric(dev_pred, dev);
     score.metrics = m.values;
     result.main_metric = m.main;
@@ -225,9 +250,9 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
     if (better) {
       result.best_epoch = epoch;
       result.best = m.values;
-      result.dev_predictions = eval_rows == dev.size() ? dev_pred : predict(*model, dev, dev.size(), 2 * micro);
+      result.dev_predictions = eval_rows == dev.size() ? dev_pred : predict(*model, dev, dev.size(), 2 * micro, o.trim_padding);
       result.extra_predictions.clear();
-      for (const ClassificationSplit* x : extra) result.extra_predictions.push_back(predict(*model, *x, x->size(), 2 * micro));
+      for (const ClassificationSplit* x : extra) result.extra_predictions.push_back(predict(*model, *x, x->size(), 2 * micro, o.trim_padding));
       if (o.keep_best_weights) {
         result.best_weights.clear();
         for (const auto& p : params.all()) result.best_weights.emplace_back(p.name, p.value.clone());

@@ -11,6 +11,7 @@
 
 #include "core/tensor.h"
 #include "data/shard_classification.h"
+#include "models/model_config.h"
 #include "train/metrics.h"
 #include "train/train_config.h"
 
@@ -52,9 +53,23 @@ struct FinetuneOptions {
   uint64_t seed = 0;      // data order, dropout and the heads' initialisation
   int64_t max_eval_rows = 0;  // dev rows scored per epoch (0: all; spec §2.4's max eval samples)
   int64_t max_train_rows = 0;  // train on the split's first rows only (0: all): CPU-sized runs
+  // Cut each batch's trailing padding (to a multiple of 8 and of the local window) where that cannot change a
+  // result (first or masked_mean pooling, no sparse pattern): less work on short rows (SST-2 sentences average
+  // 13 tokens in rows of 128). Off only to compare.
+  bool trim_padding = true;
   bool keep_best_weights = false;  // copy the weights at the best epoch into the result (to save them)
   bool quiet = false;              // no per-epoch and in-epoch progress lines on stderr
 };
+
+// The length a batch of rows can be cut to without changing any real token's result: the longest row's
+// last real token, rounded up to a multiple of 8 and of the local window (local layers tile windows) and to at
+// least two windows (one window would take the global kernel), at most the shards' N. Exact because padding never reaches a real token: DANet zeroes padded rows (spec §1.4), which
+// then add nothing to any XᵀX sum, and softmax attention masks padded keys. Kept at N: the `mean` and `max`
+// poolers, which read the padded positions too (spec §1.11's quirk; `masked_mean` does not), and sparse
+// patterns, which are built for one length (BigBird's random blocks depend on it), and causal models (their
+// global layers work in chunks of chunk_size).
+int64_t trimmed_batch_length(const data::ClassificationRows& rows, const std::vector<int64_t>& batch,
+                             const models::ModelConfig& model);
 
 // The run whose value is the median of `values` (the lower middle for an even count), and the median itself
 // (the mean of the two middle values for an even count). dense::Error for no value.

@@ -14,7 +14,9 @@
 #include "data/prep_lra.h"
 #include "data/shard.h"
 #include "test_files.h"
+#include "models/model.h"
 #include "train/lra_eval.h"
+#include "train/train_config_yaml.h"
 
 namespace fs = std::filesystem;
 using namespace dense;
@@ -288,4 +290,111 @@ TEST(LraEval, BadInputNamesTheFileAndWhatWasExpected) {
                        &out),
             1);
   EXPECT_TRUE(contains(out, "dense-eval: error: ") && contains(out, "'listops', not 'image'")) << out;
+}
+
+TEST(LraEval, BatchesAreCutToTheirLongestRowWhereThatIsExact) {
+  data::ClassificationRows r;
+  r.rows = 3;
+  r.seq_len = 40;
+  r.attention_mask.assign(120, 0);
+  for (int k = 0; k < 5; ++k) r.attention_mask[size_t(k)] = 1;        // row 0: 5 tokens
+  for (int k = 0; k < 13; ++k) r.attention_mask[size_t(40 + k)] = 1;  // row 1: 13 tokens
+  for (int k = 0; k < 40; ++k) r.attention_mask[size_t(80 + k)] = 1;  // row 2: full
+  models::ModelConfig m;
+  m.pooler_function = "first";
+  EXPECT_EQ(trimmed_batch_length(r, {0}, m), 8);
+  EXPECT_EQ(trimmed_batch_length(r, {0, 1}, m), 16);
+  EXPECT_EQ(trimmed_batch_length(r, {1, 2}, m), 40);
+  m.local_attention = true;
+  m.window_size = 8;
+  EXPECT_EQ(trimmed_batch_length(r, {0, 1}, m), 16);
+  EXPECT_EQ(trimmed_batch_length(r, {0}, m), 16);  // two windows at least
+  m.window_size = 20;  // lcm(8, 20) = 40
+  EXPECT_EQ(trimmed_batch_length(r, {0}, m), 40);
+  m.local_attention = false;
+  m.pooler_function = "masked_mean";
+  EXPECT_EQ(trimmed_batch_length(r, {0}, m), 8);
+  for (const char* pool : {"mean", "max"}) {  // read the pads
+    m.pooler_function = pool;
+    EXPECT_EQ(trimmed_batch_length(r, {0}, m), 40);
+  }
+  m.model_type = models::ModelType::Bert;  // BERT pools the first token whatever pooler_function says
+  EXPECT_EQ(trimmed_batch_length(r, {0}, m), 8);
+  m.causal = true;
+  EXPECT_EQ(trimmed_batch_length(r, {0}, m), 40);
+  m.causal = false;
+  m.attention_pattern = "bigbird:block=4";
+  EXPECT_EQ(trimmed_batch_length(r, {0}, m), 40);
+  // A second document counts too.
+  m.attention_pattern.clear();
+  r.attention_mask2 = r.attention_mask;
+  std::swap_ranges(r.attention_mask2.begin(), r.attention_mask2.begin() + 40, r.attention_mask2.begin() + 40);
+  EXPECT_EQ(trimmed_batch_length(r, {0}, m), 16);
+}
+
+TEST(LraEval, CuttingTrailingPaddingChangesNoResult) {
+  // ListOps rows of 4..40 tokens padded to 40: micro-batches of 16 are cut to their longest row (a multiple of 8
+  // and of the window). One step per epoch (the whole split in ten micro-batches), so the first epoch's loss is
+  // the initial model's, exactly, and later ones differ only by rounding: they and the predictions must match the
+  // uncut run for every model that allows the cut; the `mean` pooler (which reads pads) is not cut (bitwise).
+  const std::string dir = temp_dir();
+  const std::string listops = prep_listops(dir);
+  const ClassificationSplit train = ClassificationSplit::load(listops + "/train.hdf5");
+  const ClassificationSplit val = ClassificationSplit::load(listops + "/val.hdf5");
+  const MetricFn metric = [](const std::vector<double>& pred, const ClassificationSplit& s) {
+    TaskMetrics m;
+    int64_t right = 0;
+    for (size_t i = 0; i < pred.size(); ++i) right += int64_t(pred[i]) == s.rows.labels[i];
+    m.values["accuracy"] = double(right) / double(pred.size());
+    m.main = "accuracy";
+    return m;
+  };
+  struct Case {
+    std::string name, model;
+    bool cut;
+  };
+  const std::vector<Case> cases = {
+      {"danet local first", "model_type: danet\n  local_attention: true\n  local_scheme: l_sl_g\n  window_size: 8\n"
+                            "  pos_emb_type: relpe\n  relpe_type: cosine\n  pooler_function: first\n", true},
+      {"danet masked_mean", "model_type: danet\n  pooler_function: masked_mean\n", true},
+      {"bert", "model_type: bert\n  hidden_dropout_prob: 0\n  attention_probs_dropout_prob: 0\n", true},
+      {"danet mean", "model_type: danet\n  pooler_function: mean\n", false}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string path = dir + "/cut.yaml";
+    write_bytes(path, "model:\n  " + c.model +
+                          "  vocab_size: 32\n  hidden_size: 32\n  num_hidden_layers: 3\n  num_attention_heads: 2\n"
+                          "  intermediate_size: " + (c.model.starts_with("model_type: bert") ? "64" : "2") +
+                          "\n  max_position_embeddings: 40\n"
+                          "training:\n  epochs: 3\n  global_batch: 160\n  micro_batch: 16\n  threads: 2\n  optimizer:\n"
+                          "    learning_rate: 2.0e-3\n  schedule:\n    type: constant\n");
+    const TrainConfig cfg = load_train_config(path);
+    int64_t shortest = train.rows.seq_len;  // over slices of 16 rows: the data leaves something to cut
+    for (int64_t b = 0; b + 16 <= train.size(); b += 16) {
+      std::vector<int64_t> idx(16);
+      for (int64_t i = 0; i < 16; ++i) idx[size_t(i)] = b + i;
+      shortest = std::min(shortest, trimmed_batch_length(train.rows, idx, cfg.model));
+    }
+    EXPECT_EQ(shortest < 40, c.cut);
+    FinetuneOptions o;
+    o.seed = 7;
+    o.quiet = true;
+    o.trim_padding = false;
+    const FinetuneResult whole = finetune(cfg, train, val, {&train}, metric, o);
+    o.trim_padding = true;
+    const FinetuneResult cut = finetune(cfg, train, val, {&train}, metric, o);
+    ASSERT_EQ(whole.epochs.size(), 3u);
+    for (size_t e = 0; e < 3; ++e) {
+      if (c.cut) {
+        EXPECT_NEAR(cut.epochs[e].train_loss, whole.epochs[e].train_loss, 1e-6 * whole.epochs[e].train_loss);
+      } else {
+        EXPECT_EQ(cut.epochs[e].train_loss, whole.epochs[e].train_loss);
+      }
+    }
+    // Predictions of every training row (the extra split) at the best epoch: the same classes.
+    int64_t differ = 0;
+    for (size_t i = 0; i < whole.extra_predictions[0].size(); ++i)
+      differ += whole.extra_predictions[0][i] != cut.extra_predictions[0][i];
+    EXPECT_LE(differ, c.cut ? 1 : 0);
+  }
 }

@@ -232,6 +232,13 @@ TEST(ModelConfig, ShippedModelConfigsBuild) {
       {"danet_bert_large_seq512.json", {335.0, 1.0}}, {"danet_bert_large_glue.json", {343.84, 0.01}},  // §1.15's 342M + pooler dense and gains
       {"bert_large_baseline.json", {335.0, 6.0}},     {"lra_listops.json", {0.0, 1e9}},
       {"lra_retrieval.json", {0.0, 1e9}},
+      // tiny.yaml's count (heads do not change it): 4 (W_Q + FFN 8 d^2) + tied words + positions + MLM transform,
+      // gain and bias + pooler + classifier with bias.
+      {"small_danet.json", {(4 * 9 * 128 * 128 + 30528 * 128 + 128 * 128 + 128 * 128 + 128 + 30528 + 128 * 128 + 2 * 128 + 2) / 1e6, 1e-7}},
+      // 4 (QKVO with biases + two LayerNorms + FFN 128 -> 512 -> 128 with biases) + words + positions + embedding
+      // and final LayerNorms + MLM transform with bias, LayerNorm and output bias + pooler with bias + classifier.
+      {"small_bert.json", {(4 * (4 * (128 * 128 + 128) + 4 * 128 + 2 * 128 * 512 + 512 + 128) + 30528 * 128 + 128 * 128 +
+                            4 * 128 + 128 * 128 + 128 + 2 * 128 + 30528 + 128 * 128 + 128 + 2 * 128 + 2) / 1e6, 1e-7}},
       // L (W_Q + FFN 2 r d^2) + V d (no position table: RelPE) + pooler d^2 (unless pooler_no_dense) +
       // classifier d C (no bias) + the MLM transform d^2 + d and output bias V, exactly.
       {"lra_text.json", {(9 * 5 * 512 * 512 + 256 * 512 + 512 * 512 + 512 * 2 + 512 * 512 + 512 + 256) / 1e6, 1e-7}},

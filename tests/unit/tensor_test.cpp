@@ -33,3 +33,28 @@ TEST(Tensor, MatmulMatchesNaive) {
         EXPECT_NEAR(cv[bi * 30 + i * 6 + j], s, 1e-12);
       }
 }
+
+TEST(Tensor, DropoutKeepsExactlyThePhiloxDraws) {
+  // ops::dropout's definition: element i is kept, scaled by 1/(1-p), iff philox_keep(seed, offset, i, p); the
+  // kernel serves four elements per Philox call, so lengths that are not a multiple of 4 and offsets matter.
+  for (const int64_t n : {1, 3, 4, 5, 4099, 10007}) {
+    for (const uint64_t offset : {0ull, 13ull}) {
+      SCOPED_TRACE(n);
+      std::vector<double> x(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) x[size_t(i)] = 0.5 + double(philox_uniform(3, 99, uint64_t(i)));
+      const double p = 0.3;
+      for (const DType dt : {DType::F32, DType::F64}) {
+        const std::vector<double> y = ops::dropout(Tensor::from_vector(x, {n}, dt), p, 1234, offset).to_vector<double>();
+        int64_t kept = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          const bool keep = philox_keep(1234, offset, uint64_t(i), float(p));
+          const double expect = keep ? (dt == DType::F32 ? double(float(x[size_t(i)]) * float(1.0 / 0.7)) : x[size_t(i)] / 0.7) : 0.0;
+          ASSERT_NEAR(y[size_t(i)], expect, 1e-6 * expect) << i;
+          ASSERT_EQ(y[size_t(i)] != 0.0, keep) << i;
+          kept += keep;
+        }
+        if (n > 4000) EXPECT_NEAR(double(kept) / double(n), 0.7, 0.03);
+      }
+    }
+  }
+}

@@ -187,35 +187,37 @@ TEST(TrainConfig, LraConfigsCarryThePapersRecipe) {
   EXPECT_EQ(seen, int(recipe.size()));
 }
 
-TEST(TrainConfig, CpuSizedLraConfigsPairDanetWithAnEqualBert) {
-  // configs/lra/cpu: each DANet config <task>.yaml has a softmax BERT baseline <task>_bert.yaml of the same
-  // shape (d, L, H, FFN width, N, labels) trained the same way (the whole training section).
-  const std::string dir = kRoot + "/configs/lra/cpu";
+TEST(TrainConfig, CpuSizedConfigsPairDanetWithAnEqualBert) {
+  // configs/{lra,glue}/cpu: each DANet config <task>.yaml has a softmax BERT baseline <task>_bert.yaml of the
+  // same shape (d, L, H, FFN width, N, labels, vocabulary) trained the same way (the whole training section).
   int pairs = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    const std::string stem = entry.path().stem().string();
-    if (entry.path().extension() != ".yaml" || stem.ends_with("_bert")) continue;
-    SCOPED_TRACE(stem);
-    const auto danet = load_train_config(entry.path().string());
-    const auto bert = load_train_config(dir + "/" + stem + "_bert.yaml");
-    EXPECT_EQ(danet.model.model_type, models::ModelType::Danet);
-    EXPECT_EQ(bert.model.model_type, models::ModelType::Bert);
-    EXPECT_EQ(danet.name, "lra-" + stem + "-cpu");
-    EXPECT_EQ(bert.name, "lra-" + stem + "-cpu-bert");
-    const auto shape = [](const models::ModelConfig& m, int64_t ffn) {
-      return std::make_tuple(m.hidden_size, m.num_hidden_layers, m.num_attention_heads, ffn,
-                             m.max_position_embeddings, m.num_labels, m.vocab_size);
-    };
-    EXPECT_EQ(shape(danet.model, danet.model.intermediate_size * danet.model.hidden_size),
-              shape(bert.model, bert.model.intermediate_size));
-    train::TrainConfig a = danet, b = bert;
-    a.name = b.name = "";
-    a.model = b.model = models::ModelConfig{};
-    EXPECT_EQ(train_config_to_yaml(a), train_config_to_yaml(b));
-    EXPECT_LT(models::count_parameters(danet.model), models::count_parameters(bert.model));  // no K, V, O
-    ++pairs;
+  for (const std::string kind : {"lra", "glue"}) {
+    const std::string dir = kRoot + "/configs/" + kind + "/cpu";
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      const std::string stem = entry.path().stem().string();
+      if (entry.path().extension() != ".yaml" || stem.ends_with("_bert")) continue;
+      SCOPED_TRACE(kind + "/" + stem);
+      const auto danet = load_train_config(entry.path().string());
+      const auto bert = load_train_config(dir + "/" + stem + "_bert.yaml");
+      EXPECT_EQ(danet.model.model_type, models::ModelType::Danet);
+      EXPECT_EQ(bert.model.model_type, models::ModelType::Bert);
+      EXPECT_EQ(danet.name, kind + "-" + stem + "-cpu");
+      EXPECT_EQ(bert.name, kind + "-" + stem + "-cpu-bert");
+      const auto shape = [](const models::ModelConfig& m, int64_t ffn) {
+        return std::make_tuple(m.hidden_size, m.num_hidden_layers, m.num_attention_heads, ffn,
+                               m.max_position_embeddings, m.num_labels, m.vocab_size);
+      };
+      EXPECT_EQ(shape(danet.model, danet.model.intermediate_size * danet.model.hidden_size),
+                shape(bert.model, bert.model.intermediate_size));
+      train::TrainConfig a = danet, b = bert;
+      a.name = b.name = "";
+      a.model = b.model = models::ModelConfig{};
+      EXPECT_EQ(train_config_to_yaml(a), train_config_to_yaml(b));
+      EXPECT_LT(models::count_parameters(danet.model), models::count_parameters(bert.model));  // no K, V, O
+      ++pairs;
+    }
   }
-  EXPECT_GE(pairs, 1);
+  EXPECT_EQ(pairs, 3);  // ListOps; SST-2 and CoLA
 }
 
 TEST(TrainConfig, ShippedConfigsLoadAndBuild) {
@@ -284,12 +286,28 @@ TEST(TrainConfig, ShippedConfigsLoadAndBuild) {
       EXPECT_EQ(nn::describe(*spec), nn::describe(nn::parse_pattern("fixed:stride=16,summary=4,heads_mode=multihead", "t")));
       EXPECT_EQ(c.model.num_attention_heads, 2);
       EXPECT_EQ(c.data.train, "data/shards/packed128");
+    } else if (name == "small_danet.yaml" || name == "small_bert.yaml") {
+      // docs/results.md's pair: the same shape (d 128, L 4, H 2, FFN 512, N 128), data and training.
+      const bool danet = name == "small_danet.yaml";
+      EXPECT_EQ(params, json_model_parameters(danet ? "small_danet.json" : "small_bert.json"));
+      EXPECT_EQ(c.model.model_type, danet ? models::ModelType::Danet : models::ModelType::Bert);
+      EXPECT_EQ(c.model.hidden_size, 128);
+      EXPECT_EQ(c.model.num_hidden_layers, 4);
+      EXPECT_EQ(c.model.num_attention_heads, 2);
+      EXPECT_EQ(danet ? c.model.intermediate_size * 128 : c.model.intermediate_size, 512);
+      EXPECT_EQ(c.data.train, "data/shards/pretrain128");
+      EXPECT_EQ(c.data.seq_len, 128);
+      train::TrainConfig other = load_train_config(dir + (danet ? "/small_bert.yaml" : "/small_danet.yaml"));
+      train::TrainConfig self = c;
+      other.name = self.name = "";
+      other.model = self.model = models::ModelConfig{};
+      EXPECT_EQ(train_config_to_yaml(self), train_config_to_yaml(other));
     } else {
       ADD_FAILURE() << "add the new config to this test";
     }
     ++seen;
   }
-  EXPECT_EQ(seen, 5);
+  EXPECT_EQ(seen, 7);
 }
 
 TEST(TrainConfig, ShippedModelSectionEqualsTheModelJson) {
