@@ -83,7 +83,7 @@ LraPrepResult prepare_lra(const LraPrepConfig& cfg) {
     DENSE_CHECK(cfg.min_length >= 0 && cfg.max_length > cfg.min_length + 1,
                 "lra listops: --min-length {} and --max-length {} leave no length (both bounds are exclusive)",
                 cfg.min_length, cfg.max_length);
-    DENSE_CHECK(cfg.seq_len == 0 || cfg.seq_len >= cfg.max_length,
+    DENSE_CHECK(!generate || cfg.seq_len == 0 || cfg.seq_len >= cfg.max_length,
                 "lra listops: --seq-len {} is shorter than a tree of up to {} tokens plus CLS (--max-length {})",
                 cfg.seq_len, cfg.max_length - 1, cfg.max_length);
     pc["seq_len"] = cfg.seq_len > 0 ? cfg.seq_len : int64_t(cfg.max_length);

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <numeric>
 #include <cstdio>
 #include <filesystem>
+#include <numeric>
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
