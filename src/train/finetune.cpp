@@ -135,6 +135,15 @@ int64_t trimmed_batch_length(const data::ClassificationRows& r, const std::vecto
   return std::min(N, cut);
 }
 
+std::string save_best_weights(FinetuneResult& result, const std::string& out_dir, uint64_t seed, const std::string& task) {
+  DENSE_CHECK(!result.best_weights.empty(), "save_best_weights: the run kept no weights (keep_best_weights was off)");
+  const std::string path = fmt::format("{}/seed-{}/model.safetensors", out_dir, seed);
+  fs::create_directories(fs::path(path).parent_path());
+  write_safetensors(path, result.best_weights, {{"task", task}, {"best_epoch", std::to_string(result.best_epoch)}});
+  result.best_weights.clear();
+  return path;
+}
+
 size_t median_index(const std::vector<double>& values) {
   DENSE_CHECK(!values.empty(), "median of no value");
   std::vector<size_t> order(values.size());

@@ -71,6 +71,10 @@ struct FinetuneOptions {
 int64_t trimmed_batch_length(const data::ClassificationRows& rows, const std::vector<int64_t>& batch,
                              const models::ModelConfig& model);
 
+// Writes result.best_weights (kept with FinetuneOptions::keep_best_weights) atomically to
+// <out_dir>/seed-<seed>/model.safetensors, tagged with `task` and the best epoch, frees them, and returns the path.
+std::string save_best_weights(FinetuneResult& result, const std::string& out_dir, uint64_t seed, const std::string& task);
+
 // The run whose value is the median of `values` (the lower middle for an even count), and the median itself
 // (the mean of the two middle values for an even count). dense::Error for no value.
 size_t median_index(const std::vector<double>& values);

@@ -7,7 +7,6 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "core/safetensors.h"
 #include "data/glue.h"
 #include "data/prep_glue.h"
 #include "train/train_config_yaml.h"
@@ -109,13 +108,7 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
       if (extras[i].labeled)
         for (const auto& [name, value] : metric(run.result.extra_predictions[i], extras[i]).values)
           run.extra_metrics[extra_names[i] + "_" + name] = value;
-    if (req.save_weights) {
-      run.weights = fmt::format("{}/seed-{}/model.safetensors", req.out_dir, run.seed);
-      fs::create_directories(fs::path(run.weights).parent_path());
-      write_safetensors(run.weights, run.result.best_weights,
-                        {{"task", "glue-" + info.name}, {"best_epoch", std::to_string(run.result.best_epoch)}});
-      run.result.best_weights.clear();
-    }
+    if (req.save_weights) run.weights = save_best_weights(run.result, req.out_dir, run.seed, "glue-" + info.name);
     report.main_metric = run.result.main_metric;
     report.runs.push_back(std::move(run));
   }

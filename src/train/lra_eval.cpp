@@ -10,7 +10,6 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "core/safetensors.h"
 #include "data/shard_classification.h"
 #include "train/metrics.h"
 #include "train/train_config_yaml.h"
@@ -158,13 +157,7 @@ LraEvalReport run_lra_evaluation(const LraEvalRequest& req) {
     run.val_accuracy = run.result.best.at("accuracy");
     run.test_accuracy = has_val ? lra_accuracy(run.result.extra_predictions.at(0), test).values.at("accuracy")
                                 : lra_accuracy(run.result.dev_predictions, test).values.at("accuracy");
-    if (req.save_weights) {
-      run.weights = fmt::format("{}/seed-{}/model.safetensors", req.out_dir, run.seed);
-      fs::create_directories(fs::path(run.weights).parent_path());
-      write_safetensors(run.weights, run.result.best_weights,
-                        {{"task", "lra-" + info.name}, {"best_epoch", std::to_string(run.result.best_epoch)}});
-      run.result.best_weights.clear();
-    }
+    if (req.save_weights) run.weights = save_best_weights(run.result, req.out_dir, run.seed, "lra-" + info.name);
     report.runs.push_back(std::move(run));
   }
   std::vector<double> tests, vals;
