@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   g->add_option("--config", glue.config, "model + fine-tuning config (configs/glue/<task>.yaml)")->required();
   g->add_option("--init-from", glue.init_from, "pretrained weights: a checkpoint folder or model.safetensors");
   g->add_option("--set", glue.overrides, "override a config key (repeatable)");
-  g->add_option("-o,--out", glue.out_dir, "results folder (shards/, results.md, results.json, submission/)")
+  g->add_option("-o,--out", glue.out_dir, "results folder (shards/, results.md, results.json, dev*_predictions.tsv, submission/)")
       ->required();
   g->add_option("--seeds", glue.seeds, "fine-tuning runs with seeds training.seed, +1, ...; the median is reported");
   g->add_option("--max-eval-rows", glue.max_eval_rows, "dev rows scored per epoch (0: all)");

@@ -73,12 +73,16 @@ bool keep_existing_shard(const std::string& path, const std::string& format, con
   return false;
 }
 
-void write_manifest(const std::string& dir, const nlohmann::json& manifest) {
-  write_file_atomic(std::filesystem::path(dir) / "manifest.json", manifest.dump(2) + "\n");
+std::string manifest_name_for_prefix(const std::string& prefix) {
+  return prefix.empty() ? std::string(kManifestFile) : prefix + "." + kManifestFile;
 }
 
-nlohmann::json read_manifest(const std::string& dir) {
-  const auto path = std::filesystem::path(dir) / "manifest.json";
+void write_manifest(const std::string& dir, const nlohmann::json& manifest, const std::string& file_name) {
+  write_file_atomic(std::filesystem::path(dir) / file_name, manifest.dump(2) + "\n");
+}
+
+nlohmann::json read_manifest(const std::string& dir, const std::string& file_name) {
+  const auto path = std::filesystem::path(dir) / file_name;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return nullptr;
   try {
@@ -88,8 +92,9 @@ nlohmann::json read_manifest(const std::string& dir) {
   }
 }
 
-bool manifest_complete(const std::string& dir, const std::string& format, const std::string& prep_config) {
-  const nlohmann::json m = read_manifest(dir);
+bool manifest_complete(const std::string& dir, const std::string& format, const std::string& prep_config,
+                       const std::string& file_name) {
+  const nlohmann::json m = read_manifest(dir, file_name);
   if (!m.is_object() || !m.contains("prep_config") || !m.contains("shards") || !m["shards"].is_array()) return false;
   if (m["prep_config"].dump() != nlohmann::json::parse(prep_config).dump()) return false;
   for (const auto& s : m["shards"]) {

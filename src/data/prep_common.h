@@ -41,13 +41,21 @@ ShardCheck check_existing_shard(const std::string& path, const std::string& form
 bool keep_existing_shard(const std::string& path, const std::string& format, const std::string& prep_config,
                          int64_t rows, bool overwrite, int64_t* rows_found = nullptr);
 
-// Writes <dir>/manifest.json atomically.
-void write_manifest(const std::string& dir, const nlohmann::json& manifest);
+// A folder may hold several runs' shards under different prefixes (one corpus per prefix, read together by the
+// trainer); each run keeps its own manifest so that a later run does not overwrite an earlier one's record.
+// `file_name` is the manifest's name in the folder: "manifest.json", or manifest_name_for_prefix(prefix).
+inline constexpr const char* kManifestFile = "manifest.json";
+// "manifest.json" for the default (empty) prefix, "<prefix>.manifest.json" otherwise.
+std::string manifest_name_for_prefix(const std::string& prefix);
+// Writes <dir>/<file_name> atomically.
+void write_manifest(const std::string& dir, const nlohmann::json& manifest,
+                    const std::string& file_name = kManifestFile);
 // The manifest of a folder, or null when absent or unreadable.
-nlohmann::json read_manifest(const std::string& dir);
+nlohmann::json read_manifest(const std::string& dir, const std::string& file_name = kManifestFile);
 // True when the folder's manifest has this prep_config, and every shard it lists exists, verifies, carries
 // that prep_config and has the listed rows.
-bool manifest_complete(const std::string& dir, const std::string& format, const std::string& prep_config);
+bool manifest_complete(const std::string& dir, const std::string& format, const std::string& prep_config,
+                       const std::string& file_name = kManifestFile);
 
 // Runs jobs on background threads, at most `max_in_flight` at once; submit() waits for the oldest job when
 // full. Exceptions propagate from submit()/wait_all(); the destructor waits for (and drops errors of) jobs

@@ -242,10 +242,12 @@ PretrainPrepResult prepare_pretraining(const PretrainPrepConfig& config_in) {
   const std::string format = format_name(cfg.format);
   ensure_writable_folder(cfg.out_dir);
   result.stale_temporaries_removed = remove_stale_temporaries(cfg.out_dir);
-  result.manifest = (std::filesystem::path(cfg.out_dir) / "manifest.json").string();
+  // The default prefix (the format's name) keeps the plain manifest.json.
+  const std::string manifest_name = manifest_name_for_prefix(cfg.prefix == format ? "" : cfg.prefix);
+  result.manifest = (std::filesystem::path(cfg.out_dir) / manifest_name).string();
 
-  if (!cfg.overwrite && manifest_complete(cfg.out_dir, format, prep_config)) {
-    const nlohmann::json m = read_manifest(cfg.out_dir);
+  if (!cfg.overwrite && manifest_complete(cfg.out_dir, format, prep_config, manifest_name)) {
+    const nlohmann::json m = read_manifest(cfg.out_dir, manifest_name);
     for (const auto& s : m["shards"]) result.shards.push_back(s["file"].get<std::string>());
     result.shards_kept = int64_t(result.shards.size());
     result.rows = m.value("rows", int64_t(0));
@@ -483,7 +485,7 @@ PretrainPrepResult prepare_pretraining(const PretrainPrepConfig& config_in) {
   m["empty_documents"] = result.corpus.empty_documents;
   m["invalid_utf8"] = result.corpus.invalid_utf8;
   m["dropped_tail_tokens"] = result.dropped_tail_tokens;
-  write_manifest(cfg.out_dir, m);
+  write_manifest(cfg.out_dir, m, manifest_name);
   progress.finish();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;

@@ -21,8 +21,8 @@
 //
 // Resumable: every shard carries the run's prep_config; a re-run into the same folder keeps shards that are
 // complete (integrity header verified) with the same prep_config and row count, and only writes the others;
-// temporary files left by an interrupted run (`*.tmp-<pid>`) are removed first. When the folder's
-// manifest.json says the same configuration finished and every shard verifies, nothing is read at all. A
+// temporary files left by an interrupted run (`*.tmp-<pid>`) are removed first. When the run's
+// manifest (manifest.json; <prefix>.manifest.json for a --prefix run) says the same configuration finished and every shard verifies, nothing is read at all. A
 // folder holding shards of a different configuration is an error naming the file and the first setting that
 // differs, unless `overwrite` is set (then they are replaced, and stale shards of the prefix removed).
 #include <cstdint>
@@ -77,7 +77,7 @@ struct PretrainPrepResult {
   int64_t stale_temporaries_removed = 0;
   CorpusStats corpus;
   double seconds = 0;
-  std::string manifest;  // path of manifest.json
+  std::string manifest;  // path of the run's manifest (manifest.json, or <prefix>.manifest.json)
 };
 
 // Runs the preparation; throws dense::Error (naming the file, line or setting) on bad input.

@@ -189,6 +189,16 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
     }
     load_model_weights(*model, tensors, file, /*resize_positions=*/true);
   }
+  if (tc.zero_init_pooler) {
+    // The pooled vector starts at act(0) for every row; the classifier's gradient then trains the pooler from
+    // zero, instead of from a pretraining checkpoint's pooler (or a random one) made for another objective.
+    auto& all = params.all();
+    auto it = std::find_if(all.begin(), all.end(), [](const auto& p) { return p.name == "pooler.dense.weight"; });
+    DENSE_CHECK(it != all.end(),
+                "training.zero_init_pooler: the model has no pooler dense layer to zero (model.pooler_no_dense is "
+                "set); remove the key or the flag");
+    it->value.zero_();
+  }
   const std::vector<ParamRange> groups = parameter_groups(params, tc.optimizer);
   std::unique_ptr<Optimizer> optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel());
   nn::Context ctx;

@@ -142,16 +142,22 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
   fs::create_directories(req.out_dir + "/submission");
   write_file_atomic(req.out_dir + "/results.md", md);
   write_file_atomic(req.out_dir + "/results.json", j.dump(2) + "\n");
-  // The median run's dev predictions (index, prediction, label), for checking the metrics by hand.
-  {
+  // The median run's predictions on every labeled dev split (index, prediction, label), for checking the metrics
+  // by hand: dev_predictions.tsv (MNLI: matched), and <split>_predictions.tsv (MNLI: dev_mismatched).
+  auto write_predictions = [&](const ClassificationSplit& split, const std::vector<double>& predictions,
+                               const std::string& file) {
     std::string tsv = "index\tprediction\tlabel\n";
-    for (size_t i = 0; i < med.result.dev_predictions.size(); ++i) {
-      const double y = dev.num_labels == 1 ? double(dev.rows.float_labels[i]) : double(dev.rows.labels[i]);
-      tsv += info.regression ? fmt::format("{}\t{:.6f}\t{:.6f}\n", i, med.result.dev_predictions[i], y)
-                             : fmt::format("{}\t{}\t{}\n", i, int64_t(med.result.dev_predictions[i]), int64_t(y));
+    for (size_t i = 0; i < predictions.size(); ++i) {
+      const double y = split.num_labels == 1 ? double(split.rows.float_labels[i]) : double(split.rows.labels[i]);
+      tsv += info.regression ? fmt::format("{}\t{:.6f}\t{:.6f}\n", i, predictions[i], y)
+                             : fmt::format("{}\t{}\t{}\n", i, int64_t(predictions[i]), int64_t(y));
     }
-    write_file_atomic(req.out_dir + "/dev_predictions.tsv", tsv);
-  }
+    write_file_atomic(req.out_dir + "/" + file, tsv);
+  };
+  write_predictions(dev, med.result.dev_predictions, "dev_predictions.tsv");
+  for (size_t i = 0; i < extras.size(); ++i)
+    if (extras[i].labeled)
+      write_predictions(extras[i], med.result.extra_predictions[i], extra_names[i] + "_predictions.tsv");
   // GLUE submission files from the median run, named as the GLUE server expects.
   for (size_t i = 0; i < extras.size(); ++i) {
     if (extras[i].labeled) continue;

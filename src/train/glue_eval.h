@@ -17,7 +17,7 @@ struct GlueEvalRequest {
   std::string config;    // model + training (configs/glue/*.yaml)
   std::vector<std::string> overrides;
   std::string init_from;  // checkpoint folder or model.safetensors; empty: from scratch
-  std::string out_dir;    // shards/, results.md, results.json, submission/
+  std::string out_dir;    // shards/, results.md, results.json, dev*_predictions.tsv, submission/
   int64_t seeds = 1;
   int64_t max_eval_rows = 0;
   int64_t max_train_rows = 0;

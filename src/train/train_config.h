@@ -51,6 +51,7 @@ struct ScheduleConfig {
 struct TrainingConfig {
   int64_t max_steps = 1000;      // optimizer steps
   int64_t epochs = 0;            // dense-eval fine-tuning: passes over the training split (0: max_steps decides)
+  bool zero_init_pooler = false;  // dense-eval fine-tuning: zero the pooler's dense weight after loading (spec §1.11)
   int64_t global_batch = 32;     // sequences per optimizer step (all ranks, all accumulation steps)
   int64_t micro_batch = 0;       // sequences per forward/backward per rank; 0 = global_batch / world size
   std::string precision = "f32";  // f32 | bf16 (f32 master weights) | f16 (dynamic loss scaling)

@@ -110,6 +110,9 @@ const std::vector<Key>& schema() {
       {DENSE_KEY(training.epochs),
        "fine-tuning with dense-eval: passes over the training split, best epoch on dev (0: training.max_steps "
        "steps)", at_least(0)},
+      {DENSE_KEY(training.zero_init_pooler),
+       "fine-tuning with dense-eval: zero the pooler's dense weight after loading --init-from (the paper's "
+       "--zero_init_pooler, used for all its GLUE runs)"},
       {DENSE_KEY(training.global_batch), "sequences per optimizer step (all ranks, all accumulation steps)",
        at_least(1)},
       {DENSE_KEY(training.micro_batch),

@@ -1,10 +1,12 @@
 // Core pieces: Philox known answers, dtype conversions, the caching allocator, errors with context,
-// safetensors I/O (including corrupt files), bf16 compute against f32.
+// safetensors I/O (including corrupt files), bf16 compute against f32, the CPU thread count.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <fstream>
+#include <omp.h>
 
+#include "backend/cpu/cpu_backend.h"
 #include "backend/ops.h"
 #include "core/allocator.h"
 #include "core/philox.h"
@@ -44,6 +46,17 @@ TEST(Philox, NormalFillHasUnitMomentsAndIsThreadIndependent) {
   Tensor part = Tensor::empty({4}, DType::F64);
   ops::fill_normal(part, 0.0, 1.0, 9, 0);
   EXPECT_EQ(part.to_vector<double>(), std::vector<double>(v.begin(), v.begin() + 4));
+}
+
+TEST(CpuThreads, AnExplicitCountSurvivesTheBackendsConstruction) {
+  // dense-train and dense-eval apply training.threads before the CPU backend's first use builds it.
+  const int saved = cpu_threads();
+  const int wanted = omp_get_num_procs() + 1;  // never the default count
+  set_cpu_threads(wanted);
+  { CpuBackend built_after_the_config; }
+  EXPECT_EQ(cpu_threads(), wanted);
+  EXPECT_EQ(omp_get_max_threads(), wanted);
+  set_cpu_threads(saved);
 }
 
 TEST(DType, HalfConversionsRoundToNearestEven) {

@@ -3,8 +3,10 @@
 // split, a wrong column count, a label outside the task's set, a checkpoint whose shapes do not fit).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -204,4 +206,91 @@ TEST(GlueEval, BadInputIsNamed) {
   const std::string e4 = error_of([&] { run_glue_evaluation(bad); });
   EXPECT_TRUE(contains(e4, "wide.safetensors")) << e4;
   EXPECT_TRUE(contains(e4, "has shape")) << e4;
+}
+
+TEST(GlueEval, ZeroInitPoolerZeroesOnlyThePoolerDenseWeight) {
+  // At learning rate 0 the saved best-epoch weights are the starting weights: a first run saves its seeded
+  // initialisation (a random pooler), a second starts from it with training.zero_init_pooler.
+  const std::string dir = temp_dir();
+  std::string yaml = read_bytes(tiny_config(dir));
+  auto replace = [&](const std::string& from, const std::string& to) {
+    const size_t at = yaml.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    yaml.replace(at, from.size(), to);
+  };
+  replace("learning_rate: 1.0e-3", "learning_rate: 0.0");
+  replace("epochs: 3", "epochs: 1");
+  write_bytes(dir + "/lr0.yaml", yaml);
+  replace("epochs: 1", "epochs: 1\n  zero_init_pooler: true");
+  write_bytes(dir + "/lr0_zero_pooler.yaml", yaml);
+  auto run = [&](const std::string& config, const std::string& init_from, const std::string& out) {
+    GlueEvalRequest r;
+    r.task = "WNLI";
+    r.glue_dir = kGlue;
+    r.config = config;
+    r.init_from = init_from;
+    r.out_dir = dir + "/" + out;
+    r.save_weights = true;
+    r.quiet = true;
+    return run_glue_evaluation(r).runs.at(0).weights;
+  };
+  const std::string start_file = run(dir + "/lr0.yaml", "", "start");
+  const auto start = dense::read_safetensors(start_file).tensors;
+  const auto zeroed = dense::read_safetensors(run(dir + "/lr0_zero_pooler.yaml", start_file, "zeroed")).tensors;
+  ASSERT_EQ(start.size(), zeroed.size());
+  int pooler_weights = 0;
+  for (size_t i = 0; i < start.size(); ++i) {
+    ASSERT_EQ(start[i].first, zeroed[i].first);
+    const std::vector<float> a = start[i].second.to_vector<float>(), b = zeroed[i].second.to_vector<float>();
+    if (start[i].first == "pooler.dense.weight") {
+      ++pooler_weights;
+      EXPECT_GT(*std::max_element(a.begin(), a.end()), 0.0f);  // the seeded pooler was not zero
+      EXPECT_EQ(b, std::vector<float>(a.size(), 0.0f));
+    } else {
+      EXPECT_EQ(a, b) << start[i].first;
+    }
+  }
+  EXPECT_EQ(pooler_weights, 1);
+  // A model without a pooler dense layer: the key is named.
+  replace("pooler_act: tanh", "pooler_act: tanh\n  pooler_no_dense: true");
+  write_bytes(dir + "/no_dense.yaml", yaml);
+  const std::string e = error_of([&] { run(dir + "/no_dense.yaml", "", "no_dense"); });
+  EXPECT_TRUE(contains(e, "training.zero_init_pooler")) << e;
+}
+
+TEST(GlueEval, MnliScoresMatchedAndMismatchedAndWritesBothSubmissions) {
+  // The hand-made MNLI folder of tests/data/glue (official column layout): the best epoch is chosen on
+  // dev_matched; dev_mismatched is predicted at that epoch and scored; each test split gets its file.
+  const std::string dir = temp_dir();
+  GlueEvalRequest r;
+  r.task = "MNLI";
+  r.glue_dir = std::string(DENSE_TEST_DATA_DIR) + "/glue";
+  r.config = tiny_config(dir);
+  r.out_dir = dir + "/out";
+  r.quiet = true;
+  const GlueEvalReport rep = run_glue_evaluation(r);
+  EXPECT_EQ(rep.main_metric, "accuracy");
+  const auto score = [](const std::vector<std::vector<std::string>>& rows) {
+    int right = 0;
+    for (size_t i = 1; i < rows.size(); ++i) right += rows[i][1] == rows[i][2];
+    return double(right) / double(rows.size() - 1);
+  };
+  const auto matched = read_tsv(r.out_dir + "/dev_predictions.tsv");
+  const auto mismatched = read_tsv(r.out_dir + "/dev_mismatched_predictions.tsv");
+  ASSERT_EQ(matched.size(), 3u);  // header + 2 rows
+  ASSERT_EQ(mismatched.size(), 3u);
+  EXPECT_EQ(mismatched[1][2], "0");  // entailment, the gold label of the first mismatched row
+  const auto& run = rep.runs.at(0);
+  EXPECT_DOUBLE_EQ(score(matched), run.result.best.at("accuracy"));
+  EXPECT_DOUBLE_EQ(score(mismatched), run.extra_metrics.at("dev_mismatched_accuracy"));
+  EXPECT_TRUE(contains(read_bytes(r.out_dir + "/results.md"), "dev_mismatched_accuracy"));
+  ASSERT_EQ(rep.submission_files.size(), 2u);
+  std::map<std::string, size_t> rows;
+  for (const auto& f : rep.submission_files) {
+    const auto sub = read_tsv(f);
+    rows[fs::path(f).filename().string()] = sub.size() - 1;
+    for (size_t i = 1; i < sub.size(); ++i)
+      EXPECT_TRUE(sub[i][1] == "entailment" || sub[i][1] == "neutral" || sub[i][1] == "contradiction") << sub[i][1];
+  }
+  EXPECT_EQ(rows, (std::map<std::string, size_t>{{"MNLI-m.tsv", 1}, {"MNLI-mm.tsv", 2}}));
 }

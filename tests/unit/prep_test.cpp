@@ -111,6 +111,24 @@ TEST(PrepPretrain, PackedShardsAreTheContinuousStreamCutIntoRows) {
   EXPECT_EQ(manifest["shards"].size(), r.shards.size());
 }
 
+TEST(PrepPretrain, PrefixedRunsShareAFolderEachWithItsOwnManifest) {
+  const std::string dir = temp_dir();
+  PretrainPrepConfig first = packed_config(dir + "/out"), second = packed_config(dir + "/out");
+  first.prefix = "books";
+  second.prefix = "wiki";
+  second.max_rows = 700;
+  const auto a = prepare_pretraining(first), b = prepare_pretraining(second);
+  EXPECT_EQ(a.shards.front(), "books-00000.hdf5");
+  EXPECT_EQ(b.shards.front(), "wiki-00000.hdf5");
+  EXPECT_EQ(a.manifest, dir + "/out/books.manifest.json");
+  EXPECT_EQ(nlohmann::json::parse(read_bytes(a.manifest))["rows"], a.rows);
+  EXPECT_EQ(nlohmann::json::parse(read_bytes(b.manifest))["rows"], 700);
+  EXPECT_FALSE(fs::exists(dir + "/out/manifest.json"));
+  // The second run did not overwrite the first one's record: re-running the first finds it complete.
+  EXPECT_TRUE(prepare_pretraining(first).already_complete);
+  EXPECT_TRUE(prepare_pretraining(second).already_complete);
+}
+
 TEST(PrepPretrain, PackedResultDoesNotDependOnThreadCount) {
   const std::string dir = temp_dir();
   PretrainPrepConfig one = packed_config(dir + "/one"), two = packed_config(dir + "/two");

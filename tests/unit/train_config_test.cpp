@@ -109,6 +109,7 @@ TEST(TrainConfig, GlueConfigsCarryThePapersRecipe) {
     EXPECT_EQ(c.training.optimizer.weight_decay, 0.0);
     EXPECT_EQ(c.training.schedule.type, "constant");
     EXPECT_EQ(c.training.epochs, 20);
+    EXPECT_TRUE(c.training.zero_init_pooler);  // --zero_init_pooler, all GLUE runs
     EXPECT_EQ(c.training.global_batch, 32);
     EXPECT_EQ(c.model.hidden_dropout_prob, dropout);
     EXPECT_TRUE(c.model.classifier_bias);
