@@ -73,10 +73,6 @@ bool keep_existing_shard(const std::string& path, const std::string& format, con
   return false;
 }
 
-std::string manifest_name_for_prefix(const std::string& prefix) {
-  return prefix.empty() ? std::string(kManifestFile) : prefix + "." + kManifestFile;
-}
-
 void write_manifest(const std::string& dir, const nlohmann::json& manifest, const std::string& file_name) {
   write_file_atomic(std::filesystem::path(dir) / file_name, manifest.dump(2) + "\n");
 }

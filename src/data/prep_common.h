@@ -43,10 +43,8 @@ bool keep_existing_shard(const std::string& path, const std::string& format, con
 
 // A folder may hold several runs' shards under different prefixes (one corpus per prefix, read together by the
 // trainer); each run keeps its own manifest so that a later run does not overwrite an earlier one's record.
-// `file_name` is the manifest's name in the folder: "manifest.json", or manifest_name_for_prefix(prefix).
+// `file_name` is the manifest's name in the folder: "manifest.json" or "<prefix>.manifest.json".
 inline constexpr const char* kManifestFile = "manifest.json";
-// "manifest.json" for the default (empty) prefix, "<prefix>.manifest.json" otherwise.
-std::string manifest_name_for_prefix(const std::string& prefix);
 // Writes <dir>/<file_name> atomically.
 void write_manifest(const std::string& dir, const nlohmann::json& manifest,
                     const std::string& file_name = kManifestFile);

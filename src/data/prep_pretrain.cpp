@@ -243,7 +243,7 @@ PretrainPrepResult prepare_pretraining(const PretrainPrepConfig& config_in) {
   ensure_writable_folder(cfg.out_dir);
   result.stale_temporaries_removed = remove_stale_temporaries(cfg.out_dir);
   // The default prefix (the format's name) keeps the plain manifest.json.
-  const std::string manifest_name = manifest_name_for_prefix(cfg.prefix == format ? "" : cfg.prefix);
+  const std::string manifest_name = cfg.prefix == format ? kManifestFile : cfg.prefix + "." + kManifestFile;
   result.manifest = (std::filesystem::path(cfg.out_dir) / manifest_name).string();
 
   if (!cfg.overwrite && manifest_complete(cfg.out_dir, format, prep_config, manifest_name)) {

@@ -7,10 +7,11 @@
 //     dropped (as the reference does) and reported.
 //   bert (spec §3.1): sentences are a document's lines (BERT's input format: one sentence per line), or with
 //     sentences = kPunctuation its lines split after . ! ? (and closing quotes/brackets) before whitespace
-//     and an upper-case letter, digit or opening quote (for corpora with a paragraph per line, e.g. WikiText). Documents are gathered in corpus order into
-//     blocks of about R*(N-3)/duplicate tokens; block b becomes shard b: NSP pairs and static 80/10/10 masks
-//     for each of its documents (random-next spans come from the same block, as LDDL draws them from the same
-//     partition), `duplicate` times with fresh randomness (spec: one run per duplicate), shuffled.
+//     and an upper-case letter, digit or opening quote (for corpora with a paragraph per line, e.g.
+//     WikiText). Documents are gathered in corpus order into blocks of about R*(N-3)/duplicate tokens;
+//     block b becomes shard b: NSP pairs and static 80/10/10 masks for each of its documents (random-next
+//     spans come from the same block, as LDDL draws them from the same partition), `duplicate` times with
+//     fresh randomness (spec: one run per duplicate), shuffled.
 //
 // Memory is bounded by the shard size and the thread count, never by the corpus: documents are read in a
 // window of chunks, tokenized in parallel, and full shards are compressed and written by background writers
@@ -21,10 +22,11 @@
 //
 // Resumable: every shard carries the run's prep_config; a re-run into the same folder keeps shards that are
 // complete (integrity header verified) with the same prep_config and row count, and only writes the others;
-// temporary files left by an interrupted run (`*.tmp-<pid>`) are removed first. When the run's
-// manifest (manifest.json; <prefix>.manifest.json for a --prefix run) says the same configuration finished and every shard verifies, nothing is read at all. A
-// folder holding shards of a different configuration is an error naming the file and the first setting that
-// differs, unless `overwrite` is set (then they are replaced, and stale shards of the prefix removed).
+// temporary files left by an interrupted run (`*.tmp-<pid>`) are removed first. When the run's manifest
+// (manifest.json; <prefix>.manifest.json for a --prefix run) says the same configuration finished and every
+// shard verifies, nothing is read at all. A folder holding shards of a different configuration is an error
+// naming the file and the first setting that differs, unless `overwrite` is set (then they are replaced, and
+// stale shards of the prefix removed).
 #include <cstdint>
 #include <string>
 #include <vector>

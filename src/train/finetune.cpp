@@ -192,12 +192,11 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
   if (tc.zero_init_pooler) {
     // The pooled vector starts at act(0) for every row; the classifier's gradient then trains the pooler from
     // zero, instead of from a pretraining checkpoint's pooler (or a random one) made for another objective.
-    auto& all = params.all();
-    auto it = std::find_if(all.begin(), all.end(), [](const auto& p) { return p.name == "pooler.dense.weight"; });
-    DENSE_CHECK(it != all.end(),
+    nn::Parameter* pooler_weight = params.find("pooler.dense.weight");
+    DENSE_CHECK(pooler_weight != nullptr,
                 "training.zero_init_pooler: the model has no pooler dense layer to zero (model.pooler_no_dense is "
                 "set); remove the key or the flag");
-    it->value.zero_();
+    pooler_weight->value.zero_();
   }
   const std::vector<ParamRange> groups = parameter_groups(params, tc.optimizer);
   std::unique_ptr<Optimizer> optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel());

@@ -22,7 +22,11 @@ mpi() { local n=$1; shift; "$MPIEXEC" -np "$n" --bind-to none "$@"; }
 "$PREP" pretrain "$SHARED/data/wikitext-2/valid.txt" --corpus-format wikitext --vocab "$VOCAB" -o "$WORK/train" \
   -N 64 --shard-rows 1500 -q -j 2 > "$WORK/out" 2>&1 || { bad "dense-prep"; echo "0 passed, 1 failed"; exit 1; }
 
-# config NAME STEPS GLOBAL MICRO: a tiny DANet, dropout off so that only the data split differs.
+# config NAME STEPS GLOBAL MICRO: a tiny DANet, dropout off so that only the data split differs. The learning
+# rate is kept low: at 3e-3 this model's early training grows a difference in fp32 summation order (one GEMM
+# over 16 rows against two over 8) about tenfold every two steps, from 1e-9 in the loss of step 1 to 2e-3 by
+# step 17 with OpenBLAS's AVX2 kernels (OPENBLAS_CORETYPE=Haswell; its AVX-512 kernels happened to agree);
+# at 3e-4 it stays below 1e-7 with both.
 config() {
   cat > "$WORK/$1.yaml" <<YAML
 name: $1
@@ -46,7 +50,7 @@ training:
   seed: 3
   threads: 1
   optimizer:
-    learning_rate: 0.003
+    learning_rate: 0.0003
 checkpoint:
   every_steps: 10
   keep_last: 0
@@ -106,11 +110,11 @@ a, b = losses(sys.argv[1]), losses(sys.argv[2])
 assert len(a) == len(b) == 20, (len(a), len(b))
 worst = max(abs(x - y) for x, y in zip(a, b))
 print(f"max loss difference {worst:.2e},")
-# Documented tolerance (docs/distributed.md): losses within 1e-4, weights within 1e-4 relative after 20 steps.
-assert worst < 1e-4
+# Documented tolerance (docs/distributed.md): losses within 1e-5, weights within 1e-5 relative after 20 steps.
+assert worst < 1e-5
 PY
   } > "$WORK/check" 2>&1 &&
-  $CMP "$WORK/runs/s1/checkpoints/step-00000020/model.safetensors" "$WORK/runs/s2/checkpoints/step-00000020/model.safetensors" 1e-4 >> "$WORK/check" 2>&1
+  $CMP "$WORK/runs/s1/checkpoints/step-00000020/model.safetensors" "$WORK/runs/s2/checkpoints/step-00000020/model.safetensors" 1e-5 >> "$WORK/check" 2>&1
 if [ $? -eq 0 ]; then ok "2 ranks x 8 = 1 rank x 16 over 20 steps: $(tr '\n' ' ' < "$WORK/check")"; else cat "$WORK/check"; bad "2x8 vs 1x16"; fi
 
 # 2b. ZeRO-1 (moments split over the ranks): the same weights as plain data parallelism; its checkpoint holds
@@ -150,7 +154,7 @@ if mpi 2 "$TRAIN" -q --config "$WORK/k2.yaml" > "$WORK/out" 2>&1 && grep -q "res
   ok "2-rank checkpoint resumed on 2 ranks"; else bad "resume 2 -> 2"; fi
 if cmp -s "$WORK/runs/k2/checkpoints/step-00000020/model.safetensors" "$WORK/runs/s2/checkpoints/step-00000020/model.safetensors"; then
   ok "killed and resumed on 2 ranks = the straight 2-rank run, bit for bit"; else bad "2 -> 2 resume is not bitwise"; fi
-$CMP "$WORK/runs/k1/checkpoints/step-00000020/model.safetensors" "$WORK/runs/s2/checkpoints/step-00000020/model.safetensors" 1e-4 > "$WORK/check" 2>&1
+$CMP "$WORK/runs/k1/checkpoints/step-00000020/model.safetensors" "$WORK/runs/s2/checkpoints/step-00000020/model.safetensors" 1e-5 > "$WORK/check" 2>&1
 if [ $? -eq 0 ]; then ok "resumed on 1 rank = the 2-rank run: $(tr '\n' ' ' < "$WORK/check")"; else cat "$WORK/check"; bad "2 -> 1 resume vs 2-rank run"; fi
 
 echo "$passed passed, $failed failed"

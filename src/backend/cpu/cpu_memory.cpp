@@ -38,7 +38,7 @@ int cpu_threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 CpuBackend::CpuBackend() : allocator_(aligned_host_alloc, [](void* p) { std::free(p); }) {
   // The backend is built on its first use, which often comes after a program applied training.threads: that
   // count stays (resetting it to every core made two runs side by side with threads: 1 each run 2 threads on
-  // 2 cores, 2-2.5x slower). Otherwise DENSE_NUM_THREADS, or every core.
+  // 2 cores, contending for them). Otherwise DENSE_NUM_THREADS, or every core.
   if (g_threads > 0) {
     set_cpu_threads(g_threads);
     return;
