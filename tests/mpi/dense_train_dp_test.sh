@@ -25,8 +25,8 @@ mpi() { local n=$1; shift; "$MPIEXEC" -np "$n" --bind-to none "$@"; }
 # config NAME STEPS GLOBAL MICRO: a tiny DANet, dropout off so that only the data split differs. The learning
 # rate is kept low: at 3e-3 this model's early training grows a difference in fp32 summation order (one GEMM
 # over 16 rows against two over 8) about tenfold every two steps, from 1e-9 in the loss of step 1 to 2e-3 by
-# step 17 with OpenBLAS's AVX2 kernels (OPENBLAS_CORETYPE=Haswell; its AVX-512 kernels happened to agree);
-# at 3e-4 it stays below 1e-7 with both.
+# step 17 with OpenBLAS's AVX2 kernels (OPENBLAS_CORETYPE=Haswell; with its AVX-512 kernels it stayed at 8e-7);
+# at 3e-4 the loss difference stays below 1e-7 with both.
 config() {
   cat > "$WORK/$1.yaml" <<YAML
 name: $1
