@@ -32,7 +32,7 @@ enum class BinaryOp : uint8_t { Add, Sub, Mul };
 // Col (b is [R], repeated over columns).
 enum class Broadcast : uint8_t { Full, Row, Col };
 
-enum class Reduction : uint8_t { Sum, MaxAbs, CountNonFinite };
+enum class Reduction : uint8_t { Sum, MaxAbs, CountNonFinite, SumSquares };
 
 // A (batched) matrix operand of a row-major GEMM. Matrix i starts at data + i * batch_stride (elements);
 // ld is the row stride. batch_stride 0 broadcasts one matrix over the batch.
@@ -51,6 +51,18 @@ struct MutMatRef {
 // absolute offsets into col, I32 [nnz]; groups is 1, shared by all heads, or one graph per head), or, when
 // row_ptr is null, the implicit band of keys j with band_lo <= j - i <= band_hi (clipped to the sequence),
 // which needs no index memory at all (the 50M-token sliding window).
+// One fused optimizer update over a flat parameter arena (train/optimizer.h has the formulas). The arena is
+// cut into blocks that never straddle two parameters: `blocks` is I64 [nblocks, 4] = {begin, end, range,
+// decay} on the arena's device, a range's blocks consecutive, decay 1 where weight decay applies. Per-range
+// sums (LAMB's norms) are sums of per-block partials in block order, so the result does not depend on how a
+// backend schedules the blocks.
+struct OptimizerStep {
+  bool lamb = false;      // LAMB (trust ratio per range) instead of AdamW
+  double lr = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  int64_t step = 1;       // 1-based update count, for the bias corrections
+  const Tensor* blocks = nullptr;
+};
+
 struct GraphRef {
   const Tensor* row_ptr = nullptr;
   const Tensor* col = nullptr;
@@ -102,8 +114,16 @@ class Backend {
   virtual void dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, Tensor& y) = 0;
   // out[c] = sum over rows of x viewed [outer, rows, cols] -> out [outer, cols], times alpha, + beta * out.
   virtual void sum_rows(const Tensor& x, int64_t outer, int64_t rows, double alpha, double beta, Tensor& out) = 0;
-  // Whole-tensor reductions, returned to the host.
+  // Whole-tensor reductions, returned to the host: f64 sums over fixed blocks of 4096 elements, combined in
+  // block order.
   virtual double reduce(Reduction r, const Tensor& x) = 0;
+  // x *= factor in place, each element computed in f64 and rounded once (the loss scaler's unscale, clipping).
+  virtual void scale_in_place(Tensor& x, double factor) = 0;
+
+  // ---- optimizers -------------------------------------------------------------------------------
+  // values, grads, exp_avg, exp_avg_sq: contiguous [numel], all f32 or all f64; arithmetic in f64.
+  virtual void optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads, Tensor& exp_avg,
+                              Tensor& exp_avg_sq) = 0;
 
   // ---- normalisations ---------------------------------------------------------------------------
   virtual void rownorm_forward(RowNorm kind, const Tensor& x, const Tensor* gain, const Tensor* bias, double eps,

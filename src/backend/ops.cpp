@@ -211,6 +211,38 @@ int64_t count_nonfinite(const Tensor& x) {
   return int64_t(backend_for(x.device()).reduce(Reduction::CountNonFinite, x.contiguous()));
 }
 
+double sum_squares(const Tensor& x) {
+  check_float(x, "sum_squares");
+  return backend_for(x.device()).reduce(Reduction::SumSquares, x.contiguous());
+}
+
+void scale_(Tensor& x, double factor) {
+  check_float(x, "scale_");
+  check_contiguous(x, "scale_", "x");
+  backend_for(x.device()).scale_in_place(x, factor);
+}
+
+void optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads, Tensor& exp_avg,
+                    Tensor& exp_avg_sq) {
+  const char* op = "optimizer_step";
+  DENSE_CHECK(values.dtype() == DType::F32 || values.dtype() == DType::F64,
+              "{}: values are {}; master values must be f32 or f64", op, dtype_name(values.dtype()));
+  const int64_t n = values.numel();
+  for (const auto& [t, name] : {std::pair<const Tensor*, const char*>{&values, "values"}, {&grads, "grads"},
+                                {&exp_avg, "exp_avg"}, {&exp_avg_sq, "exp_avg_sq"}}) {
+    check_contiguous(*t, op, name);
+    check_same_device(*t, values, op);
+    check_same_dtype(*t, values, op);
+    DENSE_CHECK(t->numel() == n, "{}: {} has {} elements, values {}", op, name, t->numel(), n);
+  }
+  DENSE_CHECK(s.blocks && s.blocks->dtype() == DType::I64 && s.blocks->dim() == 2 && s.blocks->size(1) == 4,
+              "{}: blocks must be i64 [nblocks, 4]", op);
+  check_contiguous(*s.blocks, op, "blocks");
+  check_same_device(*s.blocks, values, op);
+  DENSE_CHECK(s.step >= 1, "{}: step {} must be >= 1", op, s.step);
+  backend_for(values.device()).optimizer_step(s, values, grads, exp_avg, exp_avg_sq);
+}
+
 void rownorm_forward(RowNorm kind, const Tensor& x, const Tensor* gain, const Tensor* bias, double eps, Tensor& y,
                      Tensor& stats) {
   check_contiguous(x, "rownorm_forward", "x");

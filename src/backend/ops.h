@@ -42,6 +42,16 @@ void sum_rows(const Tensor& x, int64_t outer, int64_t rows, double alpha, double
 double sum(const Tensor& x);
 double max_abs(const Tensor& x);
 int64_t count_nonfinite(const Tensor& x);
+// Σ x², in f64 over fixed blocks combined in order: the same value for any thread count.
+double sum_squares(const Tensor& x);
+// x *= factor in place (contiguous, floating), each element in f64 and rounded once.
+void scale_(Tensor& x, double factor);
+
+// ---- optimizers ----------------------------------------------------------------------------------
+// One fused AdamW or LAMB update (Backend::optimizer_step): values, grads and the moments contiguous [numel]
+// of one dtype (f32 or f64) on one device, with s.blocks I64 [nblocks, 4] there too, inside [0, numel).
+void optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads, Tensor& exp_avg,
+                    Tensor& exp_avg_sq);
 
 // ---- normalisation, gathers, positions -------------------------------------------------------------
 // stats: [rows, 2] in f64 for f64 inputs, else f32 (see Backend::rownorm_forward).

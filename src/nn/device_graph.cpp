@@ -85,6 +85,11 @@ const DeviceGraph& PatternGraphCache::get(const PatternSpec& spec, int64_t seq_l
   if (spec.kind == PatternKind::SlidingWindow) {
     validate_pattern_spec(spec, "sparse attention pattern");
     graph_ = DeviceGraph::band(seq_len, seq_len, -spec.window, spec.causal ? 0 : spec.window);
+  } else if (spec.kind == PatternKind::Dense) {
+    // Full attention as the band that spans the sequence: no N² index memory, so `pattern: dense` is
+    // softmax attention in O(N) memory (online softmax per row, no N x N scores).
+    validate_pattern_spec(spec, "sparse attention pattern");
+    graph_ = DeviceGraph::band(seq_len, seq_len, -seq_len, spec.causal ? 0 : seq_len);
   } else {
     graph_ = DeviceGraph::upload(build_pattern(spec, seq_len, heads, layer_index).graphs, device);
   }

@@ -38,9 +38,10 @@ bool is_task_head(const std::string& name) {
   return name.starts_with("classifier.") || name.starts_with("pooler.") || name.starts_with("matching.");
 }
 
-// The rows `idx` of a split as model inputs (labels only for training), cut to trimmed_batch_length when `trim`.
+// The rows `idx` of a split as model inputs on `device` (labels only for training), cut to trimmed_batch_length
+// when `trim`.
 models::Batch make_batch(const ClassificationSplit& s, const std::vector<int64_t>& idx, const models::ModelConfig& mc,
-                         bool with_labels, bool trim) {
+                         bool with_labels, bool trim, Device device) {
   const data::ClassificationRows& r = s.rows;
   const int64_t B = int64_t(idx.size()), S = r.seq_len;
   const int64_t N = trim ? trimmed_batch_length(r, idx, mc) : S;
@@ -66,22 +67,22 @@ models::Batch make_batch(const ClassificationSplit& s, const std::vector<int64_t
     }
   models::Batch batch;
   const Shape shape{B, N};
-  batch.input_ids = Tensor::from_vector(ids, shape, DType::I64);
-  batch.attention_mask = Tensor::from_vector(mask, shape, DType::F32);
-  if (use_types) batch.token_type_ids = Tensor::from_vector(types, shape, DType::I64);
+  batch.input_ids = Tensor::from_vector(ids, shape, DType::I64, device);
+  batch.attention_mask = Tensor::from_vector(mask, shape, DType::F32, device);
+  if (use_types) batch.token_type_ids = Tensor::from_vector(types, shape, DType::I64, device);
   if (pairs) {
-    batch.input_ids2 = Tensor::from_vector(ids2, shape, DType::I64);
-    batch.attention_mask2 = Tensor::from_vector(mask2, shape, DType::F32);
+    batch.input_ids2 = Tensor::from_vector(ids2, shape, DType::I64, device);
+    batch.attention_mask2 = Tensor::from_vector(mask2, shape, DType::F32, device);
   }
   if (with_labels) {
     if (s.num_labels == 1) {
       std::vector<float> y(static_cast<size_t>(B));
       for (int64_t b = 0; b < B; ++b) y[size_t(b)] = r.float_labels[size_t(idx[size_t(b)])];
-      batch.class_labels = Tensor::from_vector(y, {B}, DType::F32);
+      batch.class_labels = Tensor::from_vector(y, {B}, DType::F32, device);
     } else {
       std::vector<int64_t> y(static_cast<size_t>(B));
       for (int64_t b = 0; b < B; ++b) y[size_t(b)] = r.labels[size_t(idx[size_t(b)])];
-      batch.class_labels = Tensor::from_vector(y, {B}, DType::I64);
+      batch.class_labels = Tensor::from_vector(y, {B}, DType::I64, device);
     }
   } else {
     batch.want_pooled = true;
@@ -91,7 +92,7 @@ models::Batch make_batch(const ClassificationSplit& s, const std::vector<int64_t
 
 // Class ids (argmax) or regression scores for the first `rows` rows of a split.
 std::vector<double> predict(models::Model& model, const ClassificationSplit& s, int64_t rows, int64_t batch_size,
-                            bool trim) {
+                            bool trim, Device device) {
   nn::Context ctx;
   ctx.training = false;
   std::vector<double> out;
@@ -99,8 +100,8 @@ std::vector<double> predict(models::Model& model, const ClassificationSplit& s, 
   for (int64_t begin = 0; begin < rows; begin += batch_size) {
     std::vector<int64_t> idx;
     for (int64_t i = begin; i < std::min(rows, begin + batch_size); ++i) idx.push_back(i);
-    const models::Outputs o = model.forward(make_batch(s, idx, model.config(), false, trim), ctx);
-    const Tensor logits = o.class_logits.to(DType::F32).contiguous();
+    const models::Outputs o = model.forward(make_batch(s, idx, model.config(), false, trim, device), ctx);
+    const Tensor logits = o.class_logits.to(Device::cpu()).to(DType::F32).contiguous();
     const int64_t L = logits.size(1);
     const float* p = logits.data<float>();
     for (size_t b = 0; b < idx.size(); ++b) {
@@ -169,10 +170,13 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
   DENSE_CHECK(train.num_labels == dev.num_labels, "{} has {} labels, {} has {}", train.path, train.num_labels,
               dev.path, dev.num_labels);
   if (tc.threads > 0) set_cpu_threads(tc.threads);
+  const Device device = parse_device(tc.device);
+  DENSE_CHECK(device.is_cpu() || cuda_available(), "training.device: '{}' asked for, but no CUDA device is available",
+              tc.device);
   models::ModelConfig mc = cfg.model;
   mc.num_labels = train.num_labels;
   if (train.rows.seq_len > mc.max_position_embeddings) mc.max_position_embeddings = train.rows.seq_len;
-  std::unique_ptr<models::Model> model = models::build_model(mc, DType::F32, Device::cpu(), o.seed);
+  std::unique_ptr<models::Model> model = models::build_model(mc, DType::F32, device, o.seed);
   nn::ParameterSet& params = model->params();
   if (!o.init_from.empty()) {
     std::error_code ec;
@@ -199,7 +203,7 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
     pooler_weight->value.zero_();
   }
   const std::vector<ParamRange> groups = parameter_groups(params, tc.optimizer);
-  std::unique_ptr<Optimizer> optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel());
+  std::unique_ptr<Optimizer> optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel(), device);
   nn::Context ctx;
   ctx.training = true;
   ctx.rng = Generator(data::mix_seed(o.seed, 0x44524F50ull), 0);  // "DROP"
@@ -236,7 +240,7 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
       for (int64_t mb = begin; mb < end; mb += micro) {
         const std::vector<int64_t> idx(order.begin() + mb, order.begin() + std::min(end, mb + micro));
         const double weight = double(idx.size()) / double(end - begin);
-        loss += weight * model->forward(make_batch(train, idx, mc, true, o.trim_padding), ctx).loss;
+        loss += weight * model->forward(make_batch(train, idx, mc, true, o.trim_padding, device), ctx).loss;
         model->backward(weight);
       }
       Tensor grads = params.grads();
@@ -258,7 +262,7 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
     EpochScore score;
     score.epoch = epoch;
     score.train_loss = loss_steps > 0 ? loss_sum / double(loss_steps) : NAN;
-    std::vector<double> dev_pred = predict(*model, dev, eval_rows, 2 * micro, o.trim_padding);
+    std::vector<double> dev_pred = predict(*model, dev, eval_rows, 2 * micro, o.trim_padding, device);
     const TaskMetrics m = metric(dev_pred, dev);
     score.metrics = m.values;
     result.main_metric = m.main;
@@ -268,12 +272,13 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
     if (better) {
       result.best_epoch = epoch;
       result.best = m.values;
-      result.dev_predictions = eval_rows == dev.size() ? dev_pred : predict(*model, dev, dev.size(), 2 * micro, o.trim_padding);
+      result.dev_predictions = eval_rows == dev.size() ? dev_pred : predict(*model, dev, dev.size(), 2 * micro, o.trim_padding, device);
       result.extra_predictions.clear();
-      for (const ClassificationSplit* x : extra) result.extra_predictions.push_back(predict(*model, *x, x->size(), 2 * micro, o.trim_padding));
+      for (const ClassificationSplit* x : extra) result.extra_predictions.push_back(predict(*model, *x, x->size(), 2 * micro, o.trim_padding, device));
       if (o.keep_best_weights) {
         result.best_weights.clear();
-        for (const auto& p : params.all()) result.best_weights.emplace_back(p.name, p.value.clone());
+        for (const auto& p : params.all())  // host copies: the next epoch updates the live weights
+          result.best_weights.emplace_back(p.name, p.value.device().is_cpu() ? p.value.clone() : p.value.to(Device::cpu()));
       }
     }
     score.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();

@@ -4,29 +4,26 @@
 #include <cmath>
 #include <type_traits>
 
+#include "backend/ops.h"
 #include "core/error.h"
 
 namespace dense::train {
 
 namespace {
 
-// Elements per block of every loop here. Blocks never straddle two ranges, so per-parameter reductions
-// (LAMB's norms) are sums of whole blocks; the block layout depends only on the ranges, never on the thread
-// count, which is what makes the results thread-count independent.
+// Elements per block of the update (backend.h OptimizerStep). Blocks never straddle two ranges, so
+// per-parameter reductions (LAMB's norms) are sums of whole blocks; the layout depends only on the ranges,
+// never on the thread count or the device, which is what makes the results thread-count independent.
 constexpr int64_t kBlock = 4096;
-// Below this many elements a parallel region costs more than it saves.
-constexpr int64_t kParallelMin = 32768;
 
-struct Block {
-  int64_t range = 0, begin = 0, end = 0;
-};
-
-std::vector<Block> make_blocks(const std::vector<ParamRange>& ranges) {
-  std::vector<Block> blocks;
+// {begin, end, range, decay} per block, on the CPU (moved to the arena's device by the optimizer).
+Tensor make_block_table(const std::vector<ParamRange>& ranges) {
+  std::vector<int64_t> rows;
   for (size_t r = 0; r < ranges.size(); ++r)
     for (int64_t b = ranges[r].offset; b < ranges[r].offset + ranges[r].numel; b += kBlock)
-      blocks.push_back({int64_t(r), b, std::min(b + kBlock, ranges[r].offset + ranges[r].numel)});
-  return blocks;
+      rows.insert(rows.end(), {b, std::min(b + kBlock, ranges[r].offset + ranges[r].numel), int64_t(r),
+                               ranges[r].decay ? 1 : 0});
+  return Tensor::from_vector(rows, {int64_t(rows.size() / 4), 4}, DType::I64);
 }
 
 void check_betas(const std::array<double, 2>& betas) {
@@ -50,13 +47,31 @@ void dispatch_master(DType t, const char* what, F&& f) {
   }
 }
 
-// The moments (exp_avg, exp_avg_sq) and their checkpoint plumbing, shared by AdamW and LAMB.
-class AdamFamily : public Optimizer {
+// The moments (exp_avg, exp_avg_sq), the block table and the checkpoint plumbing of AdamW and LAMB: one
+// class, the update itself is the backend's fused optimizer_step (backend/cpu/cpu_optimizer.cpp and
+// backend/cuda/cuda_optimizer.cu hold the formulas):
+//
+// AdamW is torch.optim.AdamW (torch 1.13 _single_tensor_adamw), operation for operation:
+//   p *= 1 - lr*wd;  m = m*b1 + (1-b1)*g;  v = v*b2 + ((1-b2)*g)*g;
+//   p += ((-lr/bc1) * m) / (sqrt(v)/sqrt(bc2) + eps)
+// The spec §4.1 form (the engine's fused AdamW mode), p -= lr*(mhat/(sqrt(vhat)+eps) + wd*p), is the same
+// function of the old p, m, v and g; only the rounding differs (torch decays first, then adds the Adam
+// step). We follow torch's order because parity is checked against torch.optim.AdamW. eps is used as given,
+// no clamping: the paper's 1e-16 relies on Adam's scale invariance in the first steps.
+//
+// LAMB (You et al. 2019, Algorithm 2, as NVIDIA apex FusedLAMB with bias correction): the bias-corrected
+// Adam direction plus decoupled decay, u = (m/bc1) / (sqrt(v/bc2) + eps) + wd*p, scaled per parameter by
+// the trust ratio r = ||p|| / ||u|| (1 when either norm is 0): p -= lr*r*u. No clamping of ||p|| (the
+// paper's phi is the identity here, as in apex), and the ratio applies to every parameter, no-decay ones
+// included (apex's use_nvlamb; plain apex skips the ratio where wd = 0). apex's built-in global gradient
+// clipping is not part of the step: that is clip_grad_norm, under training.clip_grad_norm.
+class AdamFamily final : public Optimizer {
  public:
-  AdamFamily(const OptimizerConfig& config, std::vector<ParamRange> ranges, int64_t numel)
-      : Optimizer(config, std::move(ranges), numel), blocks_(make_blocks(ranges_)) {
-    exp_avg_ = Tensor::zeros({numel_}, DType::F32);
-    exp_avg_sq_ = Tensor::zeros({numel_}, DType::F32);
+  AdamFamily(const OptimizerConfig& config, std::vector<ParamRange> ranges, int64_t numel, Device device)
+      : Optimizer(config, std::move(ranges), numel) {
+    blocks_ = make_block_table(ranges_).to(device);
+    exp_avg_ = Tensor::zeros({numel_}, DType::F32, device);
+    exp_avg_sq_ = Tensor::zeros({numel_}, DType::F32, device);
   }
 
   std::vector<std::pair<std::string, Tensor>> state() const override {
@@ -87,170 +102,34 @@ class AdamFamily : public Optimizer {
     steps_ = steps;
   }
 
- protected:
-  // Checks the arguments, converts the moments to the values' dtype if needed, counts the step.
-  void begin_step(const Tensor& values, const Tensor& grads, double lr) {
+  void step(Tensor& values, const Tensor& grads, double lr) override {
     check_step_args(values, grads, lr);
+    DENSE_CHECK(values.device() == exp_avg_.device(), "optimizer: values are on {}, the optimizer state on {}",
+                values.device().str(), exp_avg_.device().str());
     if (exp_avg_.dtype() != values.dtype()) {
       exp_avg_ = exp_avg_.to(values.dtype());
       exp_avg_sq_ = exp_avg_sq_.to(values.dtype());
     }
     ++steps_;
+    OptimizerStep s;
+    s.lamb = type_ == "lamb";
+    s.lr = lr;
+    s.beta1 = betas_[0];
+    s.beta2 = betas_[1];
+    s.eps = eps_;
+    s.weight_decay = weight_decay_;
+    s.step = steps_;
+    s.blocks = &blocks_;
+    ops::optimizer_step(s, values, grads, exp_avg_, exp_avg_sq_);
   }
 
-  std::vector<Block> blocks_;
+ private:
+  Tensor blocks_;
   Tensor exp_avg_, exp_avg_sq_;
 };
 
-// torch.optim.AdamW (torch 1.13 _single_tensor_adamw), operation for operation:
-//   p *= 1 - lr*wd;  m = m*b1 + (1-b1)*g;  v = v*b2 + ((1-b2)*g)*g;
-//   p += ((-lr/bc1) * m) / (sqrt(v)/sqrt(bc2) + eps)
-// The spec §4.1 form (the engine's fused AdamW mode), p -= lr*(mhat/(sqrt(vhat)+eps) + wd*p), is the same
-// function of the old p, m, v and g; only the rounding differs (torch decays first, then adds the Adam
-// step). We follow torch's order because parity is checked against torch.optim.AdamW. eps is used as given,
-// no clamping: the paper's 1e-16 relies on Adam's scale invariance in the first steps.
-class AdamW final : public AdamFamily {
- public:
-  using AdamFamily::AdamFamily;
-
-  void step(Tensor& values, const Tensor& grads, double lr) override {
-    begin_step(values, grads, lr);
-    const double b1 = betas_[0], b2 = betas_[1], eps = eps_;
-    const double bc1 = 1.0 - std::pow(b1, double(steps_));
-    const double bc2_sqrt = std::sqrt(1.0 - std::pow(b2, double(steps_)));
-    const double step_size = lr / bc1;
-    const double decay_factor = 1.0 - lr * weight_decay_;
-    dispatch_master(values.dtype(), "values", [&](auto tag) {
-      using T = decltype(tag);
-      T* p = values.data<T>();
-      const T* g = grads.data<T>();
-      T* m = exp_avg_.data<T>();
-      T* v = exp_avg_sq_.data<T>();
-      const int64_t nblocks = int64_t(blocks_.size());
-#pragma omp parallel for schedule(static) if (numel_ > kParallelMin)
-      for (int64_t bi = 0; bi < nblocks; ++bi) {
-        const Block& blk = blocks_[size_t(bi)];
-        const double factor = ranges_[size_t(blk.range)].decay ? decay_factor : 1.0;
-        for (int64_t i = blk.begin; i < blk.end; ++i) {
-          const double gi = double(g[i]);
-          const double pi = double(p[i]) * factor;
-          const double mi = double(m[i]) * b1 + (1.0 - b1) * gi;
-          const double vi = double(v[i]) * b2 + (1.0 - b2) * gi * gi;
-          const double denom = std::sqrt(vi) / bc2_sqrt + eps;
-          p[i] = T(pi + (-step_size) * mi / denom);
-          m[i] = T(mi);
-          v[i] = T(vi);
-        }
-      }
-    });
-  }
-};
-
-// LAMB (You et al. 2019, Algorithm 2, as NVIDIA apex FusedLAMB with bias correction): the bias-corrected
-// Adam direction plus decoupled decay, u = (m/bc1) / (sqrt(v/bc2) + eps) + wd*p, scaled per parameter by
-// the trust ratio r = ||p|| / ||u|| (1 when either norm is 0): p -= lr*r*u. No clamping of ||p|| (the
-// paper's phi is the identity here, as in apex), and the ratio applies to every parameter, no-decay ones
-// included (apex's use_nvlamb; plain apex skips the ratio where wd = 0). apex's built-in global gradient
-// clipping is not part of the step: that is clip_grad_norm, under training.clip_grad_norm.
-class Lamb final : public AdamFamily {
- public:
-  using AdamFamily::AdamFamily;
-
-  void step(Tensor& values, const Tensor& grads, double lr) override {
-    begin_step(values, grads, lr);
-    const double b1 = betas_[0], b2 = betas_[1], eps = eps_;
-    const double bc1 = 1.0 - std::pow(b1, double(steps_));
-    const double bc2 = 1.0 - std::pow(b2, double(steps_));
-    const int64_t nblocks = int64_t(blocks_.size());
-    std::vector<double> p_sq(size_t(nblocks), 0.0), u_sq(size_t(nblocks), 0.0);
-    std::vector<double> ratio(ranges_.size(), 1.0);
-    dispatch_master(values.dtype(), "values", [&](auto tag) {
-      using T = decltype(tag);
-      T* p = values.data<T>();
-      const T* g = grads.data<T>();
-      T* m = exp_avg_.data<T>();
-      T* v = exp_avg_sq_.data<T>();
-      // u is recomputed in the second pass from the stored (rounded) moments instead of kept in a third
-      // arena-sized buffer; the first pass computes it from the same rounded values, so both agree bitwise.
-      auto update = [&](int64_t i, double wd) {
-        const double mhat = double(m[i]) / bc1, vhat = double(v[i]) / bc2;
-        return mhat / (std::sqrt(vhat) + eps) + wd * double(p[i]);
-      };
-#pragma omp parallel for schedule(static) if (numel_ > kParallelMin)
-      for (int64_t bi = 0; bi < nblocks; ++bi) {
-        const Block& blk = blocks_[size_t(bi)];
-        const double wd = ranges_[size_t(blk.range)].decay ? weight_decay_ : 0.0;
-        double ps = 0.0, us = 0.0;
-        for (int64_t i = blk.begin; i < blk.end; ++i) {
-          const double gi = double(g[i]);
-          m[i] = T(double(m[i]) * b1 + (1.0 - b1) * gi);
-          v[i] = T(double(v[i]) * b2 + (1.0 - b2) * gi * gi);
-          const double pi = double(p[i]), ui = update(i, wd);
-          ps += pi * pi;
-          us += ui * ui;
-        }
-        p_sq[size_t(bi)] = ps;
-        u_sq[size_t(bi)] = us;
-      }
-      // A range's blocks are consecutive: sum them in order.
-      for (int64_t bi = 0; bi < nblocks;) {
-        const int64_t r = blocks_[size_t(bi)].range;
-        double ps = 0.0, us = 0.0;
-        for (; bi < nblocks && blocks_[size_t(bi)].range == r; ++bi) {
-          ps += p_sq[size_t(bi)];
-          us += u_sq[size_t(bi)];
-        }
-        const double pn = std::sqrt(ps), un = std::sqrt(us);
-        ratio[size_t(r)] = pn > 0.0 && un > 0.0 ? pn / un : 1.0;
-      }
-#pragma omp parallel for schedule(static) if (numel_ > kParallelMin)
-      for (int64_t bi = 0; bi < nblocks; ++bi) {
-        const Block& blk = blocks_[size_t(bi)];
-        const double wd = ranges_[size_t(blk.range)].decay ? weight_decay_ : 0.0;
-        const double alpha = -(lr * ratio[size_t(blk.range)]);
-        for (int64_t i = blk.begin; i < blk.end; ++i) p[i] = T(double(p[i]) + alpha * update(i, wd));
-      }
-    });
-  }
-};
-
-// Halves widen through float; f32 and f64 widen directly.
-template <typename T>
-inline double to_double(T x) {
-  if constexpr (std::is_same_v<T, double>) return x;
-  else return double(float(x));
-}
-
-template <typename T>
-double sum_squares(const T* x, int64_t n) {
-  const int64_t nblocks = (n + kBlock - 1) / kBlock;
-  std::vector<double> partial(size_t(nblocks), 0.0);
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (int64_t b = 0; b < nblocks; ++b) {
-    double acc = 0.0;
-    for (int64_t i = b * kBlock, e = std::min(n, (b + 1) * kBlock); i < e; ++i) {
-      const double v = to_double(x[i]);
-      acc += v * v;
-    }
-    partial[size_t(b)] = acc;
-  }
-  double total = 0.0;
-  for (double v : partial) total += v;
-  return total;
-}
-
-template <typename T>
-void scale_in_place(T* x, int64_t n, double coef) {
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>) x[i] = T(double(x[i]) * coef);
-    else x[i] = T(float(to_double(x[i]) * coef));
-  }
-}
-
-void check_cpu_contiguous(const Tensor& t, const char* what) {
+void check_contiguous(const Tensor& t, const char* what) {
   DENSE_CHECK(t.defined(), "{}: undefined tensor", what);
-  DENSE_CHECK(t.device().is_cpu(), "{}: {} must be on the CPU", what, t.str());
   DENSE_CHECK(t.is_contiguous(), "{}: {} must be contiguous", what, t.str());
 }
 
@@ -295,7 +174,7 @@ Optimizer::Optimizer(const OptimizerConfig& config, std::vector<ParamRange> rang
 Optimizer::~Optimizer() = default;
 
 std::unique_ptr<Optimizer> Optimizer::create(const OptimizerConfig& config, std::vector<ParamRange> ranges,
-                                             int64_t numel) {
+                                             int64_t numel, Device device) {
   validate_optimizer_config(config);
   DENSE_CHECK(numel >= 0, "optimizer: arena size {} is negative", numel);
   std::vector<std::pair<int64_t, int64_t>> spans;  // (offset, index) sorted, for the overlap check
@@ -314,8 +193,7 @@ std::unique_ptr<Optimizer> Optimizer::create(const OptimizerConfig& config, std:
     DENSE_CHECK(a.offset + a.numel <= b.offset || a.numel == 0 || b.numel == 0,
                 "optimizer: parameters '{}' and '{}' overlap in the arena", a.name, b.name);
   }
-  if (config.type == "lamb") return std::make_unique<Lamb>(config, std::move(ranges), numel);
-  return std::make_unique<AdamW>(config, std::move(ranges), numel);
+  return std::make_unique<AdamFamily>(config, std::move(ranges), numel, device);
 }
 
 void Optimizer::set_weight_decay(double wd) {
@@ -329,13 +207,15 @@ void Optimizer::set_betas(std::array<double, 2> betas) {
 }
 
 void Optimizer::check_step_args(const Tensor& values, const Tensor& grads, double lr) const {
-  check_cpu_contiguous(values, "optimizer values");
-  check_cpu_contiguous(grads, "optimizer grads");
+  check_contiguous(values, "optimizer values");
+  check_contiguous(grads, "optimizer grads");
   DENSE_CHECK(values.numel() == numel_ && grads.numel() == numel_,
               "optimizer: values has {} and grads {} elements, the optimizer was made for {}", values.numel(),
               grads.numel(), numel_);
   DENSE_CHECK(values.dtype() == grads.dtype(), "optimizer: values are {} but grads are {}",
               dtype_name(values.dtype()), dtype_name(grads.dtype()));
+  DENSE_CHECK(values.device() == grads.device(), "optimizer: values are on {} but grads on {}",
+              values.device().str(), grads.device().str());
   dispatch_master(values.dtype(), "values", [](auto) {});
   DENSE_CHECK(lr >= 0.0 && std::isfinite(lr), "optimizer: learning rate {} must be a finite number >= 0", lr);
 }
@@ -343,17 +223,10 @@ void Optimizer::check_step_args(const Tensor& values, const Tensor& grads, doubl
 // ---- gradient norm -----------------------------------------------------------------------------------
 
 double global_grad_norm(const Tensor& grads) {
-  check_cpu_contiguous(grads, "global_grad_norm");
-  const int64_t n = grads.numel();
-  double ss = 0.0;
-  switch (grads.dtype()) {
-    case DType::F64: ss = sum_squares(grads.data<double>(), n); break;
-    case DType::F32: ss = sum_squares(grads.data<float>(), n); break;
-    case DType::BF16: ss = sum_squares(grads.data<bf16>(), n); break;
-    case DType::F16: ss = sum_squares(grads.data<f16>(), n); break;
-    default: DENSE_FAIL("global_grad_norm: gradients are {}, expected a floating dtype", dtype_name(grads.dtype()));
-  }
-  return std::sqrt(ss);
+  check_contiguous(grads, "global_grad_norm");
+  DENSE_CHECK(is_floating(grads.dtype()), "global_grad_norm: gradients are {}, expected a floating dtype",
+              dtype_name(grads.dtype()));
+  return std::sqrt(ops::sum_squares(grads));
 }
 
 double clip_grad_norm(Tensor& grads, double max_norm) {
@@ -367,15 +240,10 @@ double clip_grad_norm(Tensor& grads, double max_norm) {
 }
 
 void scale_gradients(Tensor& grads, double factor) {
-  check_cpu_contiguous(grads, "scale_gradients");
-  const int64_t n = grads.numel();
-  switch (grads.dtype()) {
-    case DType::F64: scale_in_place(grads.data<double>(), n, factor); break;
-    case DType::F32: scale_in_place(grads.data<float>(), n, factor); break;
-    case DType::BF16: scale_in_place(grads.data<bf16>(), n, factor); break;
-    case DType::F16: scale_in_place(grads.data<f16>(), n, factor); break;
-    default: DENSE_FAIL("scale_gradients: gradients are {}, expected a floating dtype", dtype_name(grads.dtype()));
-  }
+  check_contiguous(grads, "scale_gradients");
+  DENSE_CHECK(is_floating(grads.dtype()), "scale_gradients: gradients are {}, expected a floating dtype",
+              dtype_name(grads.dtype()));
+  ops::scale_(grads, factor);
 }
 
 }  // namespace dense::train

@@ -1,7 +1,8 @@
 #pragma once
 // Optimizers over the flat parameter arena (nn/parameter.h): AdamW (spec §4.1) and LAMB, the spec's two
-// weight-decay groups, and global gradient-norm clipping. Every update and reduction is computed over fixed
-// blocks combined in a fixed order, in double, so results are bitwise identical for any thread count.
+// weight-decay groups, and global gradient-norm clipping, on the arena's device (CPU or CUDA). Every update
+// and reduction is computed over fixed blocks combined in a fixed order, in double, so results are bitwise
+// identical for any thread count.
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -35,18 +36,20 @@ class Optimizer {
  public:
   // Validates the config and the ranges (inside [0, numel), not overlapping). Elements of the arena outside
   // every range (the arena's alignment padding) are never touched. The moments start at zero in f32.
+  // The moments live on `device`, the arena's: step() takes values and grads there.
   static std::unique_ptr<Optimizer> create(const OptimizerConfig& config, std::vector<ParamRange> ranges,
-                                           int64_t numel);
+                                           int64_t numel, Device device = Device::cpu());
   virtual ~Optimizer();
 
-  // One update of the master values from grads (both contiguous CPU tensors of `numel` elements, both f32
-  // or both f64) at `lr`. Arithmetic is in double whatever the storage; the moments are kept in the values'
-  // dtype (converted on the first step with a different dtype).
+  // One update of the master values from grads (both contiguous tensors of `numel` elements on the
+  // optimizer's device, both f32 or both f64) at `lr`: one fused backend kernel. Arithmetic is in double
+  // whatever the storage; the moments are kept in the values' dtype (converted on the first step with a
+  // different dtype).
   virtual void step(Tensor& values, const Tensor& grads, double lr) = 0;
   int64_t steps() const { return steps_; }  // updates made (for bias correction)
 
-  // Named state for checkpoints: {"exp_avg": [numel], "exp_avg_sq": [numel]}, step count separate. These
-  // are views of the live moments (no copy of a multi-GB state); the next step() overwrites them, so copy
+  // Named state for checkpoints: {"exp_avg": [numel], "exp_avg_sq": [numel]} on the optimizer's device, step
+  // count separate. These are views of the live moments (no copy of a multi-GB state); the next step() overwrites them, so copy
   // them first if a snapshot must outlive it.
   virtual std::vector<std::pair<std::string, Tensor>> state() const = 0;
   // Copies a saved state in (f32 or f64, converted to the moments' dtype). Every expected tensor must be
@@ -79,7 +82,7 @@ class Optimizer {
   int64_t steps_ = 0;
 };
 
-// L2 norm of a contiguous CPU tensor (any floating dtype), accumulated in double over fixed blocks in a
+// L2 norm of a contiguous tensor (any floating dtype, any device), accumulated in double over fixed blocks in a
 // fixed order: deterministic for any thread count.
 double global_grad_norm(const Tensor& grads);
 // Scales grads by max_norm / (norm + 1e-6) when that is below 1 (torch.nn.utils.clip_grad_norm_). Returns

@@ -129,7 +129,13 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   const std::string ckpt_dir = cfg.checkpoint.dir.empty() ? run_dir + "/checkpoints" : cfg.checkpoint.dir;
 
   // ---- ranks (world size 1 without mpirun) ----
-  std::unique_ptr<parallel::Communicator> comm = parallel::make_communicator(cfg.parallel.backend);
+  // Device tensors travel over NCCL: with several ranks on CUDA, `auto` means nccl (mpi moves host tensors).
+  const Device configured_device = parse_device(tc.device);
+  const std::string engine = cfg.parallel.backend == "auto" && configured_device.is_cuda() &&
+                                     parallel::launched_with_several_ranks()
+                                 ? "nccl"
+                                 : cfg.parallel.backend;
+  std::unique_ptr<parallel::Communicator> comm = parallel::make_communicator(engine);
   const int64_t world = comm->size(), rank = comm->rank();
   const bool root = rank == 0;
   result.rank = rank;
@@ -146,12 +152,16 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   log->flush_on(spdlog::level::info);
 
   // ---- the machine ----
-  const Device device = parse_device(tc.device);
-  DENSE_CHECK(device.is_cpu() || cuda_available(), "training.device: '{}' asked for, but no CUDA device is available{}",
-              tc.device, cuda_device_count() == 0 ? " (this build or machine has none)" : "");
-  // The optimizer updates host arenas; GPU training arrives with the CUDA trainer work (issue #5).
-  DENSE_CHECK(device.is_cpu(), "training.device: '{}': training runs on the CPU in this version (the optimizer "
-              "updates host memory); use training.device: cpu", tc.device);
+  DENSE_CHECK(configured_device.is_cpu() || cuda_available(),
+              "training.device: '{}' asked for, but no CUDA device is available{}", tc.device,
+              cuda_device_count() == 0 ? " (this build or machine has none)" : "");
+  // `cuda` without an index gives each rank of a node its own GPU, as the NCCL engine does.
+  const Device device = configured_device.is_cuda() && tc.device == "cuda" && world > 1
+                            ? Device::cuda(comm->local_rank() % cuda_device_count())
+                            : configured_device;
+  DENSE_CHECK(device.is_cpu() || world == 1 || comm->engine() == "nccl",
+              "training.device: '{}' with {} ranks needs parallel.backend nccl (or auto); the {} engine moves host "
+              "tensors", tc.device, world, comm->engine());
   if (tc.threads > 0) set_cpu_threads(tc.threads);
   const DType compute_dtype = tc.precision == "bf16" ? DType::BF16 : tc.precision == "f16" ? DType::F16 : DType::F32;
   DENSE_CHECK(comm->engine() != "nccl" || !device.is_cpu(),
@@ -190,8 +200,9 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   // ZeRO-1 keeps 1/world of the moments per rank; otherwise every rank holds them all.
   std::unique_ptr<ZeroOptimizer> zero;
   std::unique_ptr<Optimizer> optimizer;
-  if (cfg.parallel.zero1 && world > 1) zero = std::make_unique<ZeroOptimizer>(*comm, tc.optimizer, groups, params.values().numel());
-  else optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel());
+  if (cfg.parallel.zero1 && world > 1)
+    zero = std::make_unique<ZeroOptimizer>(*comm, tc.optimizer, groups, params.values().numel(), device);
+  else optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel(), device);
   nn::Context ctx;
   ctx.training = true;
   // Dropout draws differ between ranks (their rows differ too); rank 0's stream is the single-process one.
@@ -315,6 +326,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
     CheckpointData ck;
     ck.model = model_tensors(*model);
     ck.optimizer = zero ? moments : optimizer->state();
+    for (auto& [name, t] : ck.optimizer) t = t.to(Device::cpu());  // a no-op on the CPU (a view, no copy)
     ck.state = {{"format_version", 1},
                 {"step", step},
                 {"cursor", c.to_json()},
@@ -345,7 +357,16 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   int64_t dense_params = 0;
   for (const auto& p : params.all())
     if (p.kind != nn::ParamKind::Embedding) dense_params += shape_numel(p.shape);
-  const double peak_flops = device.is_cpu() ? 1e11 * double(cpu_threads()) : 9.9e14;  // f32 FMA peak estimate
+  // The MFU denominator: DENSE_PEAK_FLOPS when set (bench/bench_gpu.cpp measures it), else the H100 SXM's dense
+  // datasheet peak for the compute type (bf16 / f16 989 TFLOP/s, TF32 494, f32 67), or 100 GFLOP/s a CPU thread.
+  const char* peak_env = std::getenv("DENSE_PEAK_FLOPS");
+  const char* tf32_env = std::getenv("DENSE_ALLOW_TF32");
+  const bool tf32 = tf32_env && std::string(tf32_env) == "1";
+  const double peak_flops = peak_env && std::atof(peak_env) > 0 ? std::atof(peak_env)
+                            : device.is_cpu()                    ? 1e11 * double(cpu_threads())
+                            : compute_dtype != DType::F32        ? 989e12
+                            : tf32                               ? 494e12
+                                                                 : 67e12;
   data::ProgressOptions popt;
   popt.enabled = cfg.logging.progress && !opts.quiet;
   popt.bytes = false;
@@ -412,7 +433,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
     if (loss_scale != 1.0) scale_gradients(update_grads, 1.0 / loss_scale);
     if (!dump_dir.empty() && step == first_step && !zero) {
       std::vector<std::pair<std::string, Tensor>> named;
-      for (const auto& p : params.all()) named.emplace_back(p.name, p.grad.clone());
+      for (const auto& p : params.all()) named.emplace_back(p.name, p.grad.to(Device::cpu()).contiguous());
       write_safetensors(fmt::format("{}/grads-rank{}.safetensors", dump_dir, rank), named, {});
     }
     const double grad_norm = zero ? zero->global_norm() : global_grad_norm(grads);

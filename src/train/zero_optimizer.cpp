@@ -8,8 +8,8 @@
 namespace dense::train {
 
 ZeroOptimizer::ZeroOptimizer(parallel::Communicator& comm, const OptimizerConfig& config,
-                             const std::vector<ParamRange>& ranges, int64_t numel)
-    : comm_(comm), numel_(numel) {
+                             const std::vector<ParamRange>& ranges, int64_t numel, Device device)
+    : comm_(comm), numel_(numel), device_(device) {
   DENSE_CHECK(config.type == "adamw", "parallel.zero1: needs training.optimizer.type adamw (LAMB's trust ratio "
               "needs whole parameters on one rank), got '{}'", config.type);
   const int64_t world = comm.size();
@@ -22,10 +22,10 @@ ZeroOptimizer::ZeroOptimizer(parallel::Communicator& comm, const OptimizerConfig
     const int64_t b = std::max(r.offset, begin_), e = std::min(r.offset + r.numel, begin_ + slice_);
     if (e > b) mine.push_back({r.name, b - begin_, e - b, r.decay});
   }
-  optimizer_ = Optimizer::create(config, std::move(mine), slice_);
-  padded_grads_ = Tensor::zeros({padded_}, DType::F32);
-  padded_values_ = Tensor::zeros({padded_}, DType::F32);
-  shard_grads_ = Tensor::zeros({slice_}, DType::F32);
+  optimizer_ = Optimizer::create(config, std::move(mine), slice_, device);
+  padded_grads_ = Tensor::zeros({padded_}, DType::F32, device);
+  padded_values_ = Tensor::zeros({padded_}, DType::F32, device);
+  shard_grads_ = Tensor::zeros({slice_}, DType::F32, device);
 }
 
 void ZeroOptimizer::reduce_gradients(const Tensor& grads) {
@@ -61,9 +61,9 @@ void ZeroOptimizer::step(Tensor& values, double lr) {
 std::vector<std::pair<std::string, Tensor>> ZeroOptimizer::gather_state() {
   std::vector<std::pair<std::string, Tensor>> full;
   for (auto& [name, part] : optimizer_->state()) {
-    Tensor gathered = Tensor::empty({padded_}, DType::F32);
+    Tensor gathered = Tensor::empty({padded_}, DType::F32, device_);
     comm_.all_gather(part.to(DType::F32).contiguous(), gathered);
-    full.emplace_back(name, gathered.slice(0, 0, numel_).contiguous());
+    full.emplace_back(name, gathered.slice(0, 0, numel_).contiguous().to(Device::cpu()));
   }
   return full;
 }
@@ -87,7 +87,7 @@ void ZeroOptimizer::load_state(const std::vector<std::pair<std::string, Tensor>>
   DENSE_CHECK(problem.empty(), "{}", problem);
   std::vector<std::pair<std::string, Tensor>> parts;
   for (size_t i = 0; i < expected.size(); ++i) {
-    Tensor whole = Tensor::zeros({padded_}, DType::F32);
+    Tensor whole = Tensor::zeros({padded_}, DType::F32, device_);
     if (comm_.rank() == 0) whole.slice(0, 0, numel_).copy_(sources[i]->view({numel_}));
     comm_.broadcast(whole);
     parts.emplace_back(expected[i].first, whole.slice(0, begin_, begin_ + slice_).contiguous());

@@ -18,8 +18,9 @@ namespace dense::train {
 
 class ZeroOptimizer {
  public:
+  // The slices and moments live on `device`, the arena's (device tensors need the nccl engine).
   ZeroOptimizer(parallel::Communicator& comm, const OptimizerConfig& config, const std::vector<ParamRange>& ranges,
-                int64_t numel);
+                int64_t numel, Device device = Device::cpu());
 
   // Collective. Sums every rank's full gradient arena (f32, [numel]) into this rank's slice.
   void reduce_gradients(const Tensor& grads);
@@ -31,7 +32,8 @@ class ZeroOptimizer {
   void step(Tensor& values, double lr);
   int64_t steps() const { return optimizer_->steps(); }
 
-  // Collective. The full moments ({"exp_avg", [numel]}, ...), valid on every rank, for a checkpoint.
+  // Collective. The full moments ({"exp_avg", [numel]}, ...) in host memory, valid on every rank, for a
+  // checkpoint.
   std::vector<std::pair<std::string, Tensor>> gather_state();
   // Collective. `full` holds the full moments on rank 0 (ignored elsewhere); each rank keeps its slice.
   void load_state(const std::vector<std::pair<std::string, Tensor>>& full, int64_t steps);
@@ -42,6 +44,7 @@ class ZeroOptimizer {
  private:
   parallel::Communicator& comm_;
   int64_t numel_ = 0, padded_ = 0, slice_ = 0, begin_ = 0;
+  Device device_;
   std::unique_ptr<Optimizer> optimizer_;  // over [begin_, begin_ + slice_) of the padded arena
   Tensor padded_grads_;                   // [padded_] staging for the reduce-scatter
   Tensor padded_values_;                  // [padded_] staging for the all-gather

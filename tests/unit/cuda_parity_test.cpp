@@ -18,6 +18,7 @@
 #include "core/philox.h"
 #include "core/tensor.h"
 #include "nn/device_graph.h"
+#include "train/optimizer.h"
 
 using namespace dense;
 
@@ -331,6 +332,8 @@ TEST(CudaParity, WholeTensorReductions) {
                   1e-12 * std::max(1.0, std::fabs(cpu().reduce(Reduction::Sum, x))) + 1e-9);
       EXPECT_EQ(gpu().reduce(Reduction::MaxAbs, x_gpu), cpu().reduce(Reduction::MaxAbs, x));
       EXPECT_EQ(gpu().reduce(Reduction::CountNonFinite, x_gpu), 0.0);
+      const double ss = cpu().reduce(Reduction::SumSquares, x);
+      EXPECT_NEAR(gpu().reduce(Reduction::SumSquares, x_gpu), ss, 1e-12 * ss);
     }
   }
   // Non-finite values: counted, and MaxAbs follows std::max (NaN ignored, infinity wins).
@@ -344,6 +347,67 @@ TEST(CudaParity, WholeTensorReductions) {
     const Tensor x_gpu = on_gpu(x);
     EXPECT_EQ(gpu().reduce(Reduction::CountNonFinite, x_gpu), 3.0);
     EXPECT_EQ(gpu().reduce(Reduction::MaxAbs, x_gpu), cpu().reduce(Reduction::MaxAbs, x));
+  }
+}
+
+// One rounding of an f64 product on both sides: exact.
+TEST(CudaParity, ScaleInPlaceMatchesExactly) {
+  if (!dense::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  for (DType t : kFloatTypes) {
+    SCOPED_TRACE(name(t));
+    Tensor x = random_tensor({70001}, t, 14, 3.0);
+    Tensor x_gpu = on_gpu(x);
+    for (double f : {0.37, 1.0 / 65536.0, 3.0}) {
+      cpu().scale_in_place(x, f);
+      gpu().scale_in_place(x_gpu, f);
+    }
+    expect_equal(x_gpu.to(Device::cpu()), x, "scaled");
+  }
+}
+
+// ---- optimizers ------------------------------------------------------------------------------------------
+
+// The fused AdamW and LAMB steps through train::Optimizer on each device: ranges over several 4096-element
+// blocks and under one, decay and no-decay, arena padding that must stay untouched, five steps with fresh
+// gradients. Element arithmetic is f64 on both sides (only FMA contraction and LAMB's in-block sum order
+// differ), so f32 storage agrees to a few ulps.
+TEST(CudaParity, OptimizerStepsAdamWAndLamb) {
+  if (!dense::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const std::vector<train::ParamRange> ranges = {
+      {"w", 0, 9000, true}, {"b", 9008, 17, false}, {"e", 9032, 4096, false}, {"x", 13128, 300, true}};
+  const int64_t n = 13440;
+  for (const char* type : {"adamw", "lamb"}) {
+    for (DType t : {DType::F32, DType::F64}) {
+      SCOPED_TRACE(std::string(type) + " " + name(t));
+      train::OptimizerConfig cfg;
+      cfg.type = type;
+      cfg.learning_rate = 1e-3;
+      cfg.betas = {0.9, 0.98};
+      cfg.eps = 1e-6;
+      cfg.weight_decay = 0.05;
+      auto on_cpu = train::Optimizer::create(cfg, ranges, n);
+      auto on_dev = train::Optimizer::create(cfg, ranges, n, Device::cuda(0));
+      Tensor values = random_tensor({n}, t, 30);
+      Tensor values_gpu = on_gpu(values);
+      for (int k = 0; k < 5; ++k) {
+        const Tensor g = random_tensor({n}, t, 40 + uint64_t(k), 0.1);
+        const double lr = 1e-3 * (k + 1);
+        on_cpu->step(values, g, lr);
+        on_dev->step(values_gpu, on_gpu(g), lr);
+      }
+      const double tol = t == DType::F64 ? 1e-12 : 2e-6;
+      expect_close(values_gpu.to(Device::cpu()), values, tol, "values");
+      for (size_t i = 0; i < 2; ++i)
+        expect_close(on_dev->state()[i].second.to(Device::cpu()), on_cpu->state()[i].second, tol,
+                     on_cpu->state()[i].first);
+      // The padding between ranges is no parameter: neither side touched it.
+      for (int64_t pad : {int64_t(9000), int64_t(9030), int64_t(13430)})
+        EXPECT_EQ(values_gpu.to(Device::cpu()).to_vector<double>()[size_t(pad)],
+                  random_tensor({n}, t, 30).to_vector<double>()[size_t(pad)]);
+      // And the gradient norm and clipping that precede a step.
+      const Tensor g = random_tensor({n}, DType::F32, 50);
+      EXPECT_NEAR(train::global_grad_norm(on_gpu(g)), train::global_grad_norm(g), 1e-12 * train::global_grad_norm(g));
+    }
   }
 }
 

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "test_files.h"
+#include "backend/backend.h"
 #include "core/safetensors.h"
 #include "models/model.h"
 #include "train/glue_eval.h"
@@ -293,4 +294,32 @@ TEST(GlueEval, MnliScoresMatchedAndMismatchedAndWritesBothSubmissions) {
       EXPECT_TRUE(sub[i][1] == "entailment" || sub[i][1] == "neutral" || sub[i][1] == "contradiction") << sub[i][1];
   }
   EXPECT_EQ(rows, (std::map<std::string, size_t>{{"MNLI-m.tsv", 1}, {"MNLI-mm.tsv", 2}}));
+}
+
+// Fine-tuning on the GPU (skipped without one): WNLI's three epochs on cuda:0 against the CPU. f32 on both,
+// summation orders differ, so train losses agree to f32 rounding grown over a few hundred updates, and the
+// dev predictions of the best epoch are nearly all the same.
+TEST(GlueEvalCuda, WnliOnTheGpuMatchesTheCpu) {
+  if (!dense::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const std::string dir = temp_dir();
+  std::map<std::string, GlueEvalReport> rep;
+  for (const char* device : {"cpu", "cuda"}) {
+    GlueEvalRequest r;
+    r.task = "WNLI";
+    r.glue_dir = kGlue;
+    r.config = tiny_config(dir);
+    r.overrides = {std::string("training.device=") + device};
+    r.out_dir = dir + "/" + device;
+    r.quiet = true;
+    rep[device] = run_glue_evaluation(r);
+  }
+  const FinetuneResult& c = rep["cpu"].runs[0].result;
+  const FinetuneResult& g = rep["cuda"].runs[0].result;
+  ASSERT_EQ(c.epochs.size(), g.epochs.size());
+  for (size_t e = 0; e < c.epochs.size(); ++e)
+    EXPECT_NEAR(g.epochs[e].train_loss, c.epochs[e].train_loss, 1e-3 * c.epochs[e].train_loss) << "epoch " << e + 1;
+  ASSERT_EQ(c.dev_predictions.size(), g.dev_predictions.size());
+  size_t same = 0;
+  for (size_t i = 0; i < c.dev_predictions.size(); ++i) same += c.dev_predictions[i] == g.dev_predictions[i];
+  EXPECT_GE(double(same), 0.95 * double(c.dev_predictions.size()));
 }

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "backend/backend.h"
 #include "core/safetensors.h"
 #include "data/prep_pretrain.h"
 #include "test_files.h"
@@ -446,4 +447,126 @@ TEST(DenseEval, MlmMatchesTrainingsEvaluationAndRunsAtALongerLength) {
   EXPECT_TRUE(contains(out, "no config.yaml")) << out;
   EXPECT_EQ(run_binary(bin + " mlm --checkpoint " + r.last_checkpoint + " --data " + dir + "/none", &out), 1);
   EXPECT_TRUE(contains(out, dir + "/none")) << out;
+}
+
+// ---- the trainer on a GPU (skipped without one) ---------------------------------------------------------
+
+namespace {
+
+const char* kTinyBert = R"(model:
+  model_type: bert
+  vocab_size: 560
+  hidden_size: 64
+  num_hidden_layers: 2
+  num_attention_heads: 4
+  intermediate_size: 128
+  max_position_embeddings: 64
+  hidden_dropout_prob: 0.0
+  attention_probs_dropout_prob: 0.0
+)";
+
+// The tiny config of this file on `device`, with `model` (YAML) in place of the DANet when given, at a low
+// learning rate so that f32 summation-order differences between backends stay small (docs/distributed.md).
+TrainConfig device_config(const std::string& dir, int64_t steps, const std::string& device, const std::string& model) {
+  config_in(dir, steps);
+  std::string yaml = read_bytes(dir + "/tiny.yaml");
+  if (!model.empty()) {
+    const size_t begin = yaml.find("model:"), end = yaml.find("data:");
+    yaml = yaml.substr(0, begin) + model + yaml.substr(end);
+  }
+  write_bytes(dir + "/tiny.yaml", yaml);
+  TrainConfig c = load_train_config(dir + "/tiny.yaml");
+  c.training.device = device;
+  c.training.optimizer.learning_rate = 3e-4;
+  c.checkpoint.every_steps = 0;
+  return c;
+}
+
+std::vector<double> logged_losses(const std::string& run_dir) {
+  std::vector<double> losses;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
+  }
+  return losses;
+}
+
+// Largest |a - b| over a tensor pair, relative to b's largest magnitude.
+double relative_difference(const Tensor& a, const Tensor& b) {
+  const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    diff = std::max(diff, std::fabs(x[i] - y[i]));
+    scale = std::max(scale, std::fabs(y[i]));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+}  // namespace
+
+// A whole training step of a small DANet and BERT on the GPU against the CPU: the first step's gradients of
+// every parameter, the logged losses of six steps, and the weights after them (f32; cuBLAS and OpenBLAS sum
+// in different orders, so agreement is to f32 rounding, not bitwise). Then bf16 mixed precision on both.
+TEST(TrainerCuda, DanetAndBertStepsMatchTheCpu) {
+  if (!dense::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  for (const std::string model : {std::string(), std::string(kTinyBert)}) {
+    SCOPED_TRACE(model.empty() ? "danet" : "bert");
+    const std::string dir = temp_dir();
+    std::map<std::string, TrainResult> r;
+    for (const char* device : {"cpu", "cuda"}) {
+      const std::string sub = dir + "/" + device;
+      TrainConfig c = device_config(sub, 6, device, model);
+      ::setenv("DENSE_TRAIN_DUMP_GRADIENTS", sub.c_str(), 1);
+      r[device] = dense::train::train(c, opts("none"));
+      ::unsetenv("DENSE_TRAIN_DUMP_GRADIENTS");
+      EXPECT_EQ(r[device].steps, 6);
+    }
+    const auto g_cpu = read_safetensors(dir + "/cpu/grads-rank0.safetensors").tensors;
+    const auto g_gpu = read_safetensors(dir + "/cuda/grads-rank0.safetensors").tensors;
+    ASSERT_EQ(g_cpu.size(), g_gpu.size());
+    for (size_t i = 0; i < g_cpu.size(); ++i)
+      EXPECT_LT(relative_difference(g_gpu[i].second, g_cpu[i].second), 1e-4) << g_cpu[i].first;
+    const std::vector<double> l_cpu = logged_losses(r["cpu"].run_dir), l_gpu = logged_losses(r["cuda"].run_dir);
+    ASSERT_EQ(l_cpu.size(), l_gpu.size());
+    for (size_t i = 0; i < l_cpu.size(); ++i) EXPECT_NEAR(l_gpu[i], l_cpu[i], 1e-4 * l_cpu[i]) << "log line " << i;
+    const auto w_cpu = read_safetensors(r["cpu"].last_checkpoint + "/model.safetensors").tensors;
+    const auto w_gpu = read_safetensors(r["cuda"].last_checkpoint + "/model.safetensors").tensors;
+    ASSERT_EQ(w_cpu.size(), w_gpu.size());
+    for (size_t i = 0; i < w_cpu.size(); ++i)
+      EXPECT_LT(relative_difference(w_gpu[i].second, w_cpu[i].second), 1e-4) << w_cpu[i].first;
+
+    for (const char* device : {"cpu", "cuda"}) {
+      TrainConfig c = device_config(dir + "/bf16-" + device, 6, device, model);
+      c.training.precision = "bf16";
+      r[std::string("bf16-") + device] = dense::train::train(c, opts("none"));
+    }
+    EXPECT_NEAR(r["bf16-cuda"].last_loss, r["bf16-cpu"].last_loss, 2e-2);
+    EXPECT_NEAR(r["bf16-cuda"].eval_loss, r["bf16-cpu"].eval_loss, 2e-2);
+  }
+}
+
+// The GPU kernels are deterministic (fixed-order reductions, atomic-free scatter-add, one stream), so a run
+// stopped and resumed on the GPU reaches the straight run's checkpoint bit for bit, as on the CPU.
+TEST(TrainerCuda, StopAndResumeIsBitwiseOnTheGpu) {
+  if (!dense::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const std::string dir = temp_dir();
+  const TrainResult a = dense::train::train(device_config(dir + "/a", 12, "cuda", kTinyBert), opts("none"));
+  TrainConfig split = device_config(dir + "/b", 12, "cuda", kTinyBert);
+  EXPECT_EQ(dense::train::train(split, opts("none", "", 5)).steps, 5);
+  const TrainResult b = dense::train::train(split, opts("auto"));
+  EXPECT_EQ(b.start_step, 5);
+  EXPECT_EQ(read_bytes(a.last_checkpoint + "/model.safetensors"), read_bytes(b.last_checkpoint + "/model.safetensors"));
+  EXPECT_EQ(read_bytes(a.last_checkpoint + "/optimizer.safetensors"),
+            read_bytes(b.last_checkpoint + "/optimizer.safetensors"));
+}
+
+// Without a GPU, asking for one is a clear error naming the key, before any data is read.
+TEST(TrainerCuda, NoDeviceIsAClearError) {
+  if (dense::cuda_available()) GTEST_SKIP() << "a CUDA device is present";
+  const std::string dir = temp_dir();
+  const TrainConfig c = device_config(dir, 2, "cuda", "");
+  EXPECT_TRUE(contains(error_of([&] { dense::train::train(c, opts("none")); }),
+                       "training.device: 'cuda' asked for, but no CUDA device is available"));
 }

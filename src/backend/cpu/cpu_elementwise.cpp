@@ -246,6 +246,7 @@ double CpuBackend::reduce(Reduction r, const Tensor& x) {
       for (int64_t i = blk * kBlock; i < i1; ++i) {
         const double v = convert<double>(p[i]);
         if (r == Reduction::Sum) acc += v;
+        else if (r == Reduction::SumSquares) acc += v * v;
         else if (r == Reduction::MaxAbs) acc = std::max(acc, std::fabs(v));
         else acc += std::isfinite(v) ? 0.0 : 1.0;
       }

@@ -22,7 +22,7 @@ static_assert(int(RowNorm::StandardLN) == int(Norm::StandardLN) &&
 static_assert(int(BinaryOp::Mul) == int(BinOp::Mul) && int(BinaryOp::Sub) == int(BinOp::Sub));
 static_assert(int(Broadcast::Col) == int(Bcast::Col) && int(Broadcast::Row) == int(Bcast::Row));
 static_assert(int(Reduction::CountNonFinite) == int(Reduce::CountNonFinite) &&
-              int(Reduction::MaxAbs) == int(Reduce::MaxAbs));
+              int(Reduction::MaxAbs) == int(Reduce::MaxAbs) && int(Reduction::SumSquares) == int(Reduce::SumSquares));
 
 void throw_cuda_error(const char* call, const char* file, int line, int error) {
   const auto e = static_cast<cudaError_t>(error);
@@ -320,6 +320,22 @@ double CudaBackend::reduce(Reduction r, const Tensor& x) {
   double result = 0.0;
   for (double v : host) result = r == Reduction::MaxAbs ? (result < v ? v : result) : result + v;
   return result;
+}
+
+void CudaBackend::scale_in_place(Tensor& x, double factor) {
+  activate();
+  cuda::scale_in_place(ctx(), x.dtype(), x.raw_data(), x.numel(), factor);
+}
+
+// ---- optimizers -----------------------------------------------------------------------------------------------
+
+void CudaBackend::optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads, Tensor& exp_avg,
+                                 Tensor& exp_avg_sq) {
+  activate();
+  const OptimizerArgs a{s.lamb, s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, s.step,
+                        static_cast<const int64_t*>(s.blocks->raw_data()), s.blocks->size(0)};
+  cuda::optimizer_step(ctx(), values.dtype(), a, values.raw_data(), grads.raw_data(), exp_avg.raw_data(),
+                       exp_avg_sq.raw_data());
 }
 
 // ---- normalisations ------------------------------------------------------------------------------------------

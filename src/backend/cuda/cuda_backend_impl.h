@@ -51,6 +51,9 @@ class CudaBackend final : public Backend {
   void dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, Tensor& y) override;
   void sum_rows(const Tensor& x, int64_t outer, int64_t rows, double alpha, double beta, Tensor& out) override;
   double reduce(Reduction r, const Tensor& x) override;
+  void scale_in_place(Tensor& x, double factor) override;
+  void optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads, Tensor& exp_avg,
+                      Tensor& exp_avg_sq) override;
 
   void rownorm_forward(RowNorm kind, const Tensor& x, const Tensor* gain, const Tensor* bias, double eps, Tensor& y,
                        Tensor& stats) override;

@@ -153,6 +153,7 @@ __global__ void reduce_kernel(Reduce r, const T* x, int64_t n, double* partials)
     for (int64_t i = blk * kReduceChunk + tid; i < i1; i += kReduceThreads) {
       const double v = convert<double>(x[i]);
       if (r == Reduce::Sum) acc += v;
+      else if (r == Reduce::SumSquares) acc += v * v;
       else if (r == Reduce::MaxAbs) acc = smax(acc, fabs(v));
       else acc += isfinite(v) ? 0.0 : 1.0;
     }
@@ -165,6 +166,11 @@ __global__ void reduce_kernel(Reduce r, const T* x, int64_t n, double* partials)
     if (tid == 0) partials[blk] = sm[0];
     __syncthreads();
   }
+}
+
+template <typename T>
+__global__ void scale_in_place_kernel(T* x, int64_t n, double factor) {
+  DENSE_GRID_STRIDE(i, n) x[i] = convert<T>(convert<double>(x[i]) * factor);
 }
 
 // ---- gathers and positions ----------------------------------------------------------------------------
@@ -403,6 +409,15 @@ void reduce_partials(const Ctx& ctx, DType t, Reduce r, const void* x, int64_t n
     using T = decltype(tag);
     reduce_kernel<T><<<unsigned(std::min<int64_t>(nblocks, 65536)), kReduceThreads, 0, ctx.stream>>>(
         r, static_cast<const T*>(x), n, partials);
+  });
+  DENSE_CUDA_LAUNCHED();
+}
+
+void scale_in_place(const Ctx& ctx, DType t, void* x, int64_t n, double factor) {
+  if (n == 0) return;
+  dispatch_float(t, "scale_in_place", [&](auto tag) {
+    using T = decltype(tag);
+    scale_in_place_kernel<T><<<blocks_for(n), kThreads, 0, ctx.stream>>>(static_cast<T*>(x), n, factor);
   });
   DENSE_CUDA_LAUNCHED();
 }

@@ -31,7 +31,7 @@ enum class Act : uint8_t { Identity, Relu, Gelu, GeluTanh, Silu, Tanh, Hardtanh,
 enum class Norm : uint8_t { MaxNorm, ScaledMaxNorm, PreScaledMaxNorm, UncenteredLN, StandardLN };
 enum class BinOp : uint8_t { Add, Sub, Mul };
 enum class Bcast : uint8_t { Full, Row, Col };
-enum class Reduce : uint8_t { Sum, MaxAbs, CountNonFinite };
+enum class Reduce : uint8_t { Sum, MaxAbs, CountNonFinite, SumSquares };
 
 // A deferred kernel error, in device memory. The first failing thread claims it (code != 0) and records
 // three numbers whose meaning depends on the code.
@@ -109,6 +109,8 @@ void sum_rows(const Ctx& ctx, DType t, const void* x, int64_t outer, int64_t row
 // elements, which the caller combines in order on the host (the CPU backend's blocking and order).
 int64_t reduce_blocks(int64_t n);
 void reduce_partials(const Ctx& ctx, DType t, Reduce r, const void* x, int64_t n, double* partials);
+// x *= factor, each element in f64, rounded once.
+void scale_in_place(const Ctx& ctx, DType t, void* x, int64_t n, double factor);
 void gather_rows(const Ctx& ctx, DType t, const void* table, int64_t rows, int64_t cols, const void* ids, bool ids64,
                  int64_t n, double beta, void* out);
 void scatter_add_rows(const Ctx& ctx, DType t, const void* src, const void* ids, bool ids64, int64_t n, void* table,
@@ -140,6 +142,19 @@ void cross_entropy_forward(const Ctx& ctx, DType t, const void* logits, const in
                            int64_t vocab, void* loss, void* lse);
 void cross_entropy_backward(const Ctx& ctx, DType t, const void* logits, const int64_t* labels, const void* lse,
                             int64_t rows, int64_t vocab, double scale, void* dlogits);
+
+// ---- optimizers (cuda_optimizer.cu) ----------------------------------------------------------------
+// The backend.h OptimizerStep unpacked: blocks is device I64 [nblocks, 4] = {begin, end, range, decay}.
+struct OptimizerArgs {
+  bool lamb;
+  double lr, beta1, beta2, eps, weight_decay;
+  int64_t step;
+  const int64_t* blocks;
+  int64_t nblocks;
+};
+// t is F32 or F64 (values, grads and both moments).
+void optimizer_step(const Ctx& ctx, DType t, const OptimizerArgs& a, void* values, const void* grads, void* exp_avg,
+                    void* exp_avg_sq);
 
 // ---- graph (sparse) attention (cuda_graph_attention.cu) --------------------------------------------
 // A CSR graph (row_ptr [groups, rows + 1] of absolute offsets into col) or, with row_ptr null, the band
