@@ -507,11 +507,12 @@ double relative_difference(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 // A whole training step of a small DANet and BERT on the GPU against the CPU: the first step's gradients of
-// every parameter, the logged losses of six steps, and the weights after them (f32; cuBLAS and OpenBLAS sum
-// in different orders, so agreement is to f32 rounding, not bitwise). Then bf16 mixed precision on both.
+// every parameter (same initial weights: the Philox fills are bitwise the CPU's), the logged losses of six
+// steps, and the weights after them (f32; cuBLAS and OpenBLAS sum in different orders, so agreement is to f32
+// rounding, not bitwise). Then bf16 mixed precision on both.
 TEST(TrainerCuda, DanetAndBertStepsMatchTheCpu) {
   if (!dense::cuda_available()) GTEST_SKIP() << "no CUDA device";
-  for (const std::string model : {std::string(), std::string(kTinyBert)}) {
+  for (const std::string& model : {std::string(), std::string(kTinyBert)}) {
     SCOPED_TRACE(model.empty() ? "danet" : "bert");
     const std::string dir = temp_dir();
     std::map<std::string, TrainResult> r;
@@ -534,8 +535,10 @@ TEST(TrainerCuda, DanetAndBertStepsMatchTheCpu) {
     const auto w_cpu = read_safetensors(r["cpu"].last_checkpoint + "/model.safetensors").tensors;
     const auto w_gpu = read_safetensors(r["cuda"].last_checkpoint + "/model.safetensors").tensors;
     ASSERT_EQ(w_cpu.size(), w_gpu.size());
+    // Looser than the gradients: Adam's first steps move every element by about lr whatever its gradient's
+    // size, so an element whose gradient is at rounding level can step either way on the two backends.
     for (size_t i = 0; i < w_cpu.size(); ++i)
-      EXPECT_LT(relative_difference(w_gpu[i].second, w_cpu[i].second), 1e-4) << w_cpu[i].first;
+      EXPECT_LT(relative_difference(w_gpu[i].second, w_cpu[i].second), 1e-3) << w_cpu[i].first;
 
     for (const char* device : {"cpu", "cuda"}) {
       TrainConfig c = device_config(dir + "/bf16-" + device, 6, device, model);
