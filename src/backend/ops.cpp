@@ -249,6 +249,9 @@ void rownorm_forward(RowNorm kind, const Tensor& x, const Tensor* gain, const Te
   check_contiguous(y, "rownorm_forward", "y");
   const int64_t cols = x.size(-1), rows = x.numel() / std::max<int64_t>(cols, 1);
   DENSE_CHECK(y.numel() == x.numel(), "rownorm_forward: y {} does not match x {}", y.str(), x.str());
+  check_same_dtype(x, y, "rownorm_forward");
+  check_same_device(x, y, "rownorm_forward");
+  check_same_device(x, stats, "rownorm_forward");
   DENSE_CHECK(stats.numel() == 2 * rows && stats.dtype() == rownorm_stats_dtype(x.dtype()),
               "rownorm_forward: stats must be {} [{}, 2]", dtype_name(rownorm_stats_dtype(x.dtype())), rows);
   if (gain) DENSE_CHECK(gain->numel() == cols, "rownorm_forward: gain {} for width {}", gain->str(), cols);
@@ -260,9 +263,26 @@ void rownorm_forward(RowNorm kind, const Tensor& x, const Tensor* gain, const Te
 
 void rownorm_backward(RowNorm kind, const Tensor& x, const Tensor* gain, const Tensor& stats, const Tensor& dy,
                       double beta_dx, Tensor& dx, Tensor* dgain, Tensor* dbias) {
-  check_contiguous(dy, "rownorm_backward", "dy");
-  check_contiguous(dx, "rownorm_backward", "dx");
-  DENSE_CHECK(dy.numel() == x.numel() && dx.numel() == x.numel(), "rownorm_backward: size mismatch");
+  const char* op = "rownorm_backward";
+  check_contiguous(x, op, "x");
+  check_contiguous(dy, op, "dy");
+  check_contiguous(dx, op, "dx");
+  DENSE_CHECK(dy.numel() == x.numel() && dx.numel() == x.numel(), "rownorm_backward: dy {} and dx {} must match x {}",
+              dy.str(), dx.str(), x.str());
+  for (const Tensor* t : {&dy, static_cast<const Tensor*>(&dx)}) {
+    check_same_dtype(x, *t, op);
+    check_same_device(x, *t, op);
+  }
+  const int64_t cols = x.size(-1), rows = x.numel() / std::max<int64_t>(cols, 1);
+  DENSE_CHECK(stats.numel() == 2 * rows && stats.dtype() == rownorm_stats_dtype(x.dtype()),
+              "rownorm_backward: stats must be {} [{}, 2] (from the forward), got {}",
+              dtype_name(rownorm_stats_dtype(x.dtype())), rows, stats.str());
+  check_contiguous(stats, op, "stats");
+  check_same_device(x, stats, op);
+  const bool needs_gain = kind == RowNorm::ScaledMaxNorm || kind == RowNorm::PreScaledMaxNorm;
+  DENSE_CHECK(!needs_gain || gain, "rownorm_backward: this norm needs a gain");
+  for (const Tensor* t : {gain, static_cast<const Tensor*>(dgain), static_cast<const Tensor*>(dbias)})
+    if (t) DENSE_CHECK(t->numel() == cols, "rownorm_backward: {} for width {}", t->str(), cols);
   if (x.numel()) backend_for(x.device()).rownorm_backward(kind, x, gain, stats, dy, beta_dx, dx, dgain, dbias);
 }
 
@@ -336,8 +356,16 @@ void softmax_forward(const Tensor& s, double scale, const Tensor* key_valid, int
 }
 
 void softmax_backward(const Tensor& p, const Tensor& dp, double scale, Tensor& ds) {
-  check_contiguous(dp, "softmax_backward", "dp");
-  DENSE_CHECK(p.shape() == dp.shape() && ds.shape() == p.shape(), "softmax_backward: shape mismatch");
+  const char* op = "softmax_backward";
+  check_contiguous(p, op, "p");
+  check_contiguous(dp, op, "dp");
+  check_contiguous(ds, op, "ds");
+  DENSE_CHECK(p.shape() == dp.shape() && ds.shape() == p.shape(), "softmax_backward: p {}, dp {} and ds {} must match",
+              p.str(), dp.str(), ds.str());
+  for (const Tensor* t : {&dp, static_cast<const Tensor*>(&ds)}) {
+    check_same_dtype(p, *t, op);
+    check_same_device(p, *t, op);
+  }
   if (p.numel()) backend_for(p.device()).softmax_backward(p, dp, scale, ds);
 }
 
@@ -352,8 +380,16 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& l
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& lse, double scale,
                             Tensor& dlogits) {
+  const char* op = "cross_entropy_backward";
+  check_contiguous(logits, op, "logits");
+  check_contiguous(dlogits, op, "dlogits");
   DENSE_CHECK(dlogits.shape() == logits.shape(), "cross_entropy_backward: dlogits {} vs logits {}", dlogits.str(),
               logits.str());
+  check_same_dtype(logits, dlogits, op);
+  DENSE_CHECK(labels.dtype() == DType::I64 && logits.dim() == 2 && labels.numel() == logits.size(0) &&
+                  lse.numel() == logits.size(0),
+              "cross_entropy_backward: logits {} labels {} lse {} do not fit", logits.str(), labels.str(), lse.str());
+  for (const Tensor* t : {&labels, &lse, static_cast<const Tensor*>(&dlogits)}) check_same_device(logits, *t, op);
   if (logits.numel()) backend_for(logits.device()).cross_entropy_backward(logits, labels, lse, scale, dlogits);
 }
 
@@ -443,6 +479,13 @@ void max_pool_forward(const Tensor& x, Tensor& out, Tensor& argmax) {
 void max_pool_backward(const Tensor& dout, const Tensor& argmax, Tensor& dx) {
   DENSE_CHECK(dx.dim() == 3 && dout.numel() == dx.size(0) * dx.size(2), "max_pool_backward: dout {} dx {}",
               dout.str(), dx.str());
+  DENSE_CHECK(argmax.dtype() == DType::I64 && argmax.numel() == dout.numel(),
+              "max_pool_backward: argmax {} must be i64 with dout's {} elements", argmax.str(), dout.numel());
+  check_contiguous(dout, "max_pool_backward", "dout");
+  check_contiguous(dx, "max_pool_backward", "dx");
+  check_same_dtype(dout, dx, "max_pool_backward");
+  check_same_device(dout, dx, "max_pool_backward");
+  check_same_device(argmax, dx, "max_pool_backward");
   backend_for(dx.device()).max_pool_backward(dout, argmax, dx);
 }
 

@@ -476,6 +476,31 @@ TEST(CudaParity, RowNormForwardAndBackward) {
       }
 }
 
+// NaN rows of the MaxNorm family follow the CPU's scan: a NaN first element wins (s = NaN), a NaN elsewhere
+// is passed over, an all-NaN row keeps index 0 (row lengths on both team sizes).
+TEST(CudaParity, MaxNormNaNRowsFollowTheCpu) {
+  if (!dense::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  for (int64_t cols : {int64_t(40), int64_t(1500)}) {
+    for (RowNorm kind : {RowNorm::MaxNorm, RowNorm::ScaledMaxNorm, RowNorm::PreScaledMaxNorm}) {
+      SCOPED_TRACE(std::to_string(int(kind)) + " cols=" + std::to_string(cols));
+      std::vector<double> v = random_values(4 * cols, 90);
+      v[0] = kNaN;                                      // row 0: NaN first
+      v[size_t(cols + cols / 2)] = kNaN;                // row 1: NaN in the middle
+      for (int64_t c = 0; c < cols; ++c) v[size_t(2 * cols + c)] = kNaN;  // row 2: all NaN; row 3 clean
+      const Tensor x = Tensor::from_vector<double>(v, {4, cols}, DType::F32);
+      const Tensor g = random_tensor({cols}, DType::F32, 91);
+      const Tensor* gain = kind == RowNorm::MaxNorm ? nullptr : &g;
+      const Tensor g_gpu = on_gpu(g);
+      Tensor y = Tensor::empty({4, cols}, DType::F32), st = Tensor::empty({4, 2}, DType::F32);
+      cpu().rownorm_forward(kind, x, gain, nullptr, 1e-3, y, st);
+      Tensor y_gpu = nan_gpu({4, cols}, DType::F32), st_gpu = nan_gpu({4, 2}, DType::F32);
+      gpu().rownorm_forward(kind, on_gpu(x), gain ? &g_gpu : nullptr, nullptr, 1e-3, y_gpu, st_gpu);
+      expect_close(y_gpu.to(Device::cpu()), y, DType::F32, "y");
+      expect_close(st_gpu.to(Device::cpu()), st, DType::F32, "stats");
+    }
+  }
+}
+
 TEST(CudaParity, RowNormBackwardInPlace) {
   if (!dense::cuda_available()) GTEST_SKIP() << "no CUDA device";
   // dx may alias dy (the CPU reads each dy before writing that dx); the gain and bias gradients must still

@@ -286,6 +286,40 @@ TEST(NnModulesNorm, BackwardBetaAccumulatesIntoDx) {
   }
 }
 
+// The row-norm op checks what its kernels trust: shapes, dtypes and the forward's stats.
+TEST(NnModulesNorm, RowNormOpsRejectMismatchedTensors) {
+  auto message = [](const std::function<void()>& f) -> std::string {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const Tensor x = random_tensor({3, 8}, 64), dy = random_tensor({3, 8}, 65), g = random_tensor({8}, 66);
+  Tensor y = Tensor::empty({3, 8}, DType::F64), stats = Tensor::empty({3, 2}, DType::F64), dx = Tensor::empty({3, 8}, DType::F64);
+  ops::rownorm_forward(RowNorm::MaxNorm, x, nullptr, nullptr, 1e-3, y, stats);
+  Tensor y32 = Tensor::empty({3, 8}, DType::F32);
+  EXPECT_NE(message([&] { ops::rownorm_forward(RowNorm::MaxNorm, x, nullptr, nullptr, 1e-3, y32, stats); }).find("dtype"),
+            std::string::npos);
+  Tensor short_stats = Tensor::empty({2, 2}, DType::F64);
+  EXPECT_NE(message([&] { ops::rownorm_backward(RowNorm::MaxNorm, x, nullptr, short_stats, dy, 0.0, dx, nullptr, nullptr); })
+                .find("stats must be f64 [3, 2]"),
+            std::string::npos);
+  EXPECT_NE(message([&] { ops::rownorm_backward(RowNorm::ScaledMaxNorm, x, nullptr, stats, dy, 0.0, dx, nullptr, nullptr); })
+                .find("needs a gain"),
+            std::string::npos);
+  Tensor wide = Tensor::zeros({9}, DType::F64);
+  EXPECT_NE(message([&] { ops::rownorm_backward(RowNorm::ScaledMaxNorm, x, &g, stats, dy, 0.0, dx, &wide, nullptr); })
+                .find("for width 8"),
+            std::string::npos);
+  const Tensor dy32 = dy.to(DType::F32);
+  EXPECT_NE(message([&] { ops::rownorm_backward(RowNorm::MaxNorm, x, nullptr, stats, dy32, 0.0, dx, nullptr, nullptr); })
+                .find("dtype"),
+            std::string::npos);
+  EXPECT_EQ(message([&] { ops::rownorm_backward(RowNorm::MaxNorm, x, nullptr, stats, dy, 0.0, dx, nullptr, nullptr); }), "");
+}
+
 // ================================================================================================
 // Linear and Dropout
 // ================================================================================================

@@ -108,7 +108,7 @@ __global__ void dropout_kernel(const T* x, float p, acc_t<T> scale, uint64_t see
 
 // ---- column sums ------------------------------------------------------------------------------------
 // The CPU's blocking: rows summed sequentially in blocks of 64, block sums added in block order. Matching it
-// makes the two backends agree to the last bit for the same inputs.
+// (with -fmad=false, src/CMakeLists.txt) makes the two backends agree to the last bit for the same inputs.
 constexpr int64_t kRowBlock = 64;
 
 template <typename T>

@@ -106,7 +106,8 @@ void dropout(const Ctx& ctx, DType t, const void* x, double p, uint64_t seed, ui
 void sum_rows(const Ctx& ctx, DType t, const void* x, int64_t outer, int64_t rows, int64_t cols, double alpha,
               double beta, void* out);
 // Whole-tensor reduction in two steps: reduce_partials writes reduce_blocks(n) doubles, one per fixed block of
-// elements, which the caller combines in order on the host (the CPU backend's blocking and order).
+// elements, which the caller combines in order on the host (the CPU backend's blocking and block order; inside
+// a block the sum is a fixed tree, so Sum and SumSquares agree with the CPU to rounding, run-to-run identical).
 int64_t reduce_blocks(int64_t n);
 void reduce_partials(const Ctx& ctx, DType t, Reduce r, const void* x, int64_t n, double* partials);
 // x *= factor, each element in f64, rounded once.

@@ -36,6 +36,17 @@ __global__ void rownorm_forward_kernel(Norm kind, const T* x, const T* gain, con
           }
         }
         team_argmax<TEAM>(bv, bi);
+        // As the CPU: MaxNorm scans from |x[0]| with a strict >, so a NaN first element wins (s = NaN) and a NaN
+        // elsewhere never does; PreScaledMaxNorm scans from -1, so an all-NaN row keeps s = eps - 1, index 0.
+        if (!pre) {
+          const A first = dabs(ld(xr));
+          if (first != first || bi == INT64_MAX) {
+            bv = first;
+            bi = 0;
+          }
+        } else if (bi == INT64_MAX) {
+          bi = 0;
+        }
         s = bv + e;
         second = A(bi);
         const A inv = A(1) / s;
