@@ -6,7 +6,7 @@
 # Here, once (the GPU machine has no package registry; ../shared/docs/platform.md):
 #   bash ../shared/tools/gpu-deps/fetch-debs.sh .deps/debs && cp ../shared/tools/gpu-deps/*.sh .deps/
 # There (the device tool, carry [".deps"]):
-#   bash bench/gpu_bench.sh "$OUT"          # everything (about 8 minutes on an H100 once built)
+#   bash bench/gpu_bench.sh "$OUT"          # everything (its duration on the GPU machine is not yet measured)
 #   bash bench/gpu_bench.sh "$OUT" quick    # tests + one pass of each benchmark at 4 layers
 set -uo pipefail
 OUT=${1:?usage: gpu_bench.sh OUT_DIR [quick]}

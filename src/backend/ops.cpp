@@ -1,5 +1,8 @@
 #include "backend/ops.h"
 
+#include <initializer_list>
+#include <utility>
+
 namespace dense::ops {
 namespace {
 
@@ -10,6 +13,13 @@ void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
   DENSE_CHECK(a.dtype() == b.dtype(), "{}: dtype mismatch ({} and {})", op, dtype_name(a.dtype()),
               dtype_name(b.dtype()));
+}
+// Each of `others` has ref's dtype and device (what a kernel reading them as one element type assumes).
+void check_like(const Tensor& ref, std::initializer_list<const Tensor*> others, const char* op) {
+  for (const Tensor* t : others) {
+    check_same_dtype(ref, *t, op);
+    check_same_device(ref, *t, op);
+  }
 }
 void check_contiguous(const Tensor& t, const char* op, const char* name) {
   DENSE_CHECK(t.is_contiguous(), "{}: {} must be contiguous, got {} with strides {}", op, name, t.str(),
@@ -231,8 +241,7 @@ void optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads,
   for (const auto& [t, name] : {std::pair<const Tensor*, const char*>{&values, "values"}, {&grads, "grads"},
                                 {&exp_avg, "exp_avg"}, {&exp_avg_sq, "exp_avg_sq"}}) {
     check_contiguous(*t, op, name);
-    check_same_device(*t, values, op);
-    check_same_dtype(*t, values, op);
+    check_like(values, {t}, op);
     DENSE_CHECK(t->numel() == n, "{}: {} has {} elements, values {}", op, name, t->numel(), n);
   }
   DENSE_CHECK(s.blocks && s.blocks->dtype() == DType::I64 && s.blocks->dim() == 2 && s.blocks->size(1) == 4,
@@ -269,10 +278,7 @@ void rownorm_backward(RowNorm kind, const Tensor& x, const Tensor* gain, const T
   check_contiguous(dx, op, "dx");
   DENSE_CHECK(dy.numel() == x.numel() && dx.numel() == x.numel(), "rownorm_backward: dy {} and dx {} must match x {}",
               dy.str(), dx.str(), x.str());
-  for (const Tensor* t : {&dy, static_cast<const Tensor*>(&dx)}) {
-    check_same_dtype(x, *t, op);
-    check_same_device(x, *t, op);
-  }
+  check_like(x, {&dy, &dx}, op);
   const int64_t cols = x.size(-1), rows = x.numel() / std::max<int64_t>(cols, 1);
   DENSE_CHECK(stats.numel() == 2 * rows && stats.dtype() == rownorm_stats_dtype(x.dtype()),
               "rownorm_backward: stats must be {} [{}, 2] (from the forward), got {}",
@@ -362,10 +368,7 @@ void softmax_backward(const Tensor& p, const Tensor& dp, double scale, Tensor& d
   check_contiguous(ds, op, "ds");
   DENSE_CHECK(p.shape() == dp.shape() && ds.shape() == p.shape(), "softmax_backward: p {}, dp {} and ds {} must match",
               p.str(), dp.str(), ds.str());
-  for (const Tensor* t : {&dp, static_cast<const Tensor*>(&ds)}) {
-    check_same_dtype(p, *t, op);
-    check_same_device(p, *t, op);
-  }
+  check_like(p, {&dp, &ds}, op);
   if (p.numel()) backend_for(p.device()).softmax_backward(p, dp, scale, ds);
 }
 
@@ -385,11 +388,12 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Te
   check_contiguous(dlogits, op, "dlogits");
   DENSE_CHECK(dlogits.shape() == logits.shape(), "cross_entropy_backward: dlogits {} vs logits {}", dlogits.str(),
               logits.str());
-  check_same_dtype(logits, dlogits, op);
+  check_like(logits, {&dlogits}, op);
   DENSE_CHECK(labels.dtype() == DType::I64 && logits.dim() == 2 && labels.numel() == logits.size(0) &&
                   lse.numel() == logits.size(0),
               "cross_entropy_backward: logits {} labels {} lse {} do not fit", logits.str(), labels.str(), lse.str());
-  for (const Tensor* t : {&labels, &lse, static_cast<const Tensor*>(&dlogits)}) check_same_device(logits, *t, op);
+  check_same_device(logits, labels, op);
+  check_same_device(logits, lse, op);
   if (logits.numel()) backend_for(logits.device()).cross_entropy_backward(logits, labels, lse, scale, dlogits);
 }
 
@@ -483,8 +487,7 @@ void max_pool_backward(const Tensor& dout, const Tensor& argmax, Tensor& dx) {
               "max_pool_backward: argmax {} must be i64 with dout's {} elements", argmax.str(), dout.numel());
   check_contiguous(dout, "max_pool_backward", "dout");
   check_contiguous(dx, "max_pool_backward", "dx");
-  check_same_dtype(dout, dx, "max_pool_backward");
-  check_same_device(dout, dx, "max_pool_backward");
+  check_like(dout, {&dx}, "max_pool_backward");
   check_same_device(argmax, dx, "max_pool_backward");
   backend_for(dx.device()).max_pool_backward(dout, argmax, dx);
 }

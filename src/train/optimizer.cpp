@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 
 #include "backend/ops.h"
 #include "core/error.h"
@@ -35,16 +34,6 @@ void check_betas(const std::array<double, 2>& betas) {
 void check_weight_decay(double wd) {
   if (!(wd >= 0.0) || !std::isfinite(wd))
     DENSE_FAIL("training.optimizer.weight_decay: {} must be a finite number >= 0", wd);
-}
-
-// Calls f(T{}) for the storage types the optimizer updates.
-template <typename F>
-void dispatch_master(DType t, const char* what, F&& f) {
-  switch (t) {
-    case DType::F32: f(float{}); return;
-    case DType::F64: f(double{}); return;
-    default: DENSE_FAIL("optimizer: {} are {}; master values and gradients must be f32 or f64", what, dtype_name(t));
-  }
 }
 
 // The moments (exp_avg, exp_avg_sq), the block table and the checkpoint plumbing of AdamW and LAMB: one
@@ -216,7 +205,8 @@ void Optimizer::check_step_args(const Tensor& values, const Tensor& grads, doubl
               dtype_name(values.dtype()), dtype_name(grads.dtype()));
   DENSE_CHECK(values.device() == grads.device(), "optimizer: values are on {} but grads on {}",
               values.device().str(), grads.device().str());
-  dispatch_master(values.dtype(), "values", [](auto) {});
+  DENSE_CHECK(values.dtype() == DType::F32 || values.dtype() == DType::F64,
+              "optimizer: values are {}; master values and gradients must be f32 or f64", dtype_name(values.dtype()));
   DENSE_CHECK(lr >= 0.0 && std::isfinite(lr), "optimizer: learning rate {} must be a finite number >= 0", lr);
 }
 

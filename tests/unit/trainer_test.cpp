@@ -116,6 +116,38 @@ TrainOptions opts(const std::string& resume, const std::string& init_from = "", 
   return o;
 }
 
+// Puts `model` (a YAML `model:` section) in place of the DANet of DIR/tiny.yaml.
+void replace_model(const std::string& dir, const std::string& model) {
+  std::string yaml = read_bytes(dir + "/tiny.yaml");
+  const size_t begin = yaml.find("model:"), end = yaml.find("data:");
+  write_bytes(dir + "/tiny.yaml", yaml.substr(0, begin) + model + yaml.substr(end));
+}
+
+// The "loss" of every training line of a run's metrics.jsonl.
+std::vector<double> logged_losses(const std::string& run_dir) {
+  std::vector<double> losses;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
+  }
+  return losses;
+}
+
+// A tiny BERT of the same width and depth, dropout off (sparse attention needs attention dropout 0).
+const char* kTinyBert = R"(model:
+  model_type: bert
+  vocab_size: 560
+  hidden_size: 64
+  num_hidden_layers: 2
+  num_attention_heads: 4
+  intermediate_size: 128
+  max_position_embeddings: 64
+  hidden_dropout_prob: 0.0
+  attention_probs_dropout_prob: 0.0
+)";
+
 }  // namespace
 
 TEST(Trainer, TinyDanetLearnsWikiText) {
@@ -126,13 +158,7 @@ TEST(Trainer, TinyDanetLearnsWikiText) {
   EXPECT_EQ(r.steps, 200);
   // Measured (2026-12-01, 2 threads): 6.29 at step 5 (ln 560 = 6.33), 4.46 at 25, 4.16 at 200; eval loss 4.20,
   // accuracy 0.096. The thresholds leave room for other machines' rounding, none for not learning.
-  std::vector<double> losses;
-  std::ifstream in(r.run_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
-  }
+  const std::vector<double> losses = logged_losses(r.run_dir);
   ASSERT_GE(losses.size(), 10u);
   EXPECT_GT(losses.front(), 5.5);
   EXPECT_LT(r.last_loss, 4.5) << "first " << losses.front();
@@ -148,18 +174,9 @@ TEST(Trainer, TinyDanetLearnsWikiText) {
 // masked DenseAttention over a Sparse Transformer `fixed` pattern both learn the text.
 TEST(Trainer, SparseAttentionModelsTrainThroughDenseTrain) {
   const std::string models[] = {
-      R"(model:
-  model_type: bert
-  vocab_size: 560
-  hidden_size: 64
-  num_hidden_layers: 2
-  num_attention_heads: 4
-  intermediate_size: 128
-  max_position_embeddings: 64
-  hidden_dropout_prob: 0.0
-  attention_probs_dropout_prob: 0.0
-  attention: {type: sparse, pattern: bigbird, block: 8, window_blocks: 3, global_blocks: 1, random_blocks: 1, seed: 3}
-)",
+      std::string(kTinyBert) +
+          "  attention: {type: sparse, pattern: bigbird, block: 8, window_blocks: 3, global_blocks: 1, random_blocks: "
+          "1, seed: 3}\n",
       R"(model:
   model_type: danet
   vocab_size: 560
@@ -174,22 +191,13 @@ TEST(Trainer, SparseAttentionModelsTrainThroughDenseTrain) {
     SCOPED_TRACE(model);
     const std::string dir = temp_dir();
     config_in(dir, 60);
-    std::string yaml = read_bytes(dir + "/tiny.yaml");
-    const size_t begin = yaml.find("model:"), end = yaml.find("data:");
-    yaml = yaml.substr(0, begin) + model + yaml.substr(end);
-    write_bytes(dir + "/tiny.yaml", yaml);
+    replace_model(dir, model);
     std::string out;
     ASSERT_EQ(run_binary(std::string(DENSE_TRAIN_BIN) + " --config " + dir + "/tiny.yaml --set checkpoint.every_steps=0",
                          &out),
               0)
         << out;
-    std::vector<double> losses;
-    std::ifstream in(dir + "/run/metrics.jsonl");
-    std::string line;
-    while (std::getline(in, line)) {
-      const auto j = nlohmann::json::parse(line);
-      if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
-    }
+    const std::vector<double> losses = logged_losses(dir + "/run");
     ASSERT_GE(losses.size(), 6u) << out;
     EXPECT_GT(losses.front(), 5.5);
     EXPECT_LT(losses.back(), 5.2) << "first " << losses.front();
@@ -453,44 +461,17 @@ TEST(DenseEval, MlmMatchesTrainingsEvaluationAndRunsAtALongerLength) {
 
 namespace {
 
-const char* kTinyBert = R"(model:
-  model_type: bert
-  vocab_size: 560
-  hidden_size: 64
-  num_hidden_layers: 2
-  num_attention_heads: 4
-  intermediate_size: 128
-  max_position_embeddings: 64
-  hidden_dropout_prob: 0.0
-  attention_probs_dropout_prob: 0.0
-)";
 
 // The tiny config of this file on `device`, with `model` (YAML) in place of the DANet when given, at a low
 // learning rate so that f32 summation-order differences between backends stay small (docs/distributed.md).
 TrainConfig device_config(const std::string& dir, int64_t steps, const std::string& device, const std::string& model) {
   config_in(dir, steps);
-  std::string yaml = read_bytes(dir + "/tiny.yaml");
-  if (!model.empty()) {
-    const size_t begin = yaml.find("model:"), end = yaml.find("data:");
-    yaml = yaml.substr(0, begin) + model + yaml.substr(end);
-  }
-  write_bytes(dir + "/tiny.yaml", yaml);
+  if (!model.empty()) replace_model(dir, model);
   TrainConfig c = load_train_config(dir + "/tiny.yaml");
   c.training.device = device;
   c.training.optimizer.learning_rate = 3e-4;
   c.checkpoint.every_steps = 0;
   return c;
-}
-
-std::vector<double> logged_losses(const std::string& run_dir) {
-  std::vector<double> losses;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
-  }
-  return losses;
 }
 
 // Largest |a - b| over a tensor pair, relative to b's largest magnitude.
