@@ -1,4 +1,4 @@
-// GPU benchmarks of issue #5 on cuda:0, one table per section (bench/gpu_bench.sh runs them all beside the
+// GPU benchmarks of issue #5 on cuda:0, one table per section (bench/gpu_check.sh runs them beside the
 // PyTorch baselines of bench/torch_gpu_baselines.py and joins the two into ratio tables):
 //   gemm       measured cuBLAS peak: bf16 and f32 (no TF32) GEMMs of 8192^3, the denominator of every MFU here
 //   train      DANet-BERT-Large (configs/models/danet_bert_large_seq512.json: d 1024, L 32, H 1, N 512) training
@@ -299,6 +299,7 @@ void run_longest(Csv& csv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const dense::BackendsReleaser release_backends_on_return;  // before the CUDA runtime unloads
   CLI::App app{"densetrain GPU benchmarks (issue #5); see docs/benchmarks.md"};
   std::string only = "gemm,train,infer,attention,longest", csv_path, device = "cuda:0";
   int steps = 5;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Joins dense_bench_gpu's and torch_gpu_baselines.py's CSV rows (section,key,value) into one markdown table
-per section with the ratio densetrain / PyTorch (bench/gpu_bench.sh). Usage: gpu_report.py DENSE.csv TORCH.csv
+per section with the ratio densetrain / PyTorch (bench/gpu_check.sh). Usage: gpu_report.py DENSE.csv TORCH.csv
 A row present on one side only is shown with '-' on the other (a baseline that failed, a section not run)."""
 import sys
 

@@ -16,7 +16,7 @@ namespace dense {
 
 enum class Activation : uint8_t { Identity, Relu, Gelu, GeluTanh, Silu, Tanh, Hardtanh, LeakyRelu, Sigmoid };
 
-// Row-wise normalisations over the last dimension (spec §1.2). stats holds two values per row, written by
+// Row-wise normalisations over the last dimension (docs/model.md §1.2). stats holds two values per row, written by
 // forward and read by backward: MaxNorm family {denominator s, argmax index}; LN family {denominator, mean};
 // f64 for f64 inputs, f32 otherwise.
 enum class RowNorm : uint8_t {
@@ -83,6 +83,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual Device device() const = 0;
   virtual CachingAllocator& allocator() = 0;
+  // Waits for queued work and gives back what the device runtime holds for this backend (streams, library
+  // handles, cached memory) while the runtime is certainly alive. Nothing may run on it afterwards.
+  virtual void shutdown() noexcept {}
 
   // ---- memory ----------------------------------------------------------------------------------
   virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
@@ -181,6 +184,18 @@ class Backend {
 
 // The backend for a device (created on first use). Throws if the device is not compiled in or not present.
 Backend& backend_for(Device device);
+// Shuts down every accelerator backend made so far (idempotent; a later backend_for makes a fresh one). Static
+// destructors run after the CUDA runtime may have unloaded, so no backend is ever destroyed by one: the programs
+// call this before main returns, and it is registered with atexit once the first CUDA backend exists (after the
+// runtime's own exit handler, so it runs before it). Tensors freed later go to the retired backend's cache.
+void release_backends() noexcept;
+// Declared first in a program's main: shuts the accelerator backends down when main returns or throws.
+struct BackendsReleaser {
+  BackendsReleaser() = default;
+  BackendsReleaser(const BackendsReleaser&) = delete;
+  BackendsReleaser& operator=(const BackendsReleaser&) = delete;
+  ~BackendsReleaser() { release_backends(); }
+};
 bool cuda_available();  // compiled with CUDA and at least one device present
 int cuda_device_count();
 

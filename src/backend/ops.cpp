@@ -310,6 +310,10 @@ Tensor gather_rows(const Tensor& table, const Tensor& ids) {
 void scatter_add_rows(const Tensor& src, const Tensor& ids, Tensor& table) {
   check_ids(ids, "scatter_add_rows");
   check_contiguous(src, "scatter_add_rows", "src");
+  check_contiguous(table, "scatter_add_rows", "table");
+  check_float(table, "scatter_add_rows");
+  check_like(table, {&src}, "scatter_add_rows");
+  check_same_device(table, ids, "scatter_add_rows");
   DENSE_CHECK(table.dim() == 2 && src.numel() == ids.numel() * table.size(1),
               "scatter_add_rows: src {} ids {} table {} do not fit", src.str(), ids.str(), table.str());
   if (ids.numel()) backend_for(table.device()).scatter_add_rows(src, ids, table);
@@ -373,11 +377,23 @@ void softmax_backward(const Tensor& p, const Tensor& dp, double scale, Tensor& d
 }
 
 void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& lse) {
-  check_contiguous(logits, "cross_entropy", "logits");
+  const char* op = "cross_entropy";
+  check_contiguous(logits, op, "logits");
+  check_float(logits, op);
   DENSE_CHECK(labels.dtype() == DType::I64, "cross_entropy: labels must be i64, got {}", labels.str());
   DENSE_CHECK(logits.dim() == 2 && labels.numel() == logits.size(0) && loss.numel() == logits.size(0) &&
                   lse.numel() == logits.size(0),
               "cross_entropy: logits {} labels {} do not fit", logits.str(), labels.str());
+  // A bf16 lse near 10 is off by up to 1/32, ~3% in exp(logit - lse): the statistics stay in the accumulator's
+  // precision whatever the logits' dtype.
+  const DType stat = accumulate_dtype(logits.dtype());
+  DENSE_CHECK(loss.dtype() == stat && lse.dtype() == stat, "cross_entropy: loss {} and lse {} must be {} for {} logits",
+              loss.str(), lse.str(), dtype_name(stat), dtype_name(logits.dtype()));
+  check_contiguous(labels, op, "labels");
+  check_contiguous(loss, op, "loss");
+  check_contiguous(lse, op, "lse");
+  for (const Tensor* t : {&labels, static_cast<const Tensor*>(&loss), static_cast<const Tensor*>(&lse)})
+    check_same_device(logits, *t, op);
   if (logits.numel()) backend_for(logits.device()).cross_entropy_forward(logits, labels, loss, lse);
 }
 
@@ -392,6 +408,10 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Te
   DENSE_CHECK(labels.dtype() == DType::I64 && logits.dim() == 2 && labels.numel() == logits.size(0) &&
                   lse.numel() == logits.size(0),
               "cross_entropy_backward: logits {} labels {} lse {} do not fit", logits.str(), labels.str(), lse.str());
+  DENSE_CHECK(lse.dtype() == accumulate_dtype(logits.dtype()), "cross_entropy_backward: lse {} must be {} for {} logits",
+              lse.str(), dtype_name(accumulate_dtype(logits.dtype())), dtype_name(logits.dtype()));
+  check_contiguous(labels, op, "labels");
+  check_contiguous(lse, op, "lse");
   check_same_device(logits, labels, op);
   check_same_device(logits, lse, op);
   if (logits.numel()) backend_for(logits.device()).cross_entropy_backward(logits, labels, lse, scale, dlogits);

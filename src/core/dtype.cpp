@@ -35,6 +35,7 @@ DType dtype_from_name(std::string_view name) {
 }
 
 bool is_floating(DType t) { return t == DType::F64 || t == DType::F32 || t == DType::BF16 || t == DType::F16; }
+DType accumulate_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
 
 // IEEE binary16 conversions (round to nearest even, subnormals and infinities kept).
 uint16_t f16::from_float(float f) {

@@ -14,6 +14,8 @@ size_t dtype_size(DType t);
 std::string_view dtype_name(DType t);          // "f32", "bf16", ...
 DType dtype_from_name(std::string_view name);  // throws dense::Error naming the allowed values
 bool is_floating(DType t);
+// The dtype kernels accumulate a floating dtype in (acc_t below): f64 for f64, f32 for f32, bf16 and f16.
+DType accumulate_dtype(DType t);
 
 struct bf16 {
   uint16_t bits = 0;

@@ -44,8 +44,9 @@ Tensor MlmHead::forward(const Tensor& seq, const Tensor& labels) {
 
 double MlmHead::loss() {
   if (count_ == 0) return 0.0;
-  Tensor per_row = Tensor::empty({count_}, logits_.dtype(), logits_.device());
-  lse_ = Tensor::empty({count_}, logits_.dtype(), logits_.device());
+  const DType stat = accumulate_dtype(logits_.dtype());  // f32 statistics for half logits
+  Tensor per_row = Tensor::empty({count_}, stat, logits_.device());
+  lse_ = Tensor::empty({count_}, stat, logits_.device());
   ops::cross_entropy_forward(logits_, targets_, per_row, lse_);
   return ops::sum(per_row) / double(count_);
 }
@@ -148,8 +149,9 @@ double classification_loss(const Tensor& logits, const Tensor& labels, int64_t c
   for (int64_t b = 0; b < B; ++b)
     DENSE_CHECK(host[size_t(b)] >= 0 && host[size_t(b)] < classes, "class label {} of example {} is outside [0, {})",
                 host[size_t(b)], b, classes);
-  Tensor per_row = Tensor::empty({B}, logits.dtype(), logits.device());
-  Tensor lse = Tensor::empty({B}, logits.dtype(), logits.device());
+  const DType stat = accumulate_dtype(logits.dtype());  // f32 statistics for half logits
+  Tensor per_row = Tensor::empty({B}, stat, logits.device());
+  Tensor lse = Tensor::empty({B}, stat, logits.device());
   ops::cross_entropy_forward(logits, lab, per_row, lse);
   grad = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
   ops::cross_entropy_backward(logits, lab, lse, 1.0 / double(B), grad);

@@ -1,7 +1,10 @@
 // The NCCL engine: device tensors over NCCL, one GPU per rank (cuda:local_rank % device count), started over
 // MPI (rank 0's ncclUniqueId is broadcast through an MPI communicator, which also carries every host tensor).
-// Collectives run on a dedicated stream after the backend's stream has finished writing the tensor; blocking
-// calls wait for that stream, async ones return a request backed by a CUDA event. While waiting, NCCL's
+// Collectives run on a dedicated stream, ordered against the backend's compute stream by events both ways and
+// never by synchronising the host first: the NCCL stream waits for an event recorded on the compute stream
+// (the tensor's producers), and the compute stream waits for the collective's event before anything later
+// touches the result. Blocking calls then also wait on the host for the NCCL stream alone, async ones return a
+// request backed by the collective's event (its wait() orders the compute stream). While waiting, NCCL's
 // asynchronous error state is polled, so a failing peer turns into an error instead of a hang. After any
 // failure (or when destroyed during unwinding) the NCCL communicator is aborted rather than finalised.
 //
@@ -17,6 +20,7 @@
 #include <thread>
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
 #include "parallel/engines.h"
 
 namespace dense::parallel {
@@ -26,7 +30,9 @@ namespace {
 // State shared by the communicator and its requests (a request may outlive its communicator; then comm is null).
 struct NcclState {
   ncclComm_t comm = nullptr;
-  cudaStream_t stream = nullptr;
+  cudaStream_t stream = nullptr;   // NCCL's
+  cudaStream_t compute = nullptr;  // the backend's, where every kernel of this rank's GPU runs
+  cudaEvent_t inputs_ready = nullptr, collective_done = nullptr;
   int rank = 0, size = 1, device = 0;
   bool failed = false;
 
@@ -60,6 +66,21 @@ struct NcclState {
     int current = -1;
     check_cuda(cudaGetDevice(&current), "cudaGetDevice");
     if (current != device) check_cuda(cudaSetDevice(device), "cudaSetDevice");
+  }
+  // The collective about to be enqueued on `stream` starts after everything enqueued on `compute` so far.
+  void after_compute() {
+    check_cuda(cudaEventRecord(inputs_ready, compute), "cudaEventRecord (compute stream)");
+    check_cuda(cudaStreamWaitEvent(stream, inputs_ready, 0), "cudaStreamWaitEvent (NCCL stream)");
+  }
+  // Work enqueued on `compute` from now on starts after `event` (recorded on `stream` after a collective).
+  void compute_waits_for(cudaEvent_t event) {
+    check_cuda(cudaStreamWaitEvent(compute, event, 0), "cudaStreamWaitEvent (compute stream)");
+  }
+  // A blocking collective's end: order the compute stream after it, then wait for the NCCL stream on the host.
+  void finish_blocking(const char* call) {
+    check_cuda(cudaEventRecord(collective_done, stream), "cudaEventRecord (NCCL stream)");
+    compute_waits_for(collective_done);
+    wait_stream(call);
   }
   // Waits for everything enqueued on the stream, polling NCCL's error state meanwhile.
   void wait_stream(const char* call) {
@@ -117,7 +138,10 @@ class NcclRequest final : public Request {
     }
     return false;
   }
+  // Orders the compute stream after the collective (what reads the result next runs there), then waits on the
+  // host too, polling NCCL's error state so that a lost peer is an error rather than a hung stream.
   void wait() override {
+    if (!done_ && state_->compute) state_->compute_waits_for(event_);
     while (!test()) std::this_thread::yield();
   }
 
@@ -180,7 +204,7 @@ class NcclCommunicator final : public Communicator {
     s.check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), nccl_op(op),
                                s.comm, s.stream),
                  "ncclAllReduce");
-    s.wait_stream("ncclAllReduce");
+    s.finish_blocking("ncclAllReduce");
   }
 
   std::unique_ptr<Request> all_reduce_async(Tensor& t, ReduceOp op) override {
@@ -203,7 +227,7 @@ class NcclCommunicator final : public Communicator {
     s.check_nccl(ncclBroadcast(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), root, s.comm,
                                s.stream),
                  "ncclBroadcast");
-    s.wait_stream("ncclBroadcast");
+    s.finish_blocking("ncclBroadcast");
   }
 
   void all_gather(const Tensor& in, Tensor& out) override {
@@ -214,7 +238,7 @@ class NcclCommunicator final : public Communicator {
     s.check_nccl(ncclAllGather(in.raw_data(), out.raw_data(), size_t(in.numel()), nccl_type(in.dtype()), s.comm,
                                s.stream),
                  "ncclAllGather");
-    s.wait_stream("ncclAllGather");
+    s.finish_blocking("ncclAllGather");
   }
 
   void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) override {
@@ -225,7 +249,7 @@ class NcclCommunicator final : public Communicator {
     s.check_nccl(ncclReduceScatter(in.raw_data(), out.raw_data(), size_t(out.numel()), nccl_type(in.dtype()),
                                    nccl_op(op), s.comm, s.stream),
                  "ncclReduceScatter");
-    s.wait_stream("ncclReduceScatter");
+    s.finish_blocking("ncclReduceScatter");
   }
 
   void barrier() override {
@@ -255,9 +279,17 @@ class NcclCommunicator final : public Communicator {
       s.device = mpi_->local_rank() % count;
       cudaError_t e = cudaSetDevice(s.device);
       if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking);
+      if (e == cudaSuccess) e = cudaEventCreateWithFlags(&s.inputs_ready, cudaEventDisableTiming);
+      if (e == cudaSuccess) e = cudaEventCreateWithFlags(&s.collective_done, cudaEventDisableTiming);
       if (e != cudaSuccess) {
         (void)cudaGetLastError();
         problem = fmt::format("rank {} cannot use cuda:{}: {}", s.rank, s.device, cudaGetErrorString(e));
+      } else {
+        try {
+          s.compute = static_cast<cudaStream_t>(cuda_compute_stream(s.device));
+        } catch (const std::exception& x) {
+          problem = fmt::format("rank {} cannot start the CUDA backend on cuda:{}: {}", s.rank, s.device, x.what());
+        }
       }
     }
     std::vector<double> any_problem = {problem.empty() ? 0.0 : 1.0};
@@ -302,6 +334,12 @@ class NcclCommunicator final : public Communicator {
       (void)cudaStreamDestroy(s.stream);
       s.stream = nullptr;
     }
+    for (cudaEvent_t* e : {&s.inputs_ready, &s.collective_done})
+      if (*e) {
+        (void)cudaEventDestroy(*e);
+        *e = nullptr;
+      }
+    s.compute = nullptr;  // the backend's: not ours to destroy
   }
 
   // Host tensors go through MPI (the host conveniences rely on it); device tensors must be on this rank's GPU.
@@ -327,12 +365,13 @@ class NcclCommunicator final : public Communicator {
                 "nccl {}: the tensor {} is not on this rank's GPU cuda:{} (rank {}, local rank {})", op, t.str(),
                 state_->device, state_->rank, mpi_->local_rank());
   }
-  // The tensor's producers ran on the backend's stream: wait for them before NCCL reads it on ours.
+  // The tensor's producers ran on the backend's stream: NCCL's stream waits for them there (an event, not the
+  // host). Deferred kernel errors (bad ids...) surface at the backend's next synchronisation instead.
   NcclState& before(const Tensor& t) {
     NcclState& s = *state_;
     DENSE_CHECK(!s.failed, "nccl: the communicator failed earlier on rank {}; no further collectives", s.rank);
-    backend_for(t.device()).synchronize();
     s.activate();
+    s.after_compute();
     return s;
   }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "backend/ops.h"
 #include "core/error.h"
 
 namespace dense::train {
@@ -67,8 +68,14 @@ GradientSync::~GradientSync() {
   // Requests wait in their destructors: nothing is left reading the arena.
 }
 
-void GradientSync::arm(models::Model& model) {
+void GradientSync::arm(models::Model& model, Tensor* half_grads, bool first) {
+  if (half_grads)
+    DENSE_CHECK(half_grads->numel() == params_.grads().numel(),
+                "gradient sync: the half gradient arena has {} elements, the f32 arena {}", half_grads->numel(),
+                params_.grads().numel());
   armed_ = &model;
+  half_grads_ = half_grads;
+  first_ = first;
   model.set_layer_backward_hook([this](int64_t layer) {
     for (size_t i = 0; i < buckets_.size(); ++i)
       if (buckets_[i].fire_layer == layer && !started_[i]) start(i);
@@ -79,6 +86,11 @@ void GradientSync::arm(models::Model& model) {
 
 void GradientSync::start(size_t i) {
   Tensor range = params_.grads().slice(0, buckets_[i].begin, buckets_[i].end);
+  if (half_grads_) {
+    Tensor half = half_grads_->slice(0, buckets_[i].begin, buckets_[i].end);
+    ops::accumulate(half.to(DType::F32), first_ ? 0.0 : 1.0, range);
+    half.zero_();
+  }
   in_flight_.push_back(comm_.all_reduce_async(range, parallel::ReduceOp::Sum));
   started_[i] = true;
 }
@@ -92,6 +104,7 @@ void GradientSync::finish() {
     if (!started_[i]) start(i);
   for (auto& r : in_flight_) r->wait();
   in_flight_.clear();
+  half_grads_ = nullptr;
   started_.assign(buckets_.size(), false);
 }
 

@@ -3,7 +3,9 @@
 // parallel.bucket_mb each, upper layers first, the order backward produces them) plus the rest (embeddings,
 // heads, norms). Armed on a model, a bucket's all-reduce starts from the model's layer hook as soon as its
 // lowest layer is done, and runs while the layers below compute; finish() starts the rest and waits for all.
-// The sums are in place, so afterwards every rank holds the same gradients.
+// The sums are in place, so afterwards every rank holds the same gradients. Under bf16 / f16 the compute model's
+// half gradients are folded into the f32 arena bucket by bucket, just before each bucket starts, so mixed
+// precision overlaps the backward as f32 does.
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -19,8 +21,10 @@ class GradientSync {
   GradientSync(parallel::Communicator& comm, nn::ParameterSet& params, int64_t num_layers, double bucket_mb);
   ~GradientSync();
 
-  // The next backward of `model` (whose gradients are `params`' arena) starts the layer buckets itself.
-  void arm(models::Model& model);
+  // The next backward of `model` starts the layer buckets itself. `model`'s gradients are `params`' arena, or
+  // with `half_grads` (the half model's arena, laid out as `params`) each bucket's range is first folded into
+  // the f32 arena (dst = half + (first ? 0 : dst), in f32) and zeroed in the half arena.
+  void arm(models::Model& model, Tensor* half_grads = nullptr, bool first = true);
   // Starts every bucket not yet started, waits for all, and disarms the model. Call after the last backward.
   void finish();
   int64_t bucket_count() const { return int64_t(buckets_.size()); }
@@ -38,6 +42,8 @@ class GradientSync {
   std::vector<std::unique_ptr<parallel::Request>> in_flight_;
   std::vector<bool> started_;
   models::Model* armed_ = nullptr;
+  Tensor* half_grads_ = nullptr;
+  bool first_ = true;
 };
 
 }  // namespace dense::train

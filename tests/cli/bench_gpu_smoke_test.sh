@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# dense_bench_gpu's code paths at toy sizes on the CPU (the numbers mean nothing here; bench/gpu_bench.sh runs
+# dense_bench_gpu's code paths at toy sizes on the CPU (the numbers mean nothing here; bench/gpu_check.sh runs
 # it on the GPU): every section prints its table and its CSV rows, the search for the longest step stops at
 # the memory budget, and bad arguments exit 2 with a message. Usage: bench_gpu_smoke_test.sh DENSE_BENCH_GPU
 set -uo pipefail

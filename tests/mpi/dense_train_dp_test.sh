@@ -70,7 +70,7 @@ config g2acc 1 12 3
 for run in "g1 1" "g2 2" "g3 3" "g2acc 2"; do
   set -- $run
   mkdir -p "$WORK/dump-$1"
-  if DENSE_TRAIN_DUMP_GRADIENTS="$WORK/dump-$1" mpi "$2" "$TRAIN" -q --config "$WORK/$1.yaml" > "$WORK/out" 2>&1 &&
+  if mpi "$2" "$TRAIN" -q --config "$WORK/$1.yaml" --dump-gradients "$WORK/dump-$1" > "$WORK/out" 2>&1 &&
      grep -q "= $2 rank(s)" "$WORK/runs/$1/train.log"; then ok "$1 ran on $2 rank(s)"; else bad "$1 on $2 rank(s)"; fi
 done
 $PY - "$WORK" "$DATA/../reference" > "$WORK/check" 2>&1 <<'PY'
@@ -96,6 +96,43 @@ for run, ranks in (("g2", 2), ("g3", 3), ("g2acc", 2)):
     assert diff / norm < 1e-6, f"{run}: {diff / norm}"
 PY
 if [ $? -eq 0 ]; then ok "gradients: $(tr '\n' ' ' < "$WORK/check")"; else cat "$WORK/check"; bad "gradients of 2 and 3 ranks vs 1 process"; fi
+
+# 1b. The same under bf16: each bucket folds the half model's gradients into the f32 arena as its all-reduce
+# starts during the backward (and the trailing buckets in finish()). Per-rank GEMMs round their sums to bf16
+# over 6 rows instead of 12, so the tolerance is bf16's; a bucket folded twice, or never, is off by 50% or more.
+for run in "b1 1 12" "b2 2 6" "b2acc 2 3"; do
+  set -- $run
+  config "$1" 1 12 "$3"
+  sed -i 's/^training:$/training:\n  precision: bf16/' "$WORK/$1.yaml"
+  mkdir -p "$WORK/dump-$1"
+  if mpi "$2" "$TRAIN" -q --config "$WORK/$1.yaml" --dump-gradients "$WORK/dump-$1" > "$WORK/out" 2>&1 &&
+     grep -q "= $2 rank(s)" "$WORK/runs/$1/train.log"; then ok "$1 (bf16) ran on $2 rank(s)"; else bad "$1 (bf16) on $2 rank(s)"; fi
+done
+$PY - "$WORK" "$DATA/../reference" > "$WORK/check" 2>&1 <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+import numpy as np
+import safetensors_io
+work = sys.argv[1]
+def load(run, rank):
+    tensors, _ = safetensors_io.load_file(f"{work}/dump-{run}/grads-rank{rank}.safetensors")
+    return {k: v.double().numpy() for k, v in tensors.items()}
+ref = load("b1", 0)
+norm = np.sqrt(sum((v ** 2).sum() for v in ref.values()))
+assert norm > 0
+for run in ("b2", "b2acc"):
+    first, other = load(run, 0), load(run, 1)
+    for k in first:
+        assert np.array_equal(first[k], other[k]), f"{run}: rank 1 differs from rank 0 in {k}"
+    worst = 0.0
+    for k in ref:
+        n = np.sqrt((ref[k] ** 2).sum())
+        if n > 0:
+            worst = max(worst, np.sqrt(((first[k] - ref[k]) ** 2).sum()) / n)
+    print(f"{run}: worst per-tensor relative difference {worst:.3e}")
+    assert worst < 3e-2, f"{run}: {worst}"
+PY
+if [ $? -eq 0 ]; then ok "bf16 gradients: $(tr '\n' ' ' < "$WORK/check")"; else cat "$WORK/check"; bad "bf16 gradients of 2 ranks vs 1 process"; fi
 
 # 2. 20 steps: 2 ranks x 8 vs 1 rank x 16 (same global batch, the same rows).
 config s1 20 16 16

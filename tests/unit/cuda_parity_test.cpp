@@ -700,8 +700,9 @@ TEST(CudaParity, CrossEntropy) {
         lab[size_t(r)] = r % 4 == 3 ? -100 : std::min<int64_t>(vocab - 1, int64_t(philox_uniform(61, 0, r) * vocab));
       const Tensor labels = Tensor::from_vector<int64_t>(lab, {rows}, DType::I64);
       const Tensor logits_gpu = on_gpu(logits), labels_gpu = on_gpu(labels);
-      Tensor loss = Tensor::empty({rows}, t), lse = Tensor::empty({rows}, t);
-      Tensor loss_gpu = nan_gpu({rows}, t), lse_gpu = nan_gpu({rows}, t);
+      const DType stat = dense::accumulate_dtype(t);  // f32 statistics for half logits
+      Tensor loss = Tensor::empty({rows}, stat), lse = Tensor::empty({rows}, stat);
+      Tensor loss_gpu = nan_gpu({rows}, stat), lse_gpu = nan_gpu({rows}, stat);
       cpu().cross_entropy_forward(logits, labels, loss, lse);
       gpu().cross_entropy_forward(logits_gpu, labels_gpu, loss_gpu, lse_gpu);
       expect_close(loss_gpu, loss, t, "loss");
@@ -736,6 +737,22 @@ TEST(CudaParity, MaxPool) {
       gpu().max_pool_backward(on_gpu(dout), on_gpu(arg), dx_gpu);
       expect_equal(dx_gpu, dx, "dx");
     }
+}
+
+// ---- lifetime ---------------------------------------------------------------------------------------------------
+
+// The programs shut the CUDA backends down before main returns; whatever runs after (a tensor freed late, a new
+// request for the device) must neither crash nor reuse the retired stream.
+TEST(CudaParity, ReleasedBackendsAreMadeAgainOnUse) {
+  if (!dense::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const Tensor x = random_tensor({64, 33}, DType::F32, 5);
+  Tensor before = on_gpu(x);
+  release_backends();
+  before = Tensor();  // freed into the retired backend's cache
+  const Tensor after = on_gpu(x);
+  EXPECT_EQ(after.to(Device::cpu()).to_vector<float>(), x.to_vector<float>());
+  release_backends();
+  release_backends();  // idempotent
 }
 
 // ---- determinism ------------------------------------------------------------------------------------------------

@@ -279,25 +279,43 @@ void CpuBackend::gather_rows(const Tensor& table, const Tensor& ids, double beta
 
 void CpuBackend::scatter_add_rows(const Tensor& src, const Tensor& ids, Tensor& table) {
   const int64_t rows = table.size(0), cols = table.size(1), n = ids.numel();
+  // Each table row the ids touch gets one accumulator slot (in order of first appearance): a bf16 entry that
+  // rounded after every addition would stop growing once it is ~256x its addends (a token seen thousands of
+  // times in a batch, such as [MASK]), so entries accumulate in f32 (f64 for f64) and are rounded once.
+  std::vector<int64_t> slot_of(size_t(rows), -1), touched;
+  std::vector<int64_t> slot(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     const int64_t id = read_index(ids, i);
     DENSE_CHECK(id >= 0 && id < rows, "id {} at position {} is outside the table of {} rows", id, i, rows);
+    if (slot_of[size_t(id)] < 0) {
+      slot_of[size_t(id)] = int64_t(touched.size());
+      touched.push_back(id);
+    }
+    slot[size_t(i)] = slot_of[size_t(id)];
   }
+  const int64_t uniq = int64_t(touched.size());
   dispatch_float(table.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    using A = acc_t<T>;
     const T* ps = static_cast<const T*>(src.raw_data());
     T* pt = static_cast<T*>(table.raw_data());
-    // Threads own column ranges and walk the ids in order: no races, and the sum order is fixed.
+    // Threads own column ranges and walk the ids in order: no races, and the sum order is fixed (the CUDA
+    // kernel adds in the same order, so both backends round the same sums).
     constexpr int64_t kCols = 16;
     const int64_t nchunks = (cols + kCols - 1) / kCols;
 #pragma omp parallel for schedule(static) if (n * cols > kParallelMin)
     for (int64_t ch = 0; ch < nchunks; ++ch) {
-      const int64_t c0 = ch * kCols, c1 = std::min(cols, c0 + kCols);
+      const int64_t c0 = ch * kCols, c1 = std::min(cols, c0 + kCols), w = c1 - c0;
+      std::vector<A> accum(size_t(uniq * w));
+      for (int64_t u = 0; u < uniq; ++u)
+        for (int64_t c = c0; c < c1; ++c) accum[size_t(u * w + c - c0)] = load(pt + touched[size_t(u)] * cols + c);
       for (int64_t i = 0; i < n; ++i) {
-        T* dst = pt + read_index(ids, i) * cols;
+        A* a = accum.data() + slot[size_t(i)] * w;
         const T* s = ps + i * cols;
-        for (int64_t c = c0; c < c1; ++c) store(dst + c, load(dst + c) + load(s + c));
+        for (int64_t c = c0; c < c1; ++c) a[c - c0] += load(s + c);
       }
+      for (int64_t u = 0; u < uniq; ++u)
+        for (int64_t c = c0; c < c1; ++c) store(pt + touched[size_t(u)] * cols + c, accum[size_t(u * w + c - c0)]);
     }
   });
 }
@@ -434,8 +452,8 @@ void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& label
     using T = decltype(tag);
     using A = acc_t<T>;
     const T* px = static_cast<const T*>(logits.raw_data());
-    T* ploss = static_cast<T*>(loss.raw_data());
-    T* plse = static_cast<T*>(lse.raw_data());
+    A* ploss = static_cast<A*>(loss.raw_data());  // statistics in the accumulator's dtype (ops checks)
+    A* plse = static_cast<A*>(lse.raw_data());
 #pragma omp parallel for schedule(static) if (logits.numel() > kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
       const T* row = px + r * vocab;
@@ -444,8 +462,8 @@ void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& label
       A sum = A(0);
       for (int64_t j = 0; j < vocab; ++j) sum += std::exp(load(row + j) - mx);
       const A l = mx + std::log(sum);
-      store(plse + r, l);
-      store(ploss + r, pl[r] < 0 ? A(0) : l - load(row + pl[r]));
+      plse[r] = l;
+      ploss[r] = pl[r] < 0 ? A(0) : l - load(row + pl[r]);
     }
   });
 }
@@ -458,7 +476,7 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& labe
     using T = decltype(tag);
     using A = acc_t<T>;
     const T* px = static_cast<const T*>(logits.raw_data());
-    const T* plse = static_cast<const T*>(lse.raw_data());
+    const A* plse = static_cast<const A*>(lse.raw_data());
     T* pd = static_cast<T*>(dlogits.raw_data());
 #pragma omp parallel for schedule(static) if (logits.numel() > kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
@@ -467,7 +485,7 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& labe
         for (int64_t j = 0; j < vocab; ++j) store(d + j, A(0));
         continue;
       }
-      const A l = load(plse + r);
+      const A l = plse[r];
       for (int64_t j = 0; j < vocab; ++j) {
         const A prob = std::exp(load(px + r * vocab + j) - l);
         store(d + j, A(scale) * (prob - (j == pl[r] ? A(1) : A(0))));

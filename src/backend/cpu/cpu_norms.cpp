@@ -1,4 +1,4 @@
-// Row normalisations (spec §1.2): MaxNorm family and LayerNorm family, forward and backward.
+// Row normalisations (docs/model.md §1.2): MaxNorm family and LayerNorm family, forward and backward.
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"

@@ -30,6 +30,14 @@ void throw_cuda_error(const char* call, const char* file, int line, int error) {
                           file, line));
 }
 
+bool sync_after_launch() {
+  static const bool on = [] {
+    const char* v = std::getenv("DENSE_CUDA_SYNC");
+    return v && std::string(v) == "1";
+  }();
+  return on;
+}
+
 void throw_cublas_error(const char* call, const char* file, int line, int status) {
   const auto s = static_cast<cublasStatus_t>(status);
   throw Error(fmt::format("cuBLAS error {} ({}) from {} at {}:{}", cublasGetStatusName(s), cublasGetStatusString(s),
@@ -154,6 +162,23 @@ std::string deferred_error_message(const ErrorWord& w) {
 
 }  // namespace
 
+void check_launch(const Ctx& ctx, const char* launcher, const char* file, int line) {
+  const cudaError_t launch = cudaGetLastError();
+  if (launch != cudaSuccess) [[unlikely]]
+    throw_cuda_error(fmt::format("the launch of {}", launcher).c_str(), file, line, int(launch));
+  if (!sync_after_launch()) return;
+  const cudaError_t run = cudaStreamSynchronize(ctx.stream);
+  if (run != cudaSuccess)
+    throw_cuda_error(fmt::format("the kernels of {} (DENSE_CUDA_SYNC=1)", launcher).c_str(), file, line, int(run));
+  if (!ctx.error) return;
+  ErrorWord w{};
+  DENSE_CUDA_CHECK(cudaMemcpy(&w, ctx.error, sizeof(ErrorWord), cudaMemcpyDeviceToHost));
+  if (w.code == kErrNone) return;
+  DENSE_CUDA_CHECK(cudaMemset(ctx.error, 0, sizeof(ErrorWord)));
+  throw Error(fmt::format("{} (CUDA kernel error raised by {} at {}:{}, DENSE_CUDA_SYNC=1)", deferred_error_message(w),
+                          launcher, file, line));
+}
+
 // ---- lifetime -------------------------------------------------------------------------------------------
 
 CudaBackend::CudaBackend(int index)
@@ -195,6 +220,14 @@ void CudaBackend::release() noexcept {
   error_dev_ = nullptr;
   error_host_ = nullptr;
   stream_ = nullptr;
+}
+
+void CudaBackend::shutdown() noexcept {
+  int current = -1;
+  if (cudaGetDevice(&current) == cudaSuccess && current != index_) (void)cudaSetDevice(index_);
+  if (stream_) (void)cudaStreamSynchronize(stream_);
+  allocator_.release_cached();
+  release();
 }
 
 void CudaBackend::activate() const { set_device(index_); }
@@ -376,11 +409,18 @@ void CudaBackend::gather_rows(const Tensor& table, const Tensor& ids, double bet
 
 void CudaBackend::scatter_add_rows(const Tensor& src, const Tensor& ids, Tensor& table) {
   activate();
-  DENSE_CHECK(is_index(ids), "CUDA scatter_add_rows: ids must be i64 or i32, got {}", ids.str());
-  DENSE_CHECK(table.is_contiguous() && src.dtype() == table.dtype(),
-              "CUDA scatter_add_rows: table {} must be contiguous and match src {}", table.str(), src.str());
+  const bool half = table.dtype() == DType::BF16 || table.dtype() == DType::F16;
+  if (!half) {
+    cuda::scatter_add_rows(ctx(true), table.dtype(), src.raw_data(), ids.raw_data(), ids.dtype() == DType::I64,
+                           ids.numel(), table.raw_data(), false, table.size(0), table.size(1));
+    return;
+  }
+  // Accumulate in an f32 copy and round once: a half entry rounded after every addition stops growing once it
+  // is ~256x its addends ([MASK] in a large batch). Untouched rows round-trip exactly through f32.
+  Tensor accum = table.to(DType::F32);
   cuda::scatter_add_rows(ctx(true), table.dtype(), src.raw_data(), ids.raw_data(), ids.dtype() == DType::I64,
-                         ids.numel(), table.raw_data(), table.size(0), table.size(1));
+                         ids.numel(), accum.raw_data(), true, table.size(0), table.size(1));
+  copy(table, accum);
 }
 
 void CudaBackend::positional_scale(const Tensor& x, const Tensor& table, const Tensor& positions, Tensor& y) {
@@ -431,9 +471,6 @@ void CudaBackend::softmax_backward(const Tensor& p, const Tensor& dp, double sca
 
 void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& lse) {
   activate();
-  DENSE_CHECK(loss.dtype() == logits.dtype() && lse.dtype() == logits.dtype(),
-              "CUDA cross_entropy: loss {} and lse {} must have the logits' dtype {}", loss.str(), lse.str(),
-              dtype_name(logits.dtype()));
   cuda::cross_entropy_forward(ctx(true), logits.dtype(), logits.raw_data(),
                               static_cast<const int64_t*>(labels.raw_data()), logits.size(0), logits.size(1),
                               loss.raw_data(), lse.raw_data());
@@ -442,9 +479,6 @@ void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& labe
 void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& lse, double scale,
                                          Tensor& dlogits) {
   activate();
-  DENSE_CHECK(labels.dtype() == DType::I64 && lse.dtype() == logits.dtype(),
-              "CUDA cross_entropy_backward: labels {} must be i64 and lse {} match the logits", labels.str(),
-              lse.str());
   cuda::cross_entropy_backward(ctx(), logits.dtype(), logits.raw_data(),
                                static_cast<const int64_t*>(labels.raw_data()), lse.raw_data(), logits.size(0),
                                logits.size(1), scale, dlogits.raw_data());
@@ -504,6 +538,10 @@ void CudaBackend::graph_attention_backward(GraphScore score, const Tensor& q, co
 // ---- registry entry points -----------------------------------------------------------------------------------
 
 std::unique_ptr<Backend> make_cuda_backend(int index) { return std::make_unique<cuda::CudaBackend>(index); }
+
+void* cuda_compute_stream(int index) {
+  return static_cast<cuda::CudaBackend&>(backend_for(Device::cuda(index))).stream();
+}
 
 int cuda_device_count() {
   // Fixed for the life of the process; asked once because the registry calls this on every CUDA dispatch.

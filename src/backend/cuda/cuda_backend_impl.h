@@ -31,6 +31,8 @@ class CudaBackend final : public Backend {
 
   Device device() const override { return Device::cuda(index_); }
   CachingAllocator& allocator() override { return allocator_; }
+  void shutdown() noexcept override;
+  cudaStream_t stream() const { return stream_; }
 
   void copy_from_host(void* dst, const void* src, size_t bytes) override;
   void copy_to_host(void* dst, const void* src, size_t bytes) override;

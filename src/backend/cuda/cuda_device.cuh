@@ -14,7 +14,8 @@
 
 namespace dense::cuda {
 
-#define DENSE_CUDA_LAUNCHED() DENSE_CUDA_CHECK(cudaGetLastError())
+// After each launcher's kernels: the launch error, and with DENSE_CUDA_SYNC=1 the run's (see check_launch).
+#define DENSE_CUDA_LAUNCHED() ::dense::cuda::check_launch(ctx, __func__, __FILE__, __LINE__)
 
 template <typename T> inline constexpr bool is_half_v = std::is_same_v<T, bf16> || std::is_same_v<T, f16>;
 // Statistics of the row norms are f64 for f64 inputs, f32 otherwise.

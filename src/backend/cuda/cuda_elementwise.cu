@@ -194,12 +194,13 @@ __global__ void gather_kernel(const T* table, int64_t rows, int64_t cols, const 
 // Deterministic scatter-add without atomics. Thread (column c, bucket b) owns the table entries [id, c] with
 // id & mask == b and applies every occurrence of them in id order, so each entry sees the same additions in
 // the same order as the CPU's loop. Buckets multiply the parallelism beyond the column count; the price is
-// that every thread scans all ids (staged through shared memory).
+// that every thread scans all ids (staged through shared memory). The table is read and written as TT: the
+// caller passes an f32 copy of a bf16/f16 table, so sums round once (as the CPU's accumulator slots do).
 constexpr int kScatterTile = 1024;
 constexpr int kScatterRowsPerBlock = 8;
 
-template <typename T, typename I>
-__global__ void scatter_add_kernel(const T* src, const I* ids, int64_t n, T* table, int64_t rows, int64_t cols,
+template <typename T, typename TT, typename I>
+__global__ void scatter_add_kernel(const T* src, const I* ids, int64_t n, TT* table, int64_t rows, int64_t cols,
                                    unsigned mask, ErrorWord* err) {
   __shared__ int64_t tile[kScatterTile];
   const int64_t c = int64_t(blockIdx.x) * 32 + threadIdx.x;
@@ -218,8 +219,8 @@ __global__ void scatter_add_kernel(const T* src, const I* ids, int64_t n, T* tab
         if (c == 0) report_error(err, kErrScatterId, id, base + t, rows);
         continue;
       }
-      T* dst = table + id * cols + c;
-      st(dst, ld(dst) + ld(src + (base + t) * cols + c));
+      TT* dst = table + id * cols + c;
+      st(dst, ld(dst) + acc_t<TT>(ld(src + (base + t) * cols + c)));
     }
   }
 }
@@ -438,7 +439,7 @@ void gather_rows(const Ctx& ctx, DType t, const void* table, int64_t rows, int64
 }
 
 void scatter_add_rows(const Ctx& ctx, DType t, const void* src, const void* ids, bool ids64, int64_t n, void* table,
-                      int64_t rows, int64_t cols) {
+                      bool table_f32, int64_t rows, int64_t cols) {
   if (n * cols == 0) return;
   const int64_t col_tiles = (cols + 31) / 32;
   // About 2048 warps in flight, but no more buckets than ids could fill.
@@ -450,9 +451,17 @@ void scatter_add_rows(const Ctx& ctx, DType t, const void* src, const void* ids,
     dispatch_index(ids64, [&](auto itag) {
       using T = decltype(tag);
       using I = decltype(itag);
-      scatter_add_kernel<T, I><<<grid, block, 0, ctx.stream>>>(static_cast<const T*>(src), static_cast<const I*>(ids),
-                                                               n, static_cast<T*>(table), rows, cols, buckets - 1,
-                                                               ctx.error);
+      auto launch = [&](auto ttag) {
+        using TT = decltype(ttag);
+        scatter_add_kernel<T, TT, I><<<grid, block, 0, ctx.stream>>>(
+            static_cast<const T*>(src), static_cast<const I*>(ids), n, static_cast<TT*>(table), rows, cols,
+            buckets - 1, ctx.error);
+      };
+      if (table_f32) {
+        launch(float{});
+      } else {
+        launch(T{});
+      }
     });
   });
   DENSE_CUDA_LAUNCHED();

@@ -56,6 +56,14 @@ struct Ctx {
   CachingAllocator* alloc; // device memory for temporaries (safe to free after enqueueing: one stream)
 };
 
+// Called after a launcher enqueues its kernels: throws on a launch error. Kernels run asynchronously, so a fault
+// inside one surfaces at some later synchronisation, named after whatever call happened to synchronise; with
+// DENSE_CUDA_SYNC=1 in the environment every launcher also synchronises its stream and checks both the run and
+// the deferred error word, so the message names the launcher (and its file and line) that faulted. For
+// debugging only: it serialises the host with the device.
+void check_launch(const Ctx& ctx, const char* launcher, const char* file, int line);
+bool sync_after_launch();
+
 // Device temporaries from the backend's caching allocator. Freeing right after enqueueing is safe because
 // every kernel runs on the backend's one stream, so a later user of the block runs after ours.
 class Scratch {
@@ -114,8 +122,9 @@ void reduce_partials(const Ctx& ctx, DType t, Reduce r, const void* x, int64_t n
 void scale_in_place(const Ctx& ctx, DType t, void* x, int64_t n, double factor);
 void gather_rows(const Ctx& ctx, DType t, const void* table, int64_t rows, int64_t cols, const void* ids, bool ids64,
                  int64_t n, double beta, void* out);
+// table_f32: the table is an f32 accumulator for src of dtype t (bf16/f16 sums round once, in the caller).
 void scatter_add_rows(const Ctx& ctx, DType t, const void* src, const void* ids, bool ids64, int64_t n, void* table,
-                      int64_t rows, int64_t cols);
+                      bool table_f32, int64_t rows, int64_t cols);
 // table_f32: the table is f32 while x is not (values are rounded to x's dtype first, as the CPU does).
 void positional_scale(const Ctx& ctx, DType t, const void* x, int64_t rows, int64_t cols, const void* table,
                       bool table_f32, int64_t table_rows, const void* positions, bool pos64, int64_t period, void* y);

@@ -1,4 +1,4 @@
-// Row normalisations (spec §1.2), forward and backward. A team of threads owns a row (a warp for rows up to
+// Row normalisations (docs/model.md §1.2), forward and backward. A team of threads owns a row (a warp for rows up to
 // kWarpRowMax, a 512-thread block beyond). Gain and bias gradients are column sums over rows: per-chunk
 // partials of 64 rows (the CPU's blocking) written by one kernel and added in chunk order by a second, so the
 // result is deterministic without atomics.

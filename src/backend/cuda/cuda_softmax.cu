@@ -54,7 +54,7 @@ __global__ void softmax_backward_kernel(const T* p, const T* dp, int64_t rows, i
 
 template <int TEAM, typename T>
 __global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* labels, int64_t rows, int64_t vocab,
-                                             T* loss, T* lse, ErrorWord* err) {
+                                             acc_t<T>* loss, acc_t<T>* lse, ErrorWord* err) {
   using A = acc_t<T>;
   const int lane = threadIdx.x;
   for (int64_t r = Team<TEAM>::first_row(); r < rows; r += Team<TEAM>::row_stride()) {
@@ -68,19 +68,19 @@ __global__ void cross_entropy_forward_kernel(const T* logits, const int64_t* lab
     if (lane == 0) {
       const A l = mx + dlog(sum);
       const int64_t label = labels[r];
-      st(lse + r, l);
+      lse[r] = l;
       if (label >= vocab) {
         report_error(err, kErrLabel, label, r, vocab);
-        st(loss + r, A(NAN));
+        loss[r] = A(NAN);
       } else {
-        st(loss + r, label < 0 ? A(0) : l - ld(row + label));
+        loss[r] = label < 0 ? A(0) : l - ld(row + label);
       }
     }
   }
 }
 
 template <typename T>
-__global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* labels, const T* lse, int64_t rows,
+__global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* labels, const acc_t<T>* lse, int64_t rows,
                                               int64_t vocab, double scale, T* dlogits) {
   using A = acc_t<T>;
   DENSE_GRID_STRIDE(idx, rows * vocab) {
@@ -90,7 +90,7 @@ __global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* la
       st(dlogits + idx, A(0));
       continue;
     }
-    const A prob = dexp(ld(logits + idx) - ld(lse + r));
+    const A prob = dexp(ld(logits + idx) - lse[r]);
     st(dlogits + idx, A(scale) * (prob - (j == label ? A(1) : A(0))));
   }
 }
@@ -134,7 +134,8 @@ void cross_entropy_forward(const Ctx& ctx, DType t, const void* logits, const in
     with_team(vocab, [&](auto team) {
       constexpr int TEAM = decltype(team)::value;
       cross_entropy_forward_kernel<TEAM, T><<<Team<TEAM>::grid(rows), Team<TEAM>::block(), 0, ctx.stream>>>(
-          static_cast<const T*>(logits), labels, rows, vocab, static_cast<T*>(loss), static_cast<T*>(lse), ctx.error);
+          static_cast<const T*>(logits), labels, rows, vocab, static_cast<acc_t<T>*>(loss), static_cast<acc_t<T>*>(lse),
+          ctx.error);
     });
   });
   DENSE_CUDA_LAUNCHED();
@@ -146,7 +147,7 @@ void cross_entropy_backward(const Ctx& ctx, DType t, const void* logits, const i
   dispatch_float(t, "cross_entropy_backward", [&](auto tag) {
     using T = decltype(tag);
     cross_entropy_backward_kernel<T><<<blocks_for(rows * vocab), kThreads, 0, ctx.stream>>>(
-        static_cast<const T*>(logits), labels, static_cast<const T*>(lse), rows, vocab, scale,
+        static_cast<const T*>(logits), labels, static_cast<const acc_t<T>*>(lse), rows, vocab, scale,
         static_cast<T*>(dlogits));
   });
   DENSE_CUDA_LAUNCHED();
