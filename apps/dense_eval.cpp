@@ -7,6 +7,8 @@
 #include <exception>
 #include <nlohmann/json.hpp>
 
+#include "backend/backend.h"
+#include "cli_checks.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "data/progress.h"
@@ -15,20 +17,26 @@
 #include "train/lra_eval.h"
 #include "train/mlm_evaluation.h"
 
+using dense::cli::integer_at_least;
+
 int main(int argc, char** argv) {
+  const dense::BackendsReleaser release_backends_on_return;  // before the CUDA runtime unloads
   CLI::App app{"dense-eval: evaluate DenseAttention (DANet) and BERT encoders (densetrain)"};
   app.set_version_flag("--version", "dense-eval 0.1.0");
   app.require_subcommand(1);
   dense::train::MlmEvalRequest mlm;
   std::string json_out;
   CLI::App* m = app.add_subcommand("mlm", "MLM loss and accuracy of a checkpoint on held-out shards, at their length");
-  m->add_option("--checkpoint", mlm.checkpoint, "a checkpoint folder (runs/x/checkpoints/step-N) or model.safetensors")
+  m->add_option("--checkpoint", mlm.checkpoint,
+                "a checkpoint folder (runs/x/checkpoints/step-N), a run folder (runs/x: its newest complete "
+                "checkpoint) or a .safetensors file (then --config names the model)")
       ->required();
   m->add_option("--data", mlm.data, "a shard file or folder (dense-prep pretrain --format packed|bert)")->required();
   m->add_option("--config", mlm.config, "the model's YAML config (default: the run's config.yaml)");
   m->add_option("--set", mlm.overrides, "override a config key (repeatable), e.g. --set training.threads=2");
-  m->add_option("--batch", mlm.batch, "rows per batch (default: the config's micro batch)");
-  m->add_option("--max-batches", mlm.max_batches, "stop after this many batches (default: every row)");
+  m->add_option("--batch", mlm.batch, "rows per batch (default: the config's micro batch)")->check(integer_at_least(1));
+  m->add_option("--max-batches", mlm.max_batches, "stop after this many batches (default: every row)")
+      ->check(integer_at_least(1));
   m->add_option("--json", json_out, "also write the result as JSON to this file");
   dense::train::GlueEvalRequest glue;
   CLI::App* g = app.add_subcommand("glue", "fine-tune and score a GLUE task (best epoch on dev, median over seeds)");
@@ -36,13 +44,18 @@ int main(int argc, char** argv) {
   g->add_option("--data", glue.glue_dir, "a folder laid out like the GLUE download (holds <Task>/train.tsv ...)")
       ->required();
   g->add_option("--config", glue.config, "model + fine-tuning config (configs/glue/<task>.yaml)")->required();
-  g->add_option("--init-from", glue.init_from, "pretrained weights: a checkpoint folder or model.safetensors");
+  g->add_option("--init-from", glue.init_from,
+                "pretrained weights: a checkpoint folder, a run folder (its newest complete checkpoint) or a "
+                ".safetensors file");
   g->add_option("--set", glue.overrides, "override a config key (repeatable)");
   g->add_option("-o,--out", glue.out_dir, "results folder (shards/, results.md, results.json, dev*_predictions.tsv, submission/)")
       ->required();
-  g->add_option("--seeds", glue.seeds, "fine-tuning runs with seeds training.seed, +1, ...; the median is reported");
-  g->add_option("--max-eval-rows", glue.max_eval_rows, "dev rows scored per epoch (0: all)");
-  g->add_option("--max-train-rows", glue.max_train_rows, "train on the first rows of train.tsv only (CPU-sized runs)");
+  g->add_option("--seeds", glue.seeds, "fine-tuning runs with seeds training.seed, +1, ...; the median is reported")
+      ->check(integer_at_least(1));
+  g->add_option("--max-eval-rows", glue.max_eval_rows, "dev rows scored per epoch (0: all)")->check(integer_at_least(0));
+  g->add_option("--max-train-rows", glue.max_train_rows,
+                "train on the first rows of train.tsv only (CPU-sized runs; 0: all)")
+      ->check(integer_at_least(0));
   g->add_flag("--save-weights", glue.save_weights, "write each seed's best-epoch weights to <out>/seed-<s>/");
   g->add_flag("-q,--quiet", glue.quiet, "no per-epoch lines");
   dense::train::LraEvalRequest lra;
@@ -56,14 +69,23 @@ int main(int argc, char** argv) {
   l->add_option("--init-from", lra.init_from, "start from these weights (Path-X stage B: stage A's seed-<s>/model.safetensors)");
   l->add_option("--set", lra.overrides, "override a config key (repeatable)");
   l->add_option("-o,--out", lra.out_dir, "results folder (results.md, results.json, test_predictions.tsv)")->required();
-  l->add_option("--seeds", lra.seeds, "runs with seeds training.seed, +1, ...; the median test accuracy is reported");
-  l->add_option("--max-eval-rows", lra.max_eval_rows, "validation rows scored per epoch (0: all)");
-  l->add_option("--max-train-rows", lra.max_train_rows, "train on the first rows of train.hdf5 only");
+  l->add_option("--seeds", lra.seeds, "runs with seeds training.seed, +1, ...; the median test accuracy is reported")
+      ->check(integer_at_least(1));
+  l->add_option("--max-eval-rows", lra.max_eval_rows, "validation rows scored per epoch (0: all)")
+      ->check(integer_at_least(0));
+  l->add_option("--max-train-rows", lra.max_train_rows, "train on the first rows of train.hdf5 only (0: all)")
+      ->check(integer_at_least(0));
   l->add_flag("--save-weights", lra.save_weights, "write each seed's best-epoch weights to <out>/seed-<s>/");
   l->add_flag("-q,--quiet", lra.quiet, "no per-epoch lines");
+  if (!dense::cli::check_subcommand(app, argc, argv, "dense-eval")) return 109;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (app.get_subcommands().empty() && dynamic_cast<const CLI::RequiredError*>(&e)) {
+      std::fprintf(stderr, "dense-eval: error: a subcommand is required: %s (dense-eval SUBCOMMAND --help)\n",
+                   dense::cli::subcommand_list(app).c_str());
+      return e.get_exit_code();
+    }
     return app.exit(e);
   }
   try {
@@ -88,9 +110,12 @@ int main(int argc, char** argv) {
     const dense::train::MlmEvalReport r = dense::train::run_mlm_evaluation(mlm);
     if (r.rank != 0) return 0;
     const auto& e = r.result;
-    std::printf("dense-eval mlm: loss %.4f, accuracy %.4f over %s masked tokens in %s rows of %lld tokens\n", e.loss,
+    for (const auto& w : r.warnings) std::fprintf(stderr, "dense-eval: warning: %s\n", w.c_str());
+    // Six significant digits tell runs apart on screen; --json keeps every digit (a round-trip double).
+    std::printf("dense-eval mlm: loss %.6g, accuracy %.6g over %s masked tokens in %s rows of %lld tokens\n", e.loss,
                 e.accuracy, dense::data::with_thousands(e.tokens).c_str(), dense::data::with_thousands(e.rows).c_str(),
                 static_cast<long long>(r.seq_len));
+    if (!r.chosen_checkpoint.empty()) std::printf("  checkpoint: %s\n", r.chosen_checkpoint.c_str());
     std::printf("  weights: %s\n  config:  %s%s\n", r.weights.c_str(), r.config.c_str(),
                 r.seq_len > r.trained_positions ? " (positions extended beyond the trained length)" : "");
     if (e.tokens == 0) std::fprintf(stderr, "dense-eval: warning: no masked token in %s\n", mlm.data.c_str());

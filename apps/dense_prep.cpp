@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "cli_checks.h"
 #include "core/error.h"
 #include "data/prep_glue.h"
 #include "data/prep_lra.h"
@@ -14,6 +15,8 @@
 #include "data/shard_inspect.h"
 
 using namespace dense::data;
+using dense::cli::integer_at_least;
+using dense::cli::number_in;
 
 namespace {
 
@@ -66,7 +69,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "dense-prep 0.1.0");
   int threads = 0;
   bool quiet = false;
-  app.add_option("-j,--threads", threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("-j,--threads", threads, "worker threads (default: all cores)")->check(integer_at_least(0));
   app.add_flag("-q,--quiet", quiet, "no progress line");
 
   // ---- vocab ----
@@ -76,9 +79,11 @@ int main(int argc, char** argv) {
   auto* vocab = app.add_subcommand("vocab", "train a WordPiece vocabulary (vocab.txt) on a corpus");
   vocab->add_option("inputs", vc.inputs, "corpus files or folders")->required();
   vocab->add_option("-o,--out", vc.out_path, "vocab.txt to write")->required();
-  vocab->add_option("--vocab-size", vc.train.vocab_size, "tokens in the vocabulary")->check(CLI::PositiveNumber);
-  vocab->add_option("--min-frequency", vc.train.min_frequency, "a pair must occur this often to merge");
-  vocab->add_option("--limit-alphabet", vc.train.limit_alphabet, "at most this many initial characters (0: any)");
+  vocab->add_option("--vocab-size", vc.train.vocab_size, "tokens in the vocabulary")->check(integer_at_least(1));
+  vocab->add_option("--min-frequency", vc.train.min_frequency, "a pair must occur this often to merge")
+      ->check(integer_at_least(1));
+  vocab->add_option("--limit-alphabet", vc.train.limit_alphabet, "at most this many initial characters (0: any)")
+      ->check(integer_at_least(0));
   vocab->add_flag("--cased", v_cased, "keep case and accents (default: uncased)");
   vflags.add(vocab);
 
@@ -93,15 +98,23 @@ int main(int argc, char** argv) {
   pre->add_option("--vocab", pc.vocab_path, "vocab.txt")->required();
   pre->add_option("-o,--out", pc.out_dir, "output folder")->required();
   pre->add_option("--format", p_format, "bert or packed")->check(CLI::IsMember({"bert", "packed"}));
-  pre->add_option("-N,--seq-len", pc.seq_len, "tokens per row")->check(CLI::PositiveNumber);
-  pre->add_option("--shard-rows", pc.shard_rows, "rows per shard (bert: about; default 2^23 / seq-len)");
-  pre->add_option("--max-rows", pc.max_rows, "packed: stop after this many rows; fail if the corpus has fewer");
+  pre->add_option("-N,--seq-len", pc.seq_len, "tokens per row")->check(integer_at_least(1));
+  // 0 inside the library means "the default size"; on the command line it is a mistake, like -5.
+  pre->add_option("--shard-rows", pc.shard_rows, "rows per shard (bert: about; default 2^23 / seq-len)")
+      ->check(integer_at_least(1));
+  pre->add_option("--max-rows", pc.max_rows, "packed: stop after this many rows; fail if the corpus has fewer")
+      ->check(integer_at_least(1));
   pre->add_option("--seed", pc.seed, "random seed (bert pairs and masks)");
-  pre->add_option("--duplicate", pc.duplicate, "bert: passes per block with fresh pairs and masks");
-  pre->add_option("--short-seq-prob", pc.short_seq_prob, "bert: probability of a shorter target length (0: test sets)");
-  pre->add_option("--random-next-prob", pc.random_next_prob, "bert: probability that B is a random span");
-  pre->add_option("--masked-lm-ratio", pc.masked_lm_ratio, "bert: fraction of tokens masked (0.12: test sets)");
-  pre->add_option("--p-mask", pc.p_mask, "bert: chosen position -> [MASK] with this probability");
+  pre->add_option("--duplicate", pc.duplicate, "bert: passes per block with fresh pairs and masks")
+      ->check(integer_at_least(1));
+  pre->add_option("--short-seq-prob", pc.short_seq_prob, "bert: probability of a shorter target length (0: test sets)")
+      ->check(number_in(0, 1));
+  pre->add_option("--random-next-prob", pc.random_next_prob, "bert: probability that B is a random span")
+      ->check(number_in(0, 1));
+  pre->add_option("--masked-lm-ratio", pc.masked_lm_ratio, "bert: fraction of tokens masked (0.12: test sets)")
+      ->check(number_in(0, 1, true, true));
+  pre->add_option("--p-mask", pc.p_mask, "bert: chosen position -> [MASK] with this probability")
+      ->check(number_in(0, 1));
   std::string p_sentences = "lines";
   pre->add_option("--sentences", p_sentences, "bert: a sentence is a line, or lines split at punctuation")
       ->check(CLI::IsMember({"lines", "punctuation"}));
@@ -119,7 +132,8 @@ int main(int argc, char** argv) {
   glue->add_option("--vocab", gc.vocab_path, "vocab.txt")->required();
   glue->add_option("-o,--out", gc.out_dir, "output folder (one sub-folder per task)")->required();
   glue->add_option("-t,--task", gc.tasks, "tasks (default: every task folder present)");
-  glue->add_option("--max-length", gc.max_length, "tokens per example (default: 128; 512 for MRPC and RTE)");
+  glue->add_option("--max-length", gc.max_length, "tokens per example (default: 128; 512 for MRPC and RTE)")
+      ->check(integer_at_least(1));
   glue->add_option("--gzip-level", gc.gzip_level, "HDF5 gzip level 0-9")->check(CLI::Range(0, 9));
   glue->add_flag("--cased", g_cased, "cased WordPiece (default: uncased)");
   glue->add_flag("--skip-malformed-rows", gc.skip_malformed_rows, "skip and count rows with a wrong column count");
@@ -137,20 +151,26 @@ int main(int argc, char** argv) {
                   "new_aan_pairs.*.tsv; pathfinder: metadata/ + imgs/). Without it listops and pathfinder are "
                   "generated");
   lra->add_option("--seed", lc.seed, "generator seed");
-  lra->add_option("--num-train", lc.num_train, "listops: generated training trees");
-  lra->add_option("--num-val", lc.num_val, "listops: generated validation trees");
-  lra->add_option("--num-test", lc.num_test, "listops: generated test trees");
-  lra->add_option("--min-length", lc.min_length, "listops: generated trees are longer than this (LRA: 500)");
+  lra->add_option("--num-train", lc.num_train, "listops: generated training trees")->check(integer_at_least(1));
+  lra->add_option("--num-val", lc.num_val, "listops: generated validation trees")->check(integer_at_least(1));
+  lra->add_option("--num-test", lc.num_test, "listops: generated test trees")->check(integer_at_least(1));
+  lra->add_option("--min-length", lc.min_length, "listops: generated trees are longer than this (LRA: 500)")
+      ->check(integer_at_least(0));
   lra->add_option("--max-length", lc.max_length,
-                  "listops: generated trees are shorter than this (LRA: 2000; also the default --seq-len)");
-  lra->add_option("--resolution", lc.resolution, "pathfinder: 32, 64, 128 (Path-X) or 256");
-  lra->add_option("--contour-length", lc.contour_length, "pathfinder: 14 hard, 9 intermediate, 6 easy");
-  lra->add_option("--num-images", lc.num_images, "pathfinder: images to generate");
+                  "listops: generated trees are shorter than this (LRA: 2000; also the default --seq-len)")
+      ->check(integer_at_least(2));
+  lra->add_option("--resolution", lc.resolution, "pathfinder: 32, 64, 128 (Path-X) or 256")
+      ->check(CLI::IsMember({32, 64, 128, 256}));
+  lra->add_option("--contour-length", lc.contour_length, "pathfinder: 14 hard, 9 intermediate, 6 easy")
+      ->check(integer_at_least(1));
+  lra->add_option("--num-images", lc.num_images, "pathfinder: images to generate")->check(integer_at_least(1));
   lra->add_option("--tokenizer", lc.tokenizer, "text/retrieval: chars or bytes")
       ->check(CLI::IsMember({"chars", "bytes"}));
-  lra->add_option("--min-frequency", lc.min_frequency, "text/retrieval: minimum character count (default 15 / 1)");
-  lra->add_option("--seq-len", lc.seq_len, "tokens per row (default: the task's)");
-  lra->add_option("--val-fraction", lc.val_fraction, "image: share of the train set held out for validation");
+  lra->add_option("--min-frequency", lc.min_frequency, "text/retrieval: minimum character count (default 15 / 1)")
+      ->check(integer_at_least(1));
+  lra->add_option("--seq-len", lc.seq_len, "tokens per row (default: the task's)")->check(integer_at_least(1));
+  lra->add_option("--val-fraction", lc.val_fraction, "image: share of the train set held out for validation")
+      ->check(number_in(0, 1, true, true));
   lra->add_option("--gzip-level", lc.gzip_level, "HDF5 gzip level 0-9")->check(CLI::Range(0, 9));
   lra->add_flag("--overwrite", lc.overwrite, "replace shards of another configuration");
 
@@ -160,12 +180,18 @@ int main(int argc, char** argv) {
   auto* insp = app.add_subcommand("inspect", "datasets, attributes, a decoded sample and token statistics of a shard");
   insp->add_option("shard", inspect_path, "HDF5 shard")->required();
   insp->add_option("--vocab", io.vocab_path, "vocab.txt to decode WordPiece ids");
-  insp->add_option("--row", io.row, "the row shown");
-  insp->add_option("--stats-rows", io.stats_rows, "rows read for statistics (0: all)");
+  insp->add_option("--row", io.row, "the row shown")->check(integer_at_least(0));
+  insp->add_option("--stats-rows", io.stats_rows, "rows read for statistics (0: all)")->check(integer_at_least(0));
 
+  if (!dense::cli::check_subcommand(app, argc, argv, "dense-prep", {"-j", "--threads"})) return 109;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (app.get_subcommands().empty() && dynamic_cast<const CLI::RequiredError*>(&e)) {
+      std::fprintf(stderr, "dense-prep: error: a subcommand is required: %s (dense-prep SUBCOMMAND --help)\n",
+                   dense::cli::subcommand_list(app).c_str());
+      return e.get_exit_code();
+    }
     return app.exit(e);
   }
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "backend/backend.h"
 #include "core/error.h"
 #include "train/train_config_yaml.h"
 #include "parallel/communicator.h"
@@ -16,6 +17,7 @@ extern "C" void on_signal(int) { dense::train::stop_requested().store(true); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  const dense::BackendsReleaser release_backends_on_return;  // before the CUDA runtime unloads
   CLI::App app{"dense-train: train DenseAttention (DANet) and BERT encoders from HDF5 shards (densetrain)"};
   app.set_version_flag("--version", "dense-train 0.1.0");
   std::string config_path, run_dir;
@@ -27,9 +29,15 @@ int main(int argc, char** argv) {
   app.add_option("--resume", opts.resume, "auto (newest valid checkpoint of the run), none, or a checkpoint folder");
   app.add_option("--init-from", opts.init_from, "start from these weights (a checkpoint folder or model.safetensors)");
   app.add_flag("--resize-position-embeddings", opts.resize_position_embeddings,
-               "with --init-from: tile or truncate a learned position table trained at another length (spec 1.3)");
+               "with --init-from: tile or truncate a learned position table trained at another length (docs/model.md §1.3)");
   app.add_option("--run-dir", run_dir, "run folder (default: runs/<name>)");
+  app.add_flag("--overwrite", opts.overwrite,
+               "start a new run in a run folder that holds a previous run (implies --resume none): its checkpoints "
+               "and metrics are moved into <run folder>/previous-<time>/, never deleted");
   app.add_option("--stop-after", opts.stop_after_steps, "stop with a checkpoint after this many steps of this run");
+  app.add_option("--dump-gradients", opts.dump_gradients_dir,
+                 "write each rank's gradients of the first step (summed over ranks, unscaled, before clipping) to "
+                 "DIR/grads-rank<R>.safetensors, to compare runs or implementations");
   app.add_flag("-q,--quiet", opts.quiet, "no progress lines");
   app.add_flag("--print-config", print_config, "print the resolved config (YAML) and exit");
   app.add_flag("--config-reference", reference, "print the reference of every config key (Markdown) and exit");

@@ -17,6 +17,8 @@ Exit status: 0 on success, 2 on any error (the message names the file and the te
 
 import argparse
 import collections
+import difflib
+import json
 import io
 import math
 import os
@@ -658,8 +660,8 @@ HEAD_PREFIXES = ("lm_head.", "pooler.", "classifier.", "matching.")
 
 def init_head_tensor(name, shape, r0, gen, family):
     """A fresh head tensor as the reference initialises one: biases (the MLM bias included) 0, norm gains 1,
-    Linear weights Uniform(-r0, r0) in DANet models (init_bert_weights of src/modeling.py, spec §1.13) and
-    Normal(0, r0) in the BERT baseline (src/other_models/modeling.py, spec §1.12)."""
+    Linear weights Uniform(-r0, r0) in DANet models (init_bert_weights of src/modeling.py, docs/model.md §1.13) and
+    Normal(0, r0) in the BERT baseline (src/other_models/modeling.py, docs/model.md §1.12)."""
     import torch
     if name.endswith(".bias"):
         return torch.zeros(shape, dtype=torch.float32), "initialised: zeros"
@@ -714,6 +716,222 @@ def check_against_config(out, cfg_path, model_section, init_missing_heads, seed,
 
 
 # ------------------------------------------------------------------------------------------------
+# --reference-config: the reference's own ModelConfig JSON (src/model_config.py) -> a densetrain model section
+# ------------------------------------------------------------------------------------------------
+
+# The reference ModelConfig's constructor defaults (src/model_config.py, `ModelConfig.__init__`): a key its JSON
+# leaves out takes this value in the reference, so the translation writes it explicitly instead of relying on
+# densetrain's defaults to agree.
+REFERENCE_DEFAULTS = collections.OrderedDict([
+    ("vocab_size_or_config_json_file", 30528), ("hidden_size", 1024), ("num_hidden_layers", 32),
+    ("num_attention_heads", 1), ("intermediate_size", 4), ("default_ffn_norm", None), ("hidden_dropout_prob", 0),
+    ("hidden_act", "relu"), ("swiglu_ffn", False), ("attention_complexity", "auto"),
+    ("attention_probs_dropout_prob", 0), ("pre_attn_ln_type", "max_norm"), ("post_attn_ln_type", "max_norm"),
+    ("max_position_embeddings", 512), ("token_type_embeddings", False), ("embedding_ln_type", "hardtanh"),
+    ("type_vocab_size", 2), ("initializer_range", 0.02), ("pos_emb_type", "learned"), ("embedding_dropout", 0),
+    ("relpe_type", None), ("relpe_scheme", "qkv"), ("final_ln_type", None), ("pooler_function", "mean"),
+    ("pooler_no_dense", False), ("pooler_act", "gelu"), ("pooler_ln_type", None), ("classifier_bias", False),
+    ("lm_head_act", "gelu"), ("lm_head_ln_type", "uncentered_ln"), ("causal", False), ("chunk_size", 1024),
+    ("local_attention", False), ("window_size", 1024), ("local_relpe", True), ("local_scheme", "l_sl_g"),
+    ("hybrid", False), ("transformer_heads", None), ("attn_proj_biases", False),
+])
+# The reference's Activation2Class (src/activations.py): every name there is also a densetrain norm/activation.
+REFERENCE_NORMS = ("max_norm", "scaled_max_norm", "prescaled_max_norm", "uncentered_ln", "uncentered_fixed_ln",
+                   "standard_ln", "hardtanh", "no_ln", "gelu", "gelu_tanh", "legacy_gelu", "relu", "tanh",
+                   "leaky_relu", "leaky_relu_0.1")
+# Keys of a whole reference training config (configs/*/*.json) around its `model_config` section.
+REFERENCE_RUN_KEYS = ("name", "model_config", "data", "training", "validation", "test")
+
+
+def _ref_value(path, key, v, kind, choices=None):
+    """Checks one reference value; returns it as the densetrain config spells it."""
+    where = f"{path}: {key}"
+    if kind == "int":
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ConvertError(f"{where}: expected a positive integer, got {v!r}")
+    elif kind == "prob":
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise ConvertError(f"{where}: expected a probability in [0, 1), got {v!r}")
+        v = float(v)
+    elif kind == "posfloat":
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ConvertError(f"{where}: expected a positive number, got {v!r}")
+        v = float(v)
+    elif kind == "bool":
+        if not isinstance(v, bool):
+            raise ConvertError(f"{where}: expected true or false, got {v!r}")
+    elif kind in ("choice", "optional_choice"):
+        if v is None and kind == "optional_choice":
+            return None
+        if not isinstance(v, str) or v not in choices:
+            raise ConvertError(f"{where}: {v!r} is not supported; allowed: {', '.join(choices)}"
+                               + (" or null" if kind == "optional_choice" else ""))
+    return v
+
+
+def translate_reference_config(path):
+    """The reference ModelConfig JSON at `path` (a bare model_config, or a whole reference run config holding
+    one) -> (densetrain model section, notes, default_ffn_norm). Every key is checked; keys the reference does
+    not know, and values densetrain cannot reproduce, are errors naming the key."""
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except OSError as e:
+        raise ConvertError(f"{path}: cannot read the reference config ({e.strerror or e})") from e
+    except ValueError as e:
+        raise ConvertError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(doc, dict):
+        raise ConvertError(f"{path}: expected a JSON object (the reference's model_config), got {type(doc).__name__}")
+    if "model_config" in doc:
+        unknown = [k for k in doc if k not in REFERENCE_RUN_KEYS]
+        if unknown:
+            raise ConvertError(f"{path}: unknown top-level key(s) {', '.join(map(repr, unknown))} beside "
+                               f"'model_config'")
+        doc = doc["model_config"]
+        path = f"{path}: model_config"
+        if not isinstance(doc, dict):
+            raise ConvertError(f"{path}: expected a JSON object")
+    ref = collections.OrderedDict(REFERENCE_DEFAULTS)
+    for k, v in doc.items():
+        key = "vocab_size_or_config_json_file" if k == "vocab_size" else k
+        if key not in REFERENCE_DEFAULTS:
+            close = difflib.get_close_matches(k, list(REFERENCE_DEFAULTS) + ["vocab_size"], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConvertError(f"{path}: {k}: not a key of the reference's ModelConfig (src/model_config.py){hint}")
+        ref[key] = v
+    notes = []
+    if ref["hybrid"] is not False:
+        _ref_value(path, "hybrid", ref["hybrid"], "bool")
+        raise ConvertError(f"{path}: hybrid: true (softmax Transformer layers inside the DANet) has no densetrain "
+                           f"counterpart")
+    if not isinstance(ref["vocab_size_or_config_json_file"], int):
+        raise ConvertError(f"{path}: vocab_size_or_config_json_file: expected the vocabulary size (an integer), got "
+                           f"{ref['vocab_size_or_config_json_file']!r}; a path to another config file is not followed")
+    ffn_norm = ref["default_ffn_norm"]
+    if ffn_norm not in (None, 0):
+        _ref_value(path, "default_ffn_norm", ffn_norm, "posfloat")
+        notes.append(f"default_ffn_norm {ffn_norm} is not a model key: it only scales ExpandedFFN weights under the "
+                     f"reference's --scale_ffn_weights; --materialize-ffn-scaling uses it as REF")
+    pos = ref["pos_emb_type"]
+    if not isinstance(pos, str) or pos.lower() not in ("learned", "relpe", "sinusoidal"):
+        raise ConvertError(f"{path}: pos_emb_type: {pos!r} is not supported; allowed: learned, relpe, sinusoidal")
+    relpe_type = ref["relpe_type"]
+    if relpe_type == "learned":
+        raise ConvertError(f"{path}: relpe_type: 'learned' (the multiplicative learned RelPE) is not supported by "
+                           f"densetrain (docs/decisions.md)")
+    scheme = ref["relpe_scheme"]
+    if not isinstance(scheme, str) or not scheme or \
+            not set(c.strip() for c in scheme.split(",")) <= {"qkv", "q", "k", "v"}:
+        raise ConvertError(f"{path}: relpe_scheme: {scheme!r} is not supported; allowed: 'qkv' or a comma list of "
+                           f"q, k, v")
+    scheme_codes = ref["local_scheme"]
+    if not isinstance(scheme_codes, str) or not scheme_codes or \
+            not set(scheme_codes.split("_")) <= {"g", "l", "sl", "sw"}:
+        raise ConvertError(f"{path}: local_scheme: {scheme_codes!r} is not supported; allowed: layer codes g, l, sl, "
+                           f"sw joined by _")
+    for k in ("transformer_heads", "attn_proj_biases"):
+        if ref[k] not in (None, False):
+            notes.append(f"{k} {ref[k]!r} applies to hybrid models only; no effect here")
+    if ref["hidden_act"] != "relu":
+        notes.append(f"hidden_act {ref['hidden_act']!r} is unused by the reference's DANet (kept there for BERT "
+                     f"configs); not translated")
+    m = collections.OrderedDict()
+    m["model_type"] = "danet"
+    m["vocab_size"] = _ref_value(path, "vocab_size_or_config_json_file", ref["vocab_size_or_config_json_file"], "int")
+    for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+              "max_position_embeddings"):
+        m[k] = _ref_value(path, k, ref[k], "int")
+    if m["hidden_size"] % m["num_attention_heads"]:
+        raise ConvertError(f"{path}: num_attention_heads {m['num_attention_heads']} does not divide hidden_size "
+                           f"{m['hidden_size']}")
+    m["initializer_range"] = _ref_value(path, "initializer_range", ref["initializer_range"], "posfloat")
+    for k in ("hidden_dropout_prob", "attention_probs_dropout_prob", "embedding_dropout"):
+        m[k] = _ref_value(path, k, ref[k], "prob")
+    m["classifier_bias"] = _ref_value(path, "classifier_bias", ref["classifier_bias"], "bool")
+    m["swiglu_ffn"] = _ref_value(path, "swiglu_ffn", ref["swiglu_ffn"], "bool")
+    m["attention_complexity"] = _ref_value(path, "attention_complexity", ref["attention_complexity"], "choice",
+                                           ("linear", "quadratic", "auto"))
+    for k in ("pre_attn_ln_type", "post_attn_ln_type", "embedding_ln_type", "lm_head_ln_type"):
+        m[k] = _ref_value(path, k, ref[k], "choice", REFERENCE_NORMS)
+    for k in ("final_ln_type", "pooler_ln_type"):
+        m[k] = _ref_value(path, k, ref[k], "optional_choice", REFERENCE_NORMS)
+    m["token_type_embeddings"] = _ref_value(path, "token_type_embeddings", ref["token_type_embeddings"], "bool")
+    m["type_vocab_size"] = _ref_value(path, "type_vocab_size", ref["type_vocab_size"], "int")
+    m["pos_emb_type"] = pos.lower()
+    m["relpe_type"] = _ref_value(path, "relpe_type", relpe_type, "optional_choice", ("cosine", "cos_minus_sin", "rope"))
+    m["relpe_scheme"] = scheme
+    m["pooler_function"] = _ref_value(path, "pooler_function", ref["pooler_function"], "choice",
+                                      ("first", "mean", "max"))
+    m["pooler_no_dense"] = _ref_value(path, "pooler_no_dense", ref["pooler_no_dense"], "bool")
+    m["pooler_act"] = _ref_value(path, "pooler_act", ref["pooler_act"], "choice", REFERENCE_NORMS)
+    m["lm_head_act"] = _ref_value(path, "lm_head_act", ref["lm_head_act"], "choice", REFERENCE_NORMS)
+    m["causal"] = _ref_value(path, "causal", ref["causal"], "bool")
+    m["chunk_size"] = _ref_value(path, "chunk_size", ref["chunk_size"], "int")
+    m["local_attention"] = _ref_value(path, "local_attention", ref["local_attention"], "bool")
+    m["window_size"] = _ref_value(path, "window_size", ref["window_size"], "int")
+    m["local_relpe"] = _ref_value(path, "local_relpe", ref["local_relpe"], "bool")
+    m["local_scheme"] = scheme_codes
+    return m, notes, (None if ffn_norm in (None, 0) else float(ffn_norm))
+
+
+def heads_from_tensors(out, model_section):
+    """num_labels and pair_matching are task settings, not ModelConfig keys in the reference (the task model
+    takes num_labels): read them off the converted head tensors."""
+    m = collections.OrderedDict(model_section)
+    if "matching.classifier.weight" in out:
+        m["pair_matching"] = True
+        m["num_labels"] = int(out["matching.classifier.weight"].tensor.shape[0])
+    elif "classifier.weight" in out:
+        m["num_labels"] = int(out["classifier.weight"].tensor.shape[0])
+    return m
+
+
+def compare_model_sections(ref_section, ref_path, cfg_section, cfg_path):
+    """--reference-config with --model-config: every translated key must mean the same in both."""
+    dr = _reference_module("danet_reference")
+    try:
+        a = dr.resolve_danet_config(ref_section)
+        b = dr.resolve_danet_config(cfg_section)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ConvertError(f"{cfg_path}: model section: {e}") from e
+    differ = [f"  {k}: {ref_path} gives {a[k]!r}, {cfg_path} has {b[k]!r}"
+              for k in ref_section if k in a and not k.startswith("_") and a[k] != b[k]]
+    if differ:
+        raise ConvertError(f"{cfg_path}: the model differs from the reference config {ref_path}:\n" + "\n".join(differ))
+
+
+def write_model_config(path, section, source):
+    """--write-config: a bare model section (.json, like configs/models/*.json) or a dense-train config whose
+    model: section holds it (.yaml / .yml), written atomically."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".json":
+        text = json.dumps(section, indent=2) + "\n"
+    elif ext in (".yaml", ".yml"):
+        lines = [f"# The model of {source}, as scripts/convert_reference_checkpoint.py translated it.",
+                 "# dense-train / dense-eval read it with --config; add data: and training: sections to train.",
+                 "model:"]
+        lines += [f"  {k}: {json.dumps(v)}" for k, v in section.items()]   # JSON scalars are YAML scalars
+        text = "\n".join(lines) + "\n"
+    else:
+        raise ConvertError(f"--write-config {path}: give a .json (bare model section) or .yaml (dense-train config) "
+                           f"file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ConvertError(f"{path}: cannot write ({e.strerror or e})") from e
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# ------------------------------------------------------------------------------------------------
 # Writing
 # ------------------------------------------------------------------------------------------------
 
@@ -752,6 +970,15 @@ def parse_args(argv):
     p.add_argument("output", metavar="OUTPUT", help="the safetensors file to write (for dense-train --init-from)")
     p.add_argument("--model-config", metavar="CFG", help="a densetrain config (or a bare model section, e.g. "
                    "configs/models/*.json): check that the names and shapes are exactly the model's")
+    p.add_argument("--reference-config", metavar="REF_JSON",
+                   help="the reference's own model config JSON (its ModelConfig keys, e.g. "
+                        "vocab_size_or_config_json_file; a bare model_config or a whole reference run config): "
+                        "translated to a densetrain DANet model section that the names and shapes are checked "
+                        "against; with --model-config both must describe the same model")
+    p.add_argument("--write-config", metavar="OUT",
+                   help="write the model section used (from --reference-config or --model-config, num_labels and "
+                        "pair_matching from the heads) to OUT: .json a bare model section, .yaml a dense-train / "
+                        "dense-eval config")
     p.add_argument("--model-type", choices=("auto", "danet", "bert"), default="auto",
                    help="which reference model family the checkpoint holds (default: from the tensor names)")
     p.add_argument("--strict", action="store_true",
@@ -776,8 +1003,12 @@ def parse_args(argv):
 def run(args):
     import torch  # noqa: F401 -- fail early and clearly if torch is missing
 
-    if args.init_missing_heads and not args.model_config:
-        raise ConvertError("--init-missing-heads needs --model-config (the shapes and initializer_range come from it)")
+    if args.init_missing_heads and not (args.model_config or args.reference_config):
+        raise ConvertError("--init-missing-heads needs --model-config or --reference-config (the shapes and "
+                           "initializer_range come from it)")
+    if args.write_config and not (args.model_config or args.reference_config):
+        raise ConvertError("--write-config needs --reference-config (or --model-config): the weights alone do not "
+                           "say which heads, RelPE, local scheme, norms or activations the model uses")
     if args.materialize_ffn_scaling not in (None, "default"):
         try:
             if not float(args.materialize_ffn_scaling) > 0:
@@ -790,7 +1021,14 @@ def run(args):
                            f"(e.g. {os.path.join(args.output, 'model.safetensors')})")
 
     model_section = None
+    ref_section, ref_notes, ffn_norm = None, [], None
     family = args.model_type
+    if args.reference_config:
+        ref_section, ref_notes, ffn_norm = translate_reference_config(args.reference_config)
+        if family == "bert":
+            raise ConvertError(f"--model-type bert: {args.reference_config} is the reference's DANet ModelConfig; "
+                               f"describe a BERT baseline with a densetrain --model-config")
+        family = "danet"
     if args.model_config:
         model_section = load_model_section(args.model_config)
         mt = model_section.get("model_type", "danet")
@@ -814,11 +1052,21 @@ def run(args):
     check_vocab(out, where)
     check_layers(out, warnings)
     if args.materialize_ffn_scaling is not None:
-        materialize_ffn_scaling(out, args.materialize_ffn_scaling)
+        ref_arg = args.materialize_ffn_scaling
+        if ref_arg == "default" and ffn_norm is not None:
+            ref_arg = ffn_norm   # the reference scaled with its config's default_ffn_norm
+        materialize_ffn_scaling(out, ref_arg)
 
+    config_path = args.model_config
+    if ref_section is not None:
+        ref_section = heads_from_tensors(out, ref_section)
+        if model_section is not None:
+            compare_model_sections(ref_section, args.reference_config, model_section, args.model_config)
+        else:
+            model_section, config_path = ref_section, args.reference_config
     filled = []
     if model_section is not None:
-        out, family, filled = check_against_config(out, args.model_config, model_section, args.init_missing_heads,
+        out, family, filled = check_against_config(out, config_path, model_section, args.init_missing_heads,
                                                    args.seed, warnings)
     if not out:
         raise ConvertError(f"{where}: nothing to write (every tensor was dropped)")
@@ -831,10 +1079,14 @@ def run(args):
                 "converter": "scripts/convert_reference_checkpoint.py"}
     if filled:
         metadata["initialised_heads"] = ",".join(filled)
+    if args.reference_config:
+        metadata["reference_config"] = os.path.abspath(args.reference_config)
     write_atomic(tensors, args.output, metadata)
+    if args.write_config:
+        write_model_config(args.write_config, model_section, args.reference_config or args.model_config)
 
     if not args.quiet:
-        for n in notes:
+        for n in notes + ref_notes:
             print(f"note: {n}")
         w_src = max([len("reference name")] + [len(m.src) for m in out.values()])
         w_dst = max([len("densetrain name")] + [len(n) for n in out])
@@ -848,6 +1100,8 @@ def run(args):
                 print(f"  {n} {list(sd[n].shape)}: {reason}")
         nparam = sum(t.numel() for t in tensors.values())
         print(f"wrote {args.output}: {len(tensors)} tensors, {nparam:,} parameters (float32), {family} model")
+        if args.write_config:
+            print(f"wrote {args.write_config}: the model config (dense-eval / dense-train --config)")
     for w in warnings:
         print(f"{PROG}: warning: {w}", file=sys.stderr)
     return 0

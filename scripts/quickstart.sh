@@ -26,7 +26,7 @@ echo "== dense-prep: corpus -> packed shards of 128 tokens"
 echo "== dense-train: configs/tiny.yaml on the CPU"
 ARGS=(--config configs/tiny.yaml)
 [ -n "${QUICKSTART_STEPS:-}" ] && ARGS+=(--set "training.max_steps=${QUICKSTART_STEPS}")
-[ "$FRESH" = 1 ] && ARGS+=(--resume none)
+[ "$FRESH" = 1 ] && ARGS+=(--resume none --overwrite)  # the previous run is moved aside, not deleted
 "$TRAIN" "${ARGS[@]}"
 
 echo "== curves"

@@ -35,6 +35,10 @@ auto with_context(const std::string& line, F&& f) -> decltype(f()) {
   }
 }
 
+// True when the environment has DENSE_DEBUG=1: DENSE_CHECK failures then also name the failed
+// condition and its source location.
+bool debug_messages();
+
 [[noreturn]] void throw_check_failure(const char* file, int line, const char* cond, const std::string& msg);
 
 }  // namespace dense

@@ -1,5 +1,5 @@
 #pragma once
-// Byte- and character-level tokenizers for the Long Range Arena text tasks (spec §3.5).
+// Byte- and character-level tokenizers for the Long Range Arena text tasks (docs/model.md §3.5).
 //   ByteTokenizer: id = byte value + offset (vocabulary 256 + offset).
 //   CharTokenizer: a character (Unicode code point) vocabulary built from training text with a minimum
 //     frequency, as the LRA Text conversion does: [PAD] = 0, [UNK] = 1, optional [CLS] = 2, then the kept

@@ -202,7 +202,8 @@ GlueSplitData parse(TsvReader& reader, const std::filesystem::path& path, const 
     ex.line = row.line_number;
     ex.text_a = std::string(row[size_t(pa)]);
     if (pb >= 0) ex.text_b = std::string(row[size_t(pb)]);
-    ex.guid = fmt::format("{}-{}", layout.name, pi >= 0 ? std::string(row[size_t(pi)]) : std::to_string(ex.index));
+    if (pi >= 0) ex.id = std::string(row[size_t(pi)]);
+    ex.guid = fmt::format("{}-{}", layout.name, pi >= 0 ? ex.id : std::to_string(ex.index));
     if (pl >= 0) {
       const std::string_view v = row[size_t(pl)];
       if (info.regression) {

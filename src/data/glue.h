@@ -19,7 +19,7 @@
 //   QNLI   QNLI    train, dev (index, question, sentence, label); test     question / sentence        label
 //   RTE    RTE     train, dev (index, sentence1, sentence2, label); test   sentence1 / sentence2      label
 //   WNLI   WNLI    train, dev (index, sentence1, sentence2, label); test   sentence1 / sentence2      label
-// Label ids follow HuggingFace `datasets` glue/<task> (what the reference trains on, spec §3.4):
+// Label ids follow HuggingFace `datasets` glue/<task> (what the reference trains on, docs/model.md §3.4):
 //   CoLA/SST-2/MRPC/QQP/WNLI "0"→0 "1"→1; MNLI entailment=0 neutral=1 contradiction=2;
 //   QNLI/RTE entailment=0 not_entailment=1; STS-B float score in [0, 5].
 // Test files are unlabeled (label -1). Text is kept byte for byte (SST-2's space before the tab included),
@@ -66,7 +66,7 @@ struct GlueTaskInfo {
   bool regression = false;
   std::vector<std::string> label_values;  // the label as written in the file; position = label id
   std::vector<std::string> label_names;   // readable names (HF ClassLabel names)
-  int max_length = 128;                   // spec §3.4 (512 for MRPC and RTE)
+  int max_length = 128;                   // docs/model.md §3.4 (512 for MRPC and RTE)
   std::vector<GlueFileLayout> files;      // every split file of the official layout
   size_t num_labels() const { return regression ? 1 : label_values.size(); }
   // The layout named `split` ("train", "dev", "test", "dev_matched", or the HF names "validation",
@@ -80,6 +80,7 @@ struct GlueTaskInfo {
 struct GlueExample {
   std::string guid;   // "<split>-<index>": the file's index/id column when it has one, else the row number
   int64_t index = 0;  // 0-based data row number in the file (HF `idx`)
+  std::string id;     // the file's index/id column as written (GLUE submissions key on it); empty without one
   size_t line = 0;    // 1-based line in the file
   std::string text_a;
   std::optional<std::string> text_b;

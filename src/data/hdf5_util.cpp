@@ -9,6 +9,17 @@
 
 namespace dense::data::h5 {
 
+namespace {
+// HDF5 normally registers H5_term_library with atexit; it closes every file still open at exit, and on a
+// file whose close already failed (a full disk) it crashes after the program has reported its error. Every
+// file we write is closed explicitly (shard.h: AtomicShardFile commits or discards), so the library is left
+// to the operating system at exit. Must run before HDF5 initialises, hence a static initialiser.
+const bool kNoAtexitCleanup = [] {
+  (void)H5dont_atexit();
+  return true;
+}();
+}  // namespace
+
 void Id::reset() noexcept {
   if (id_ < 0) return;
   quiet_errors();

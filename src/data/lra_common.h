@@ -1,5 +1,5 @@
 #pragma once
-// Long Range Arena: pieces shared by the task readers and generators (spec §3.5).
+// Long Range Arena: pieces shared by the task readers and generators (docs/model.md §3.5).
 //   * PhiloxStream (= dense::PhiloxStream, core/rng.h): sequential random draws from one Philox-4x32-10 stream
 //     (key = seed, counter = offset + i), so every generator is a pure function of (seed, example index) and
 //     reproducible on any thread count.
@@ -63,7 +63,7 @@ struct TextExample {
 
 // Byte-level tokens: byte b -> byte_offset + b, optional CLS first, truncated/padded to seq_len with pad_id.
 struct ByteTokenOptions {
-  int64_t seq_len = 4000;  // spec §3.5: Text and Retrieval use 4000 (Retrieval per document, CLS included)
+  int64_t seq_len = 4000;  // docs/model.md §3.5: Text and Retrieval use 4000 (Retrieval per document, CLS included)
   bool add_cls = false;
   int32_t pad_id = 0;
   int32_t cls_id = 1;

@@ -1,5 +1,5 @@
 #pragma once
-// LRA image tasks from files (spec §3.5, data-sources §4a): grey pixels 0..255 are the tokens, row-major.
+// LRA image tasks from files (docs/model.md §3.5, data-sources §4a): grey pixels 0..255 are the tokens, row-major.
 //   * IDX (MNIST, Fashion-MNIST; raw or gzip): magic 00 00 <type> <ndims>, big-endian u32 dims, then data.
 //     Only unsigned-byte data (type 0x08) is accepted; the size must match the dims exactly.
 //   * CIFAR-10 binary batches: records of 1 label byte + 3072 bytes (1024 R, 1024 G, 1024 B, row-major),
@@ -41,7 +41,7 @@ ImageSet load_idx_images(const std::filesystem::path& images, const std::filesys
 ImageSplits load_idx_dataset(const std::filesystem::path& dir, double val_fraction = 0.1);
 
 // RGB -> grey. kPil: ITU-R 601-2 luma with Pillow's integer rounding, (19595 R + 38470 G + 7471 B + 2^15) >> 16,
-// i.e. PIL convert("L") as applied to HF uoft-cs/cifar10 images (spec §3.5, default). kTensorflow: LRA's
+// i.e. PIL convert("L") as applied to HF uoft-cs/cifar10 images (docs/model.md §3.5, default). kTensorflow: LRA's
 // tf.image.rgb_to_grayscale on uint8 (float32 0.2989 R + 0.5870 G + 0.1140 B on [0,1], times 255.5, truncated).
 enum class GrayRule { kPil, kTensorflow };
 uint8_t rgb_to_gray(uint8_t r, uint8_t g, uint8_t b, GrayRule rule = GrayRule::kPil);

@@ -1,5 +1,5 @@
 #pragma once
-// LRA Text: byte-level IMDB sentiment from the aclImdb folder layout (spec §3.5: train 25k, test 25k, the test
+// LRA Text: byte-level IMDB sentiment from the aclImdb folder layout (docs/model.md §3.5: train 25k, test 25k, the test
 // set doubling as validation; sequences of 4000 tokens, no CLS). Reviews are read as raw bytes (no decoding:
 // the bytes are the tokens); label 1 = pos, 0 = neg. Order: neg files then pos files, each sorted by the
 // numeric review id of "<id>_<rating>.txt" (then by name), so the result does not depend on the file system.

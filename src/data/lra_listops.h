@@ -1,5 +1,5 @@
 #pragma once
-// LRA ListOps (data-sources §4b, spec §3.5): the generator of lra_benchmarks/data/listops.py, an evaluator,
+// LRA ListOps (data-sources §4b, docs/model.md §3.5): the generator of lra_benchmarks/data/listops.py, an evaluator,
 // the release TSV format (header "Source\tTarget", source in the nested binary-tuple rendering) and the
 // conversion to token ids, keeping `]` and the `[OP` tokens (LRA issue #14).
 //
@@ -22,7 +22,7 @@
 
 namespace dense::data::lra {
 
-// The fixed 17-token vocabulary of spec §3.5.
+// The fixed 17-token vocabulary of docs/model.md §3.5.
 enum ListOpsToken : uint8_t {
   kListOpsPad = 0,
   kListOpsMax = 1,
@@ -83,8 +83,8 @@ void write_listops_tsv(const std::filesystem::path& path, std::span<const ListOp
 std::vector<ListOpsExample> read_listops_tsv(const std::filesystem::path& path, bool check_targets = true);
 
 struct ListOpsEncodeOptions {
-  int64_t seq_len = 2000;         // the model expects exactly 2000 (spec §7 item 7)
-  bool add_cls = true;            // CLS first (spec §3.5)
+  int64_t seq_len = 2000;         // the model expects exactly 2000 (docs/model.md §7 item 7)
+  bool add_cls = true;            // CLS first (docs/model.md §3.5)
   bool pad_to_split_max = false;  // reference behaviour: pad to the split's longest row + CLS instead
 };
 // Token rows (CLS, tokens..., PAD...) with mask; a row longer than seq_len is an error.

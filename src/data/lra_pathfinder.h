@@ -117,7 +117,7 @@ struct PathfinderRecord {
 // Reads metadata/*.npy (numeric batch order; lines in file order). Errors name file:line.
 std::vector<PathfinderRecord> read_pathfinder_metadata(const std::filesystem::path& dir);
 // Loads all images (grey PNG) in metadata order and splits them train/val/test by `fractions`, unshuffled
-// (spec §3.5: 80/10/10 in metadata order).
+// (docs/model.md §3.5: 80/10/10 in metadata order).
 ImageSplits load_pathfinder_dataset(const std::filesystem::path& dir,
                                     std::array<double, 3> fractions = {0.8, 0.1, 0.1});
 

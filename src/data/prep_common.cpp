@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -151,6 +152,26 @@ void ensure_writable_folder(const std::string& dir) {
   DENSE_CHECK(!ec, "{}: cannot create the output folder: {}", dir, ec.message());
   DENSE_CHECK(std::filesystem::is_directory(dir, ec), "{}: exists and is not a folder", dir);
   DENSE_CHECK(::access(dir.c_str(), W_OK | X_OK) == 0, "{}: the output folder is not writable", dir);
+}
+
+void check_output_outside_inputs(const std::vector<std::string>& inputs, const std::string& output,
+                                 const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  // weakly_canonical resolves symlinks and `..` of the existing part, so `-o corpus/../corpus/out` is caught
+  // even before the output folder exists.
+  const fs::path out = fs::weakly_canonical(fs::absolute(output, ec), ec);
+  if (ec) return;
+  for (const auto& input : inputs) {
+    if (!fs::is_directory(input, ec)) continue;
+    const fs::path in = fs::weakly_canonical(fs::absolute(input, ec), ec);
+    if (ec) continue;
+    const auto [in_end, out_it] = std::mismatch(in.begin(), in.end(), out.begin(), out.end());
+    if (in_end != in.end()) continue;  // `in` is not a prefix of `out`
+    DENSE_FAIL("{} {} is {} the input folder {}: a later run would read its own output as corpus text; choose an "
+               "output outside the inputs",
+               what, output, out_it == out.end() ? "the same as" : "inside", input);
+  }
 }
 
 }  // namespace dense::data

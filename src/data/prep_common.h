@@ -79,4 +79,10 @@ int64_t corpus_size(const std::vector<std::string>& files, bool* compressed);
 // Creates a folder (and parents); a clear error when it cannot be created or written to.
 void ensure_writable_folder(const std::string& dir);
 
+// dense::Error when `output` (a folder or file to be written) is one of the input folders or lies inside one:
+// a second run would read the first run's outputs (manifest.json, vocab.txt) as corpus text. `what` names the
+// subcommand and the output flag in the message ("pretrain: -o").
+void check_output_outside_inputs(const std::vector<std::string>& inputs, const std::string& output,
+                                 const std::string& what);
+
 }  // namespace dense::data

@@ -2,7 +2,7 @@
 // `dense-prep glue`: GLUE task folders (the official TSV layout) into `classification` shards, one per split
 // file: <out>/<Task>/<split>.hdf5 (e.g. MNLI/dev_matched.hdf5) with input_ids, attention_mask, token_type_ids
 // and labels (int64 class ids; float32 scores for STS-B; -1 / NaN in unlabeled test files, attribute
-// labeled = 0). Tokenization as spec §3.4: [CLS] a [SEP] (b [SEP]), truncated longest-first to the task's
+// labeled = 0). Tokenization as docs/model.md §3.4: [CLS] a [SEP] (b [SEP]), truncated longest-first to the task's
 // max_length (128; 512 for MRPC and RTE) and padded to it. Rows keep the file's order (row i = HF idx i).
 // Splits are tokenized in parallel; a re-run keeps shards whose prep_config matches (see prep_common.h).
 #include <cstdint>

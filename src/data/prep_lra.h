@@ -1,6 +1,6 @@
 #pragma once
 // `dense-prep lra <task>`: Long Range Arena tasks into `classification` shards <out>/{train,val,test}.hdf5
-// plus manifest.json (spec §3.5):
+// plus manifest.json (docs/model.md §3.5):
 //   listops     generated (data-sources §4b; train/val/test counts, seed) or read from a release folder
 //               (basic_{train,val,test}.tsv); 17-token vocabulary, CLS first, padded to 2000.
 //   pathfinder  generated as PNG + metadata under <out>/images (resumable per batch) or read from an

@@ -224,7 +224,15 @@ PretrainPrepResult prepare_pretraining(const PretrainPrepConfig& config_in) {
               "pretrain: --max-rows applies to the packed format only");
   DENSE_CHECK(cfg.masked_lm_ratio > 0 && cfg.masked_lm_ratio < 1, "pretrain: --masked-lm-ratio must be in (0, 1)");
   DENSE_CHECK(cfg.p_mask >= 0 && cfg.p_mask <= 1, "pretrain: --p-mask must be in [0, 1]");
-  if (cfg.shard_rows <= 0) cfg.shard_rows = std::max<int64_t>(1, (int64_t(1) << 23) / cfg.seq_len);
+  DENSE_CHECK(cfg.shard_rows >= 0, "pretrain: --shard-rows must be a positive number of rows (got {})",
+              cfg.shard_rows);
+  DENSE_CHECK(cfg.short_seq_prob >= 0 && cfg.short_seq_prob <= 1, "pretrain: --short-seq-prob must be in [0, 1] (got {})",
+              cfg.short_seq_prob);
+  DENSE_CHECK(cfg.random_next_prob >= 0 && cfg.random_next_prob <= 1,
+              "pretrain: --random-next-prob must be in [0, 1] (got {})", cfg.random_next_prob);
+  DENSE_CHECK(!cfg.out_dir.empty(), "pretrain: no output folder given (-o)");
+  check_output_outside_inputs(cfg.inputs, cfg.out_dir, "pretrain: -o");
+  if (cfg.shard_rows == 0) cfg.shard_rows = std::max<int64_t>(1, (int64_t(1) << 23) / cfg.seq_len);
   if (cfg.prefix.empty()) cfg.prefix = format_name(cfg.format);
   const int threads = resolve_threads(cfg.threads);
   const auto t0 = std::chrono::steady_clock::now();

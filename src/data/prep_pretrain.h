@@ -1,11 +1,11 @@
 #pragma once
 // `dense-prep pretrain`: a raw corpus into HDF5 pretraining shards, streaming, on every core, resumable.
 //
-//   packed (spec §3.2): documents are tokenized (WordPiece, no special tokens), each followed by [SEP], and
+//   packed (docs/model.md §3.2): documents are tokenized (WordPiece, no special tokens), each followed by [SEP], and
 //     concatenated into one stream in corpus order; rows are [CLS] + the next N-1 stream tokens. Shard k holds
 //     rows [k*R, (k+1)*R) (R = shard_rows); the last shard may be shorter; a tail shorter than N-1 tokens is
 //     dropped (as the reference does) and reported.
-//   bert (spec §3.1): sentences are a document's lines (BERT's input format: one sentence per line), or with
+//   bert (docs/model.md §3.1): sentences are a document's lines (BERT's input format: one sentence per line), or with
 //     sentences = kPunctuation its lines split after . ! ? (and closing quotes/brackets) before whitespace
 //     and an upper-case letter, digit or opening quote (for corpora with a paragraph per line, e.g.
 //     WikiText). Documents are gathered in corpus order into blocks of about R*(N-3)/duplicate tokens;

@@ -17,6 +17,7 @@ VocabPrepResult prepare_vocab(const VocabPrepConfig& cfg) {
   DENSE_CHECK(cfg.train.vocab_size > cfg.train.special_tokens.size(),
               "vocab: --vocab-size {} leaves no room after the {} special tokens", cfg.train.vocab_size,
               cfg.train.special_tokens.size());
+  check_output_outside_inputs(cfg.inputs, cfg.out_path, "vocab: -o");
   const auto parent = std::filesystem::path(cfg.out_path).parent_path();
   if (!parent.empty()) ensure_writable_folder(parent.string());
   const int threads = resolve_threads(cfg.threads);

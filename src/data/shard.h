@@ -1,5 +1,5 @@
 #pragma once
-// What every HDF5 shard format shares (spec §3.1-3.2): the attributes each shard carries, what a reader
+// What every HDF5 shard format shares (docs/model.md §3.1-3.2): the attributes each shard carries, what a reader
 // expects of them, atomic creation, and a reproducible random stream for data preparation.
 //
 // Every shard written here carries these root attributes:
@@ -70,7 +70,9 @@ struct ShardInfo {
 // Checks a shard's integrity header: true when present and matching, false when the file has none (not
 // written by densetrain); dense::Error (naming the file) when the file is missing, truncated, or its CRC
 // differs. Reads the whole file in bounded memory. A re-run can use it to tell complete shards.
-bool verify_shard_integrity(const std::string& path);
+// check_crc false checks only the header and the length (a few bytes read, no matter the file's size): what
+// a trainer can afford on every shard before its first step.
+bool verify_shard_integrity(const std::string& path, bool check_crc = true);
 
 inline constexpr size_t kShardHeaderBytes = 512;
 
@@ -113,11 +115,16 @@ class AtomicShardFile {
   const std::string& tmp_path() const { return tmp_; }
   bool committed() const { return committed_; }
   void commit();
+  // Abandons an uncommitted file: truncates the temporary to zero bytes and removes its name, so that the
+  // HDF5 handles still open on it (the writer's datasets, then the file) can flush their last metadata and
+  // close even when the disk is full; otherwise a failed H5Fclose leaves the file in HDF5's table and the
+  // library crashes on it at exit. Writers call it before their datasets are destroyed. No-op once committed.
+  void discard() noexcept;
 
  private:
   std::string path_, tmp_;
   h5::Id file_;
-  bool committed_ = false;
+  bool committed_ = false, discarded_ = false;
 };
 
 // Opens `path` and checks the common attributes against `format` and `expect`.

@@ -185,6 +185,8 @@ std::vector<BertInstance> create_bert_instances(std::span<const TokenDocument> d
 // ---- writer ---------------------------------------------------------------------------------------------
 
 struct BertShardWriter::Impl {
+  // Runs before the members are destroyed: the datasets then close against the truncated temporary.
+  ~Impl() { file.discard(); }
   detail::AtomicShardFile file;
   int64_t n_tok, n_pred, chunk_rows;
   h5::AppendDataset input_ids, input_mask, segment_ids, positions, masked_ids, nsp, filled;

@@ -1,6 +1,6 @@
 #pragma once
 // The `bert` shard format: NSP sentence pairs with static masks in exactly the NVIDIA/LDDL HDF5 layout
-// (spec §3.1), plus the pure functions that build them from token-id documents.
+// (docs/model.md §3.1), plus the pure functions that build them from token-id documents.
 //
 //   dataset               dtype  shape
 //   input_ids             int32  [n, N]   [CLS] A [SEP] B [SEP], 0-padded

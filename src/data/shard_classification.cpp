@@ -9,6 +9,8 @@ namespace dense::data {
 // ---- writer ---------------------------------------------------------------------------------------------
 
 struct ClassificationShardWriter::Impl {
+  // Runs before the members are destroyed: the datasets then close against the truncated temporary.
+  ~Impl() { file.discard(); }
   detail::AtomicShardFile file;
   ClassificationLayout layout;
   int64_t chunk_rows;

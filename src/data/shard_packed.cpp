@@ -34,6 +34,8 @@ bool PackedRowBuilder::next_row(std::vector<int32_t>& row) {
 // ---- writer ---------------------------------------------------------------------------------------------
 
 struct PackedShardWriter::Impl {
+  // Runs before the members are destroyed: the datasets then close against the truncated temporary.
+  ~Impl() { file.discard(); }
   detail::AtomicShardFile file;
   int64_t N, chunk_rows;
   h5::AppendDataset input_ids;

@@ -1,5 +1,5 @@
 #pragma once
-// The `packed` shard format (spec §3.2): rows of [CLS] + N-1 tokens cut from one continuous stream of
+// The `packed` shard format (docs/model.md §3.2): rows of [CLS] + N-1 tokens cut from one continuous stream of
 // documents, each followed by [SEP]; no padding, documents cross row boundaries. Masks are drawn at load
 // time from (epoch seed, row index), so every epoch sees fresh masks and any row can be masked alone.
 //
@@ -67,7 +67,7 @@ class PackedShardReader {
   std::unique_ptr<Impl> impl_;
 };
 
-// Load-time masking (spec §3.2): for every position u ~ U[0,1); u < rho*p_mask -> [MASK];
+// Load-time masking (docs/model.md §3.2): for every position u ~ U[0,1); u < rho*p_mask -> [MASK];
 // u < rho*(p_mask + p_random) -> a uniform random id in [0, vocab_size); u < rho -> kept; label = original id
 // where u < rho, else -1. Defaults are the reference's: 0.12 / 0.135 / 0.15, [CLS] and [SEP] included.
 struct PackedMaskConfig {

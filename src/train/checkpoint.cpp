@@ -178,13 +178,14 @@ CheckpointScan find_latest_checkpoint(const std::string& dir) {
   return scan;
 }
 
-std::vector<std::string> prune_checkpoints(const std::string& dir, int64_t keep_last, int64_t keep_every) {
+std::vector<std::string> prune_checkpoints(const std::string& dir, int64_t keep_last, int64_t keep_every,
+                                           int64_t keep_step) {
   std::vector<std::string> removed;
   if (keep_last <= 0) return removed;
   const std::vector<int64_t> steps = list_checkpoints(dir);
   const size_t n = steps.size();
   for (size_t i = 0; i + size_t(keep_last) < n; ++i) {
-    if (keep_every > 0 && steps[i] % keep_every == 0) continue;
+    if ((keep_every > 0 && steps[i] % keep_every == 0) || steps[i] == keep_step) continue;
     const std::string folder = (fs::path(dir) / checkpoint_name(steps[i])).string();
     std::error_code ec;
     fs::remove_all(folder, ec);

@@ -48,9 +48,11 @@ CheckpointScan find_latest_checkpoint(const std::string& dir);
 // The steps of the checkpoints under dir (final names only), ascending.
 std::vector<int64_t> list_checkpoints(const std::string& dir);
 
-// Keeps the newest `keep_last` (0: all) and every step divisible by `keep_every` (0: none); removes the rest.
-// Returns the removed folders.
-std::vector<std::string> prune_checkpoints(const std::string& dir, int64_t keep_last, int64_t keep_every);
+// Keeps the newest `keep_last` (0: all), every step divisible by `keep_every` (0: none) and `keep_step` (the
+// checkpoint just saved: never pruned, whatever newer folders lie beside it); removes the rest. Returns the
+// removed folders.
+std::vector<std::string> prune_checkpoints(const std::string& dir, int64_t keep_last, int64_t keep_every,
+                                           int64_t keep_step = -1);
 
 // Removes temporary checkpoint folders (step-*.tmp-<pid>) of processes that no longer run.
 int64_t remove_stale_checkpoint_temporaries(const std::string& dir);

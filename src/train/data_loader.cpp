@@ -1,7 +1,9 @@
 #include "train/data_loader.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -28,10 +30,12 @@ Cursor Cursor::from_json(const nlohmann::json& j) {
   return c;
 }
 
-std::vector<std::string> list_shards(const std::string& path) {
+std::vector<std::string> list_shards(const std::string& path, const std::string& key) {
   std::error_code ec;
-  DENSE_CHECK(!path.empty(), "no shard path given");
-  DENSE_CHECK(fs::exists(path, ec), "{}: no such shard file or folder", path);
+  const std::string from = key.empty() ? "" : fmt::format(" ({})", key);
+  DENSE_CHECK(!path.empty(), "{}: no shard path given; set it to a folder of shards from dense-prep (in the config, "
+              "or --set {}=FOLDER)", key.empty() ? "data" : key, key.empty() ? "data.train" : key);
+  DENSE_CHECK(fs::exists(path, ec), "{}{}: no such shard file or folder", path, from);
   if (!fs::is_directory(path, ec)) return {path};
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(path, ec)) {
@@ -39,7 +43,7 @@ std::vector<std::string> list_shards(const std::string& path) {
     if (e.is_regular_file(ec) && (ext == ".hdf5" || ext == ".h5")) files.push_back(e.path().string());
   }
   std::sort(files.begin(), files.end());
-  DENSE_CHECK(!files.empty(), "{}: the folder holds no shard (*.hdf5)", path);
+  DENSE_CHECK(!files.empty(), "{}{}: the folder holds no shard (*.hdf5)", path, from);
   return files;
 }
 
@@ -52,6 +56,8 @@ struct FileInfo {
 
 FileInfo probe(const std::string& path, const std::string& want_format, const std::string& vocab_hash) {
   data::h5::quiet_errors();
+  // Before HDF5 parses anything: HDF5 can crash on a truncated file, the header check cannot.
+  data::verify_shard_integrity(path, /*check_crc=*/false);
   std::string format;
   {
     data::h5::Id f = data::h5::open_file(path);
@@ -90,28 +96,45 @@ struct ShardLoader::Shard {
   std::vector<int8_t> mask, types;    // bert
 };
 
+ShardSetInfo check_shards(const LoaderOptions& o, const std::string& key) {
+  DENSE_CHECK(!o.files.empty(), "data loader: no shard files");
+  const std::string from = key.empty() ? "" : fmt::format(" ({})", key);
+  ShardSetInfo set;
+  set.rows.resize(o.files.size());
+  for (size_t i = 0; i < o.files.size(); ++i) {
+    const FileInfo info = with_context(fmt::format("checking the shards{}", from),
+                                       [&] { return probe(o.files[i], o.format, o.vocab_hash); });
+    if (set.format.empty()) set.format = info.format;
+    DENSE_CHECK(info.format == set.format, "{}{}: a '{}' shard among '{}' shards ({})", o.files[i], from, info.format,
+                set.format, o.files[0]);
+    if (set.seq_len == 0) set.seq_len = info.seq_len;
+    DENSE_CHECK(info.seq_len == set.seq_len, "{}{}: rows of {} tokens among shards of {} ({})", o.files[i], from,
+                info.seq_len, set.seq_len, o.files[0]);
+    set.rows[i] = info.rows;
+    set.total_rows += info.rows;
+  }
+  if (o.seq_len > 0)
+    DENSE_CHECK(set.seq_len == o.seq_len, "{}{}: rows of {} tokens, but data.seq_len is {}", o.files[0], from,
+                set.seq_len, o.seq_len);
+  DENSE_CHECK(set.total_rows > 0, "data loader: the shards hold no rows ({}{})", o.files[0], from);
+  return set;
+}
+
 ShardLoader::ShardLoader(LoaderOptions options, Cursor start) : opt_(std::move(options)) {
-  DENSE_CHECK(!opt_.files.empty(), "data loader: no shard files");
   DENSE_CHECK(opt_.batch_size >= 1, "data loader: batch size {} < 1", opt_.batch_size);
   DENSE_CHECK(opt_.world >= 1 && opt_.rank >= 0 && opt_.rank < opt_.world, "data loader: rank {} of {}", opt_.rank,
               opt_.world);
-  file_rows_.resize(opt_.files.size());
-  for (size_t i = 0; i < opt_.files.size(); ++i) {
-    const FileInfo info = probe(opt_.files[i], opt_.format, opt_.vocab_hash);
-    if (format_.empty()) format_ = info.format;
-    DENSE_CHECK(info.format == format_, "{}: a '{}' shard among '{}' shards ({})", opt_.files[i], info.format, format_,
-                opt_.files[0]);
-    if (seq_len_ == 0) seq_len_ = info.seq_len;
-    DENSE_CHECK(info.seq_len == seq_len_, "{}: rows of {} tokens among shards of {} ({})", opt_.files[i],
-                info.seq_len, seq_len_, opt_.files[0]);
-    file_rows_[i] = info.rows;
-    rows_per_epoch_ += info.rows;
-  }
-  if (opt_.seq_len > 0)
-    DENSE_CHECK(seq_len_ == opt_.seq_len, "{}: rows of {} tokens, but data.seq_len is {}", opt_.files[0], seq_len_,
-                opt_.seq_len);
-  DENSE_CHECK(rows_per_epoch_ > 0, "data loader: the shards hold no rows ({})", opt_.files[0]);
+  ShardSetInfo set = check_shards(opt_);
+  format_ = set.format;
+  seq_len_ = set.seq_len;
+  file_rows_ = std::move(set.rows);
+  rows_per_epoch_ = set.total_rows;
   thread_ = std::thread([this, start] { run(start); });
+}
+
+void ShardLoader::warn(const std::string& message) const {
+  if (opt_.on_warning) opt_.on_warning(message);
+  else std::fprintf(stderr, "warning: %s\n", message.c_str());
 }
 
 ShardLoader::~ShardLoader() {
@@ -168,6 +191,17 @@ void ShardLoader::run(Cursor c) {
       return true;
     };
     std::vector<int32_t> masked(static_cast<size_t>(N)), labels(static_cast<size_t>(N));
+    int64_t bad_in_a_row = 0;
+    // Ids the model has no embedding row for: named here (shard, row, key), not by an index check in a kernel.
+    // Labels below 0 mean "not predicted"; ids must be real rows.
+    auto check_ids = [&](const int32_t* ids, const std::string& path, int64_t row, const char* what, int32_t lowest) {
+      if (opt_.vocab_size <= 0) return;
+      for (int64_t k = 0; k < N; ++k)
+        DENSE_CHECK(ids[k] >= lowest && ids[k] < opt_.vocab_size,
+                    "{}: row {}, position {}: {} {} is outside model.vocab_size {} (the shards were prepared with "
+                    "another vocabulary: raise model.vocab_size to cover it, or re-prepare the shards)",
+                    path, row, k, what, ids[k], opt_.vocab_size);
+    };
     while (true) {
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -186,21 +220,36 @@ void ShardLoader::run(Cursor c) {
       expect.vocab_hash = opt_.vocab_hash;
       expect.seq_len = N;
       expect.allow_foreign = true;
-      if (format_ == "packed") {
-        data::PackedShardReader r(path, expect);
-        s.rows = r.rows();
-        s.ids = r.read_all();
-      } else {
-        data::BertShardReader r(path, expect);
-        data::BertRows rows = r.read_all();
-        s.rows = rows.rows;
-        s.ids = std::move(rows.input_ids);
-        s.labels = std::move(rows.masked_lm_labels);
-        s.mask = std::move(rows.input_mask);
-        s.types = std::move(rows.segment_ids);
+      try {
+        if (format_ == "packed") {
+          data::PackedShardReader r(path, expect);
+          s.rows = r.rows();
+          s.ids = r.read_all();
+        } else {
+          data::BertShardReader r(path, expect);
+          data::BertRows rows = r.read_all();
+          s.rows = rows.rows;
+          s.ids = std::move(rows.input_ids);
+          s.labels = std::move(rows.masked_lm_labels);
+          s.mask = std::move(rows.input_mask);
+          s.types = std::move(rows.segment_ids);
+        }
+        DENSE_CHECK(s.rows == file_rows_[size_t(file)], "{}: holds {} rows now, {} when the run started", path,
+                    s.rows, file_rows_[size_t(file)]);
+        bad_in_a_row = 0;
+      } catch (const Error& e) {
+        if (!opt_.skip_bad_shards)
+          throw BadShardError(path, fmt::format("damaged shard: {}; re-create it with dense-prep (or set "
+                                                "data.on_bad_shard: skip to train without it)", e.what()));
+        // Every shard bad would otherwise loop over the epochs for ever.
+        DENSE_CHECK(++bad_in_a_row < int64_t(opt_.files.size()),
+                    "every shard failed to read, the last {}: {}; data.on_bad_shard: skip has nothing left to train on",
+                    path, e.what());
+        warn(fmt::format("skipping shard {} for the rest of epoch {} (data.on_bad_shard: skip): {}", path, c.epoch,
+                         e.what()));
+        c = {c.epoch, c.shard + 1, 0};
+        continue;
       }
-      DENSE_CHECK(s.rows == file_rows_[size_t(file)], "{}: holds {} rows now, {} when the run started", path, s.rows,
-                  file_rows_[size_t(file)]);
       const std::vector<int64_t> perm = row_order(c.epoch, file, s.rows);
       const uint64_t epoch_seed = data::mix_seed(opt_.seed, uint64_t(c.epoch), 0x4D41534Bull);  // "MASK"
       while (c.offset < s.rows) {
@@ -218,6 +267,9 @@ void ShardLoader::run(Cursor c) {
         }
         if (batch.batch == 0) batch.epoch = c.epoch;
         const int32_t* ids = s.ids.data() + row * N;
+        check_ids(ids, path, row, "token id", 0);
+        if (format_ != "packed")
+          check_ids(s.labels.data() + row * N, path, row, "masked_lm_labels id", std::numeric_limits<int32_t>::min());
         if (format_ == "packed") {
           data::mask_packed_row(std::span<const int32_t>(ids, size_t(N)), epoch_seed,
                                 (uint64_t(file) << 32) | uint64_t(row), opt_.masking, masked, labels);

@@ -1,5 +1,5 @@
 #pragma once
-// Streaming MLM batches from HDF5 shards (spec §3.3): packed shards with masks drawn at load time (spec §3.2),
+// Streaming MLM batches from HDF5 shards (docs/model.md §3.3): packed shards with masks drawn at load time (docs/model.md §3.2),
 // or LDDL `bert` shards with their static masks. A background thread reads whole shards and assembles batches
 // ahead of the trainer (a bounded queue of `prefetch` batches, so at most two shards are in memory).
 //
@@ -11,11 +11,12 @@
 // (seed, e, file index, row), so every epoch sees fresh masks and any batch can be rebuilt alone. The Cursor
 // after a batch (epoch, position in the epoch's shard order, rows taken from that shard: the end of its
 // block) is the same on every rank and is all a resumed run needs, with any world size, to see exactly the
-// rows it would have seen. (The reference gives each rank whole shards, spec §3.3, which ties the data order
+// rows it would have seen. (The reference gives each rank whole shards, docs/model.md §3.3, which ties the data order
 // to the world size; docs/decisions.md.)
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,9 +25,21 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/error.h"
 #include "data/shard_packed.h"
 
 namespace dense::train {
+
+// A shard that could not be read (checksum, truncation, HDF5 error) after the start-up check passed: the
+// trainer saves a checkpoint before it stops, or data.on_bad_shard: skip leaves the shard out.
+class BadShardError : public Error {
+ public:
+  BadShardError(std::string shard, const std::string& message) : Error(message), shard_(std::move(shard)) {}
+  const std::string& shard() const { return shard_; }
+
+ private:
+  std::string shard_;
+};
 
 struct Cursor {
   int64_t epoch = 0;
@@ -49,7 +62,29 @@ struct LoaderOptions {
   int64_t rank = 0, world = 1;
   int64_t prefetch = 2;
   bool loop = true;  // false: one pass in file order (validation), then next() returns false
+  // Every token id (and bert label) must be below it; 0: unchecked. The trainer passes model.vocab_size, so
+  // data prepared with a larger vocabulary is an error naming the shard and row, not an embedding-kernel check.
+  int64_t vocab_size = 0;
+  // A shard that fails to read mid-run: false throws BadShardError; true skips it (the rest of that shard in
+  // that epoch) and reports through on_warning. Skipping is a function of the files, so a resumed run skips
+  // exactly as the interrupted one did.
+  bool skip_bad_shards = false;
+  std::function<void(const std::string&)> on_warning;  // called from the loader thread
 };
+
+// What the start-up check found, per file (indexed like LoaderOptions::files).
+struct ShardSetInfo {
+  std::string format;
+  int64_t seq_len = 0;
+  std::vector<int64_t> rows;
+  int64_t total_rows = 0;
+};
+// Opens every shard before any batch is read and checks its integrity header and length (a truncated or
+// extended file), format, vocab_hash and seq_len against the options and each other: damage found here
+// costs nothing, found at step 10,000 it costs a restart. The whole-file CRC is left to the read (it reads
+// every byte). `key` names the config key the files come from (data.train, data.validation) in errors.
+ShardSetInfo check_shards(const LoaderOptions& options, const std::string& key = "");
+
 
 // One batch on the host, ready to become model inputs.
 struct HostBatch {
@@ -64,8 +99,8 @@ struct HostBatch {
 };
 
 // Shard files of a data path: the file itself, or every *.hdf5 / *.h5 in the folder (sorted). Errors name
-// the path when it is missing or holds no shard.
-std::vector<std::string> list_shards(const std::string& path);
+// the path (and `key`, the config key it came from, when given) when it is empty, missing or holds no shard.
+std::vector<std::string> list_shards(const std::string& path, const std::string& key = "");
 
 class ShardLoader {
  public:
@@ -89,6 +124,7 @@ class ShardLoader {
   struct Shard;
   LoaderOptions opt_;
   std::vector<int64_t> file_rows_;  // rows per file (indexed like opt_.files)
+  void warn(const std::string& message) const;
   std::string format_;
   int64_t seq_len_ = 0;
   int64_t rows_per_epoch_ = 0;

@@ -1,11 +1,13 @@
 #include "train/evaluate.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <map>
 
 #include "core/error.h"
 #include "data/vocab.h"
+#include "train/checkpoint.h"
 
 namespace dense::train {
 
@@ -121,6 +123,53 @@ std::vector<std::string> load_model_weights(models::Model& model,
   std::vector<std::string> extra;
   for (const auto& [n, t] : by_name) extra.push_back(n);
   return extra;
+}
+
+std::string position_resize_note(const std::string& source, const std::string& name, int64_t old_rows,
+                                 int64_t new_rows) {
+  if (new_rows > old_rows)
+    return fmt::format("{}: '{}' has {} trained positions, the data needs {}: widened by tiling (position p uses "
+                       "trained row p mod {}); results past position {} come from repeated rows",
+                       source, name, old_rows, new_rows, old_rows, old_rows);
+  return fmt::format("{}: '{}' has {} trained positions, the model holds {}: cut to the first {} rows", source, name,
+                     old_rows, new_rows, new_rows);
+}
+
+ResolvedCheckpoint resolve_checkpoint(const std::string& path, const std::string& flag) {
+  namespace fs = std::filesystem;
+  const char* expected =
+      "expected a model.safetensors file, a checkpoint folder (runs/<name>/checkpoints/step-N, holding "
+      "model.safetensors and checksums.json) or a run folder (runs/<name>, holding checkpoints/step-N)";
+  std::error_code ec;
+  ResolvedCheckpoint r;
+  DENSE_CHECK(fs::exists(path, ec), "{} {}: no such file or folder; {}", flag, path, expected);
+  if (!fs::is_directory(path, ec)) {
+    r.weights = path;
+    return r;
+  }
+  const fs::path dir(path);
+  if (fs::exists(dir / "checksums.json", ec) || fs::exists(dir / "model.safetensors", ec)) {
+    verify_checkpoint(path);
+    r.folder = path;
+    r.weights = (dir / "model.safetensors").string();
+    return r;
+  }
+  // A run folder (checkpoints/ inside) or the checkpoint directory itself (step-N inside).
+  const fs::path scan_dir = fs::is_directory(dir / "checkpoints", ec) ? dir / "checkpoints" : dir;
+  const bool any = !list_checkpoints(scan_dir.string()).empty();
+  DENSE_CHECK(any, "{} {}: a folder without checkpoints (no step-N folder in it{}); {}", flag, path,
+              scan_dir == dir ? "" : " or in its checkpoints/", expected);
+  const CheckpointScan scan = find_latest_checkpoint(scan_dir.string());
+  r.warnings = scan.warnings;
+  if (scan.latest.empty()) {
+    std::string why;
+    for (const auto& w : scan.warnings) why += "\n  " + w;
+    DENSE_FAIL("{} {}: no complete checkpoint in {}:{}", flag, path, scan_dir.string(), why);
+  }
+  r.folder = scan.latest;
+  r.weights = (fs::path(scan.latest) / "model.safetensors").string();
+  r.chosen = fmt::format("{} (the newest complete checkpoint in {}, step {})", scan.latest, path, scan.latest_step);
+  return r;
 }
 
 }  // namespace dense::train

@@ -15,6 +15,7 @@
 #include "models/model.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/hf_import.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 
@@ -130,7 +131,7 @@ int64_t trimmed_batch_length(const data::ClassificationRows& r, const std::vecto
     }
   const int64_t multiple = mc.local_attention ? std::lcm(int64_t(8), mc.window_size) : 8;
   int64_t cut = (longest + multiple - 1) / multiple * multiple;
-  // Local layers of at most one window fall back to the global kernel and its mask scaling (spec §1.7), which
+  // Local layers of at most one window fall back to the global kernel and its mask scaling (docs/model.md §1.7), which
   // the full length would not: keep at least two windows.
   if (mc.local_attention) cut = std::max(cut, 2 * mc.window_size);
   return std::min(N, cut);
@@ -179,11 +180,14 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
   std::unique_ptr<models::Model> model = models::build_model(mc, DType::F32, device, o.seed);
   nn::ParameterSet& params = model->params();
   if (!o.init_from.empty()) {
-    std::error_code ec;
-    const bool folder = fs::is_directory(o.init_from, ec);
-    if (folder) verify_checkpoint(o.init_from);
-    const std::string file = folder ? o.init_from + "/model.safetensors" : o.init_from;
-    std::vector<std::pair<std::string, Tensor>> tensors = read_safetensors(file).tensors;
+    const bool hf = is_hf_checkpoint(o.init_from);  // a Hugging Face BERT folder: src/train/hf_import.h
+    const ResolvedCheckpoint ckpt = hf ? ResolvedCheckpoint{o.init_from, {}, {}, {}} : resolve_checkpoint(o.init_from, "--init-from");
+    for (const auto& w : ckpt.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (!ckpt.chosen.empty() && !o.quiet) std::fprintf(stderr, "init from %s\n", ckpt.chosen.c_str());
+    const std::string& file = ckpt.weights;
+    HfImport imported = hf ? import_hf_bert(o.init_from, *model) : HfImport{};
+    for (const auto& n : imported.notes) if (!o.quiet) std::fprintf(stderr, "note: %s\n", n.c_str());
+    std::vector<std::pair<std::string, Tensor>> tensors = hf ? std::move(imported.tensors) : read_safetensors(file).tensors;
     // Heads that do not fit (another label count, or none in a pretraining checkpoint) keep their init.
     for (const auto& p : params.all()) {
       if (!is_task_head(p.name)) continue;
@@ -191,7 +195,13 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
       if (it == tensors.end()) tensors.emplace_back(p.name, p.value.clone());
       else if (it->second.shape() != p.shape) it->second = p.value.clone();
     }
-    load_model_weights(*model, tensors, file, /*resize_positions=*/true);
+    // Shards longer than the checkpoint's positions (RTE rows past 128) get a tiled table: say so, since it
+    // changes what the model sees at every position beyond the trained length.
+    load_model_weights(*model, tensors, file, /*resize_positions=*/true,
+                       [&](const std::string& name, int64_t old_rows, int64_t new_rows) {
+                         std::fprintf(stderr, "warning: %s\n",
+                                      position_resize_note(file, name, old_rows, new_rows).c_str());
+                       });
   }
   if (tc.zero_init_pooler) {
     // The pooled vector starts at act(0) for every row; the classifier's gradient then trains the pooler from
@@ -213,7 +223,7 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
   DENSE_CHECK(tc.micro_batch >= 0, "training.micro_batch: {} must be >= 0 (0: the global batch)", tc.micro_batch);
   const int64_t micro = tc.micro_batch > 0 ? std::min(tc.micro_batch, B) : B;  // rows per forward/backward
   const int64_t n_train = o.max_train_rows > 0 ? std::min(o.max_train_rows, train.size()) : train.size();
-  const int64_t steps_per_epoch = (n_train + B - 1) / B;  // the last partial batch is kept (spec §3.3)
+  const int64_t steps_per_epoch = (n_train + B - 1) / B;  // the last partial batch is kept (docs/model.md §3.3)
   const int64_t epochs = tc.epochs > 0 ? tc.epochs : (tc.max_steps + steps_per_epoch - 1) / steps_per_epoch;
   const int64_t total_steps = tc.epochs > 0 ? epochs * steps_per_epoch : tc.max_steps;
   const int64_t eval_rows = o.max_eval_rows > 0 ? std::min(o.max_eval_rows, dev.size()) : dev.size();

@@ -31,19 +31,19 @@ MetricFn metric_for(const std::string& task) {
   };
 }
 
-// GLUE's submission layout: "index\tprediction", one row per test example, labels as the files spell them
-// (STS-B: the score, clipped to the label range [0, 5]).
-std::string submission_tsv(const data::GlueTaskInfo& info, const std::vector<double>& pred) {
+}  // namespace
+
+std::string glue_submission_tsv(const data::GlueTaskInfo& info, const std::vector<std::string>& ids,
+                                const std::vector<double>& pred, const std::string& source) {
+  DENSE_CHECK(ids.size() == pred.size(), "{}: {} rows, but {} predictions for them", source, ids.size(), pred.size());
   std::string out = "index\tprediction\n";
   for (size_t i = 0; i < pred.size(); ++i) {
     const std::string label = info.regression ? fmt::format("{:.3f}", std::clamp(pred[i], 0.0, 5.0))
                                               : info.label_values.at(size_t(pred[i]));
-    out += fmt::format("{}\t{}\n", i, label);
+    out += fmt::format("{}\t{}\n", ids[i], label);
   }
   return out;
 }
-
-}  // namespace
 
 GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
   DENSE_CHECK(req.seeds >= 1, "--seeds: {} must be at least 1", req.seeds);
@@ -163,7 +163,13 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
     if (extras[i].labeled) continue;
     const std::string name = !mnli ? info.name : (extra_names[i].find("mismatched") != std::string::npos ? "MNLI-mm" : "MNLI-m");
     const std::string path = req.out_dir + "/submission/" + name + ".tsv";
-    write_file_atomic(path, submission_tsv(info, med.result.extra_predictions[i]));
+    // The shards keep no index column: read it from the test file the shard was made from (same rows, same
+    // order; prepare_glue above does not skip rows). A file without one is numbered by row.
+    const data::GlueSplitData test = data::load_glue_split(fs::path(req.glue_dir) / info.folder,
+                                                           data::glue_task_from_name(info.name), extra_names[i]);
+    std::vector<std::string> ids;
+    for (const auto& ex : test.examples) ids.push_back(ex.id.empty() ? std::to_string(ex.index) : ex.id);
+    write_file_atomic(path, glue_submission_tsv(info, ids, med.result.extra_predictions[i], test.path.string()));
     report.submission_files.push_back(path);
   }
   return report;

@@ -1,12 +1,13 @@
 #pragma once
 // dense-eval glue: one GLUE task from a folder laid out like the official download, fine-tuned from a
-// checkpoint with the paper's recipe (configs/glue/<task>.yaml, spec §2.4): tokenised to shards (dense-prep's
+// checkpoint with the paper's recipe (configs/glue/<task>.yaml, docs/model.md §2.4): tokenised to shards (dense-prep's
 // pipeline, kept for re-runs), several seeds, the best epoch on dev per seed, the median over seeds, a results
 // table (Markdown and JSON) and GLUE-submission prediction files for the test splits.
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "data/glue.h"
 #include "train/finetune.h"
 
 namespace dense::train {
@@ -42,5 +43,11 @@ struct GlueEvalReport {
 };
 
 GlueEvalReport run_glue_evaluation(const GlueEvalRequest& request);
+
+// GLUE's submission layout: "index\tprediction", one row per test example keyed by the test file's own
+// `index` (QQP: `id`) column, copied as written (the server matches rows by it, not by position); labels as
+// the files spell them (STS-B: the score clipped to [0, 5], 3 decimals). dense::Error when the counts differ.
+std::string glue_submission_tsv(const data::GlueTaskInfo& info, const std::vector<std::string>& ids,
+                                const std::vector<double>& predictions, const std::string& source);
 
 }  // namespace dense::train

@@ -26,7 +26,12 @@ std::string find_run_config(const std::string& checkpoint) {
 
 MlmEvalReport run_mlm_evaluation(const MlmEvalRequest& req) {
   MlmEvalReport report;
-  report.config = req.config.empty() ? find_run_config(req.checkpoint) : req.config;
+  DENSE_CHECK(req.batch >= 0, "--batch must be a positive number of rows (got {})", req.batch);
+  DENSE_CHECK(req.max_batches >= 0, "--max-batches must not be negative (got {})", req.max_batches);
+  const ResolvedCheckpoint ckpt = resolve_checkpoint(req.checkpoint, "--checkpoint");
+  report.chosen_checkpoint = ckpt.chosen;
+  report.warnings = ckpt.warnings;
+  report.config = req.config.empty() ? find_run_config(ckpt.folder.empty() ? ckpt.weights : ckpt.folder) : req.config;
   TrainConfig cfg = load_train_config(report.config, req.overrides);
   const DataConfig& dc = cfg.data;
   std::unique_ptr<parallel::Communicator> comm = parallel::make_communicator(cfg.parallel.backend);
@@ -61,11 +66,11 @@ MlmEvalReport run_mlm_evaluation(const MlmEvalRequest& req) {
   if (seq_len > mc.max_position_embeddings) mc.max_position_embeddings = seq_len;
   std::unique_ptr<models::Model> model = models::build_model(mc, DType::F32, Device::cpu(), cfg.training.seed);
 
-  std::error_code ec;
-  const bool folder = fs::is_directory(req.checkpoint, ec);
-  if (folder) verify_checkpoint(req.checkpoint);
-  report.weights = folder ? req.checkpoint + "/model.safetensors" : req.checkpoint;
-  load_model_weights(*model, read_safetensors(report.weights).tensors, report.weights, /*resize_positions=*/true);
+  report.weights = ckpt.weights;
+  load_model_weights(*model, read_safetensors(report.weights).tensors, report.weights, /*resize_positions=*/true,
+                     [&](const std::string& name, int64_t old_rows, int64_t new_rows) {
+                       report.warnings.push_back(position_resize_note(report.weights, name, old_rows, new_rows));
+                     });
   report.result = evaluate_mlm(*model, lo, req.max_batches, Device::cpu(), *comm);
   return report;
 }

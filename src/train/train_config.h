@@ -17,13 +17,14 @@ struct DataConfig {
   std::string format = "auto";  // auto (from the shards' attribute) | packed | bert
   std::string vocab;          // vocab.txt; when set, the shards' vocab_hash must be its sha256
   int64_t seq_len = 0;        // 0: the shards' length; otherwise they must have it
-  // Load-time masking of packed rows (spec §3.2): rho, p_mask, p_random (<0: (1-p_mask)/2).
+  // Load-time masking of packed rows (docs/model.md §3.2): rho, p_mask, p_random (<0: (1-p_mask)/2).
   double mlm_probability = 0.15;
   double mask_token_prob = 0.8;
   double random_token_prob = -1;
   bool mask_special_tokens = true;  // the reference masks [CLS]/[SEP] too
   bool shuffle = true;              // shard order and sample order per epoch from the seed
   int64_t prefetch_batches = 2;     // batches prepared ahead by the loader thread
+  std::string on_bad_shard = "fail";  // a shard failing its checksum mid-run: fail (checkpoint, exit) | skip
 };
 
 struct OptimizerConfig {
@@ -37,7 +38,7 @@ struct OptimizerConfig {
 };
 
 struct ScheduleConfig {
-  // cyclic_poly: the reference's "cosine" (spec §4.2): x = (t mod C)/C; warmup (x/w)^warmup_degree, then
+  // cyclic_poly: the reference's "cosine" (docs/model.md §4.2): x = (t mod C)/C; warmup (x/w)^warmup_degree, then
   //   (1 - (x-w)/(1-w))^degree; lr = learning_rate * f + lr_offset. constant: learning_rate + lr_offset.
   // linear: warmup then linear decay to lr_offset at max_steps. cosine: warmup then half-cosine to lr_offset.
   std::string type = "cyclic_poly";
@@ -51,7 +52,7 @@ struct ScheduleConfig {
 struct TrainingConfig {
   int64_t max_steps = 1000;      // optimizer steps
   int64_t epochs = 0;            // dense-eval fine-tuning: passes over the training split (0: max_steps decides)
-  bool zero_init_pooler = false;  // dense-eval fine-tuning: zero the pooler's dense weight after loading (spec §1.11)
+  bool zero_init_pooler = false;  // dense-eval fine-tuning: zero the pooler's dense weight after loading (docs/model.md §1.11)
   int64_t global_batch = 32;     // sequences per optimizer step (all ranks, all accumulation steps)
   int64_t micro_batch = 0;       // sequences per forward/backward per rank; 0 = global_batch / world size
   std::string precision = "f32";  // f32 | bf16 (f32 master weights) | f16 (dynamic loss scaling)

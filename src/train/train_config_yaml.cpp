@@ -73,11 +73,11 @@ const std::vector<Section>& sections() {
        "The model (`docs/model-config.md`): `model_type` and the `ModelConfig` keys, e.g. "
        "`include: models/danet_bert_large_seq512.json`. Defaults shown are DANet's; `model_type: bert` changes "
        "some (heads 16, intermediate_size 4096, dropouts 0.1, classifier_bias true, 24 layers)."},
-      {"data", "Pretraining shards (`dense-prep pretrain`) and load-time masking (spec §3)."},
-      {"training", "Steps, batching, precision and devices (spec §4.3–4.5)."},
-      {"training.optimizer", "AdamW (spec §4.1: decoupled weight decay, bias correction)."},
-      {"training.schedule", "The learning rate, set before every optimizer step (spec §4.2)."},
-      {"checkpoint", "Checkpoints and their pruning (spec §4.6)."},
+      {"data", "Pretraining shards (`dense-prep pretrain`) and load-time masking (docs/model.md §3)."},
+      {"training", "Steps, batching, precision and devices (docs/model.md §4.3–4.5)."},
+      {"training.optimizer", "AdamW (docs/model.md §4.1: decoupled weight decay, bias correction)."},
+      {"training.schedule", "The learning rate, set before every optimizer step (docs/model.md §4.2)."},
+      {"checkpoint", "Checkpoints and their pruning (docs/model.md §4.6)."},
       {"logging", "Metrics, TensorBoard and the console."},
       {"parallel", "Data-parallel training over MPI or NCCL (docs/distributed.md)."},
   };
@@ -105,6 +105,11 @@ const std::vector<Key>& schema() {
       {DENSE_KEY(data.mask_special_tokens), "packed shards: [CLS]/[SEP] may be selected (the reference does)"},
       {DENSE_KEY(data.shuffle), "shuffle shard order and rows every epoch (from training.seed)"},
       {DENSE_KEY(data.prefetch_batches), "batches prepared ahead by the loader thread", at_least(1)},
+      {DENSE_KEY(data.on_bad_shard),
+       "a shard that fails its checksum when read mid-run (every shard's header, length and attributes are "
+       "checked before step 1): `fail` saves a checkpoint at the current step and exits naming the shard; "
+       "`skip` leaves the shard out of that epoch with a warning",
+       {}, {"fail", "skip"}},
 
       {DENSE_KEY(training.max_steps), "optimizer steps", at_least(1)},
       {DENSE_KEY(training.epochs),
@@ -420,6 +425,12 @@ void merge(Value& dst, const Value& src) {
 }
 
 std::string read_file(const std::string& path, const std::string& what) {
+  // An ifstream opens a folder and reads it as empty text, which would load as an all-defaults config.
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw Error(fmt::format("{}: '{}' is a folder; expected a YAML config file (e.g. configs/tiny.yaml, or the "
+                            "config.yaml of a run folder)",
+                            what, path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: cannot read '{}' ({})", what, path, std::strerror(errno)));
   std::ostringstream ss;

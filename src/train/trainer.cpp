@@ -1,6 +1,5 @@
 #include "train/trainer.h"
 
-#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <signal.h>
@@ -10,8 +9,11 @@
 #include <map>
 
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <regex>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -30,8 +32,10 @@
 #include "train/data_loader.h"
 #include "train/evaluate.h"
 #include "train/gradient_sync.h"
+#include "train/hf_import.h"
 #include "train/loss_scaler.h"
 #include "train/optimizer.h"
+#include "train/run_folder.h"
 #include "train/schedule.h"
 #include "train/tensorboard.h"
 #include "train/zero_optimizer.h"
@@ -55,7 +59,10 @@ double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock:
 // metrics.jsonl (one JSON object per logged step or evaluation) and the TensorBoard scalars beside it.
 class Metrics {
  public:
-  Metrics(const std::string& run_dir, bool tensorboard, int64_t resume_step) : path_(run_dir + "/metrics.jsonl") {
+  // final_eval_again: the run resumes at its last step, so its closing evaluation runs again and its row (written
+  // after that step's checkpoint) is dropped here rather than repeated.
+  Metrics(const std::string& run_dir, bool tensorboard, int64_t resume_step, bool final_eval_again)
+      : path_(run_dir + "/metrics.jsonl") {
     // A resumed run rewrites what the interrupted one logged after its checkpoint, so the file reads as one run.
     std::string kept;
     std::error_code ec;
@@ -65,7 +72,9 @@ class Metrics {
       while (std::getline(in, line)) {
         try {
           const auto j = nlohmann::json::parse(line);
-          if (j.value("step", int64_t(0)) <= resume_step) kept += line + "\n";
+          const int64_t row_step = j.value("step", int64_t(0));
+          const bool final_eval = final_eval_again && row_step == resume_step && j.contains("eval_loss");
+          if (row_step <= resume_step && !final_eval) kept += line + "\n";
         } catch (const std::exception&) {
         }
       }
@@ -82,9 +91,11 @@ class Metrics {
   ~Metrics() {
     if (out_) std::fclose(out_);
   }
+  // A full disk must stop the run, not leave it training with an empty metrics file: every write is checked.
   void write(const nlohmann::json& row) {
-    std::fprintf(out_, "%s\n", row.dump().c_str());
-    std::fflush(out_);
+    const std::string line = row.dump() + "\n";
+    errno = 0;
+    if (std::fwrite(line.data(), 1, line.size(), out_) != line.size() || std::fflush(out_) != 0) fail("write");
     if (tb_) {
       const int64_t step = row.value("step", int64_t(0));
       for (auto it = row.begin(); it != row.end(); ++it)
@@ -92,8 +103,27 @@ class Metrics {
       tb_->flush();
     }
   }
+  // The end of the run: what was written reaches the disk, or the run fails naming the file.
+  void close() {
+    if (!out_) return;
+    FILE* f = out_;
+    out_ = nullptr;
+    errno = 0;
+    if (std::fflush(f) != 0 || ::fsync(::fileno(f)) != 0) {
+      const int err = errno;
+      std::fclose(f);
+      errno = err;
+      fail("flush");
+    }
+    if (std::fclose(f) != 0) fail("close");
+  }
 
  private:
+  [[noreturn]] void fail(const char* what) {
+    DENSE_FAIL("{}: cannot {} the metrics ({}); free space on its disk (or fix its permissions), then continue from "
+               "the last checkpoint with --resume auto",
+               path_, what, errno ? std::strerror(errno) : "a short write");
+  }
   std::string path_;
   FILE* out_ = nullptr;
   std::unique_ptr<TensorBoardWriter> tb_;
@@ -125,8 +155,13 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   const std::string run_dir = result.run_dir;
   std::error_code ec;
   fs::create_directories(run_dir, ec);
-  DENSE_CHECK(!ec, "{}: cannot create the run folder: {}", run_dir, ec.message());
+  DENSE_CHECK(!ec, "{} (run_dir, or --run-dir): cannot create the run folder: {}", run_dir, ec.message());
   const std::string ckpt_dir = cfg.checkpoint.dir.empty() ? run_dir + "/checkpoints" : cfg.checkpoint.dir;
+  const std::string ckpt_key = cfg.checkpoint.dir.empty() ? "run_dir, or --run-dir" : "checkpoint.dir";
+  // --overwrite starts a new run (over a used folder); a checkpoint to continue from contradicts it.
+  const bool fresh = opts.resume == "none" || opts.resume.empty() || opts.overwrite;
+  DENSE_CHECK(!opts.overwrite || opts.resume == "none" || opts.resume == "auto" || opts.resume.empty(),
+              "--overwrite starts a new run, but --resume {} asks to continue one; drop one of them", opts.resume);
 
   // ---- ranks (world size 1 without mpirun) ----
   // Device tensors travel over NCCL: with several ranks on CUDA, `auto` means nccl (mpi moves host tensors).
@@ -141,15 +176,21 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   result.rank = rank;
   result.world = world;
 
-  // ---- logging: rank 0 writes the run folder's files; the others report warnings on stderr ----
-  auto err_sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  err_sink->set_level(spdlog::level::warn);
-  std::vector<spdlog::sink_ptr> sinks{err_sink};
-  if (root) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log", false));
-  auto log = std::make_shared<spdlog::logger>(world > 1 ? fmt::format("dense-train rank {}", rank) : "dense-train",
-                                              sinks.begin(), sinks.end());
-  log->set_level(spdlog::level::from_str(cfg.logging.level));
-  log->flush_on(spdlog::level::info);
+  // ---- every output location, before any work: rank 0 writes them all ----
+  if (root) {
+    check_writable_folder(run_dir, "run_dir, or --run-dir");
+    check_writable_folder(ckpt_dir, ckpt_key);
+    if (cfg.logging.tensorboard) check_writable_folder(run_dir + "/tensorboard", "logging.tensorboard");
+    for (const char* f : {"train.log", "metrics.jsonl", "config.yaml"})
+      check_writable_file(run_dir + "/" + f, "run_dir, or --run-dir");
+    if (!opts.dump_gradients_dir.empty()) check_writable_folder(opts.dump_gradients_dir, "--dump-gradients");
+  }
+  std::vector<std::unique_ptr<FolderLock>> locks;  // held until train() returns
+  if (root) {
+    locks.push_back(std::make_unique<FolderLock>(run_dir, "run_dir, or --run-dir"));
+    std::error_code same;
+    if (!fs::equivalent(run_dir, ckpt_dir, same)) locks.push_back(std::make_unique<FolderLock>(ckpt_dir, ckpt_key));
+  }
 
   // ---- the machine ----
   DENSE_CHECK(configured_device.is_cpu() || cuda_available(),
@@ -171,9 +212,9 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
               "training.global_batch {} is not a multiple of micro_batch {} x {} rank(s)", tc.global_batch, micro, world);
   const int64_t accum = tc.global_batch / (micro * world);
 
-  // ---- data ----
+  // ---- data: every shard is checked now, before a step is spent ----
   LoaderOptions lo;
-  lo.files = list_shards(cfg.data.train);
+  lo.files = list_shards(cfg.data.train, "data.train");
   lo.format = cfg.data.format;
   lo.batch_size = micro;
   lo.seed = tc.seed;
@@ -182,11 +223,62 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   lo.prefetch = cfg.data.prefetch_batches;
   lo.rank = rank;
   lo.world = world;
+  lo.vocab_size = cfg.model.vocab_size;
+  lo.skip_bad_shards = cfg.data.on_bad_shard == "skip";
   set_mlm_masking(cfg, lo);
+  check_shards(lo, "data.train");
+  std::unique_ptr<LoaderOptions> eval_opts;
+  if (!cfg.data.validation.empty()) {
+    eval_opts = std::make_unique<LoaderOptions>(lo);
+    eval_opts->files = list_shards(cfg.data.validation, "data.validation");
+    eval_opts->batch_size = micro;
+    check_shards(*eval_opts, "data.validation");
+  }
+
+  // ---- the run folder: a new run never goes over an old one's results unless asked to (--overwrite) ----
+  std::vector<std::string> moved_aside;
+  if (root && fresh) {
+    const std::vector<std::string> previous = previous_run_in(run_dir, ckpt_dir);
+    if (!previous.empty() && !opts.overwrite) {
+      std::string list;
+      for (const auto& p : previous) list += "\n  " + p;
+      DENSE_FAIL("{} holds a previous run:{}\n--resume none would start a new run over it (pruning would delete "
+                 "the new run's checkpoints in favour of the old run's later ones, and metrics.jsonl would be cut). "
+                 "Continue it with --resume auto, pass --overwrite to move its checkpoints and metrics aside into "
+                 "{}/previous-<time>/ (nothing is deleted), or give the new run another --run-dir",
+                 run_dir, list, run_dir);
+    }
+    if (!previous.empty()) moved_aside = move_previous_run_aside(run_dir, ckpt_dir);
+  }
+
+  // ---- logging: rank 0 writes the run folder's files; the others report warnings on stderr ----
+  auto err_sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  err_sink->set_level(spdlog::level::warn);
+  std::vector<spdlog::sink_ptr> sinks{err_sink};
+  std::shared_ptr<CheckedLogSink> log_file;
+  if (root) {
+    log_file = std::make_shared<CheckedLogSink>(run_dir + "/train.log");
+    sinks.push_back(log_file);
+  }
+  auto log = std::make_shared<spdlog::logger>(world > 1 ? fmt::format("dense-train rank {}", rank) : "dense-train",
+                                              sinks.begin(), sinks.end());
+  log->set_level(spdlog::level::from_str(cfg.logging.level));
+  log->flush_on(spdlog::level::info);
+  // A run that cannot log stops: the log is how a failure hours in gets explained.
+  auto check_log = [&] {
+    if (!log_file) return;
+    if (const auto e = log_file->error())
+      DENSE_FAIL("{}/train.log: cannot write the run log ({}); free space on its disk, then continue from the last "
+                 "checkpoint with --resume auto",
+                 run_dir, *e);
+  };
+  for (const auto& m : moved_aside) log->info("--overwrite: the previous run's files are kept in {}", m);
+  lo.on_warning = [log](const std::string& m) { log->warn("{}", m); };
+  if (eval_opts) eval_opts->on_warning = lo.on_warning;
 
   // ---- model and optimizer ----
   // The f32 model holds the master weights and gradients: the optimizer updates it and checkpoints save it.
-  // Under bf16 / f16 (spec §4.3) a second model in that type runs forward and backward; its gradients are
+  // Under bf16 / f16 (docs/model.md §4.3) a second model in that type runs forward and backward; its gradients are
   // summed into the f32 ones after every micro-batch, and its weights are the master's, rounded, after every
   // update.
   std::unique_ptr<models::Model> model = models::build_model(cfg.model, DType::F32, device, tc.seed);
@@ -217,12 +309,40 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   std::string state_text;  // trainer_state.json of the checkpoint resumed from
   if (root) {
     remove_stale_checkpoint_temporaries(ckpt_dir);
-    if (opts.resume == "auto") {
+    if (!fresh && opts.resume == "auto") {
       const CheckpointScan scan = find_latest_checkpoint(ckpt_dir);
+      // Checkpoints that all fail verification are a run to repair, not a run to start over: starting from step
+      // 0 would prune them and rewrite metrics.jsonl.
+      if (scan.latest.empty() && !scan.warnings.empty()) {
+        std::string list;
+        for (const auto& w : scan.warnings) list += "\n  " + w;
+        DENSE_FAIL("--resume auto: none of the {} checkpoint(s) in {} verifies, so there is nothing to continue "
+                   "from:{}\nRemove (or move away) the damaged checkpoints to start from step 0, start a new run "
+                   "keeping them with --resume none --overwrite (they are moved aside), or load a checkpoint you "
+                   "trust with --resume <folder>",
+                   scan.warnings.size(), ckpt_dir, list);
+      }
       for (const auto& w : scan.warnings) log->warn("{}", w);
       resume_from = scan.latest;
-    } else if (opts.resume != "none" && !opts.resume.empty()) {
+    } else if (!fresh) {
       resume_from = opts.resume;
+      // Later checkpoints in the same folder belong to another continuation of this run: saving this one's
+      // steps among them would mix the two, and --resume auto would later pick the other's newest.
+      const int64_t from_step = [&]() -> int64_t {
+        std::smatch m;
+        const std::string name = fs::path(resume_from).lexically_normal().filename().string();
+        static const std::regex re(R"(step-(\d{8}))");
+        return std::regex_match(name, m, re) ? std::stoll(m[1].str()) : -1;
+      }();
+      std::error_code same;
+      const bool in_ckpt_dir = fs::equivalent(fs::path(resume_from).lexically_normal().parent_path(), ckpt_dir, same);
+      if (from_step >= 0 && in_ckpt_dir) {
+        for (const int64_t later : list_checkpoints(ckpt_dir))
+          DENSE_CHECK(later <= from_step,
+                      "--resume {}: {} also holds the later checkpoint {} (another continuation of this run); "
+                      "continue the newest with --resume auto, or move the later checkpoints away first",
+                      resume_from, ckpt_dir, checkpoint_name(later));
+      }
     }
   }
   comm->broadcast(resume_from);
@@ -251,6 +371,11 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
         if (optimizer) optimizer->load_state(ck.optimizer, s["optimizer_steps"].get<int64_t>());
         else loaded_moments = ck.optimizer;
         state_text = s.dump();
+      } else if (!opts.init_from.empty() && is_hf_checkpoint(opts.init_from)) {  // a Hugging Face BERT folder
+        const HfImport hf = import_hf_bert(opts.init_from, *model);
+        for (const auto& n : hf.notes) log->info("{}", n);
+        load_weights(hf.tensors, hf.source, opts.resize_position_embeddings);
+        log->info("initialised weights from the Hugging Face checkpoint {}", opts.init_from);
       } else if (!opts.init_from.empty()) {
         const std::string file =
             fs::is_directory(opts.init_from, ec) ? opts.init_from + "/model.safetensors" : opts.init_from;
@@ -303,14 +428,8 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   if (root) write_file_atomic(run_dir + "/config.yaml", train_config_to_yaml(cfg));
 
   ShardLoader loader(lo, cursor);
-  std::unique_ptr<LoaderOptions> eval_opts;
-  if (!cfg.data.validation.empty()) {
-    eval_opts = std::make_unique<LoaderOptions>(lo);
-    eval_opts->files = list_shards(cfg.data.validation);
-    eval_opts->batch_size = micro;
-  }
   std::unique_ptr<Metrics> metrics;
-  if (root) metrics = std::make_unique<Metrics>(run_dir, cfg.logging.tensorboard, step);
+  if (root) metrics = std::make_unique<Metrics>(run_dir, cfg.logging.tensorboard, step, step == tc.max_steps);
   std::unique_ptr<GradientSync> gradient_sync;
   if (world > 1 && !zero) gradient_sync = std::make_unique<GradientSync>(*comm, params, cfg.model.num_hidden_layers, cfg.parallel.bucket_mb);
   log->info("training {} ({} parameters) on {} for {} steps: global batch {} = {} rank(s) x {} x {} accumulation, {} "
@@ -319,6 +438,9 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   if (gradient_sync) log->info("gradients summed over {} ranks ({}) in {} buckets", world, comm->engine(),
                                gradient_sync->bucket_count());
 
+  const int64_t first_step = step;
+  int64_t saved_step = -1;
+  Cursor last_cursor = cursor;
   auto save = [&](const Cursor& c) {
     std::vector<std::pair<std::string, Tensor>> moments;
     if (zero) moments = zero->gather_state();  // collective
@@ -340,13 +462,31 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
                 {"name", cfg.name}};
     if (scaler.enabled()) ck.state["loss_scaler"] = scaler.to_json();
     result.last_checkpoint = save_checkpoint(ckpt_dir, step, ck);
-    for (const auto& removed : prune_checkpoints(ckpt_dir, cfg.checkpoint.keep_last, cfg.checkpoint.keep_every))
+    saved_step = step;
+    for (const auto& removed :
+         prune_checkpoints(ckpt_dir, cfg.checkpoint.keep_last, cfg.checkpoint.keep_every, /*keep_step=*/step))
       log->info("removed old checkpoint {}", removed);
     log->info("saved {}", result.last_checkpoint);
+    check_log();
+  };
+  // A shard that fails its checksum mid-run (data.on_bad_shard: fail): what was trained since the last
+  // checkpoint is saved, then the run stops naming the shard.
+  auto stop_for_bad_shard = [&](const BadShardError& e, const Cursor& c) {
+    std::string saved;
+    if (step > first_step && saved_step != step) save(c);
+    if (saved_step == step) saved = fmt::format("step {}, the step reached, is saved ({}); ", step, result.last_checkpoint);
+    else saved = fmt::format("no step was trained after step {}, where this run started; ", step);
+    log->error("{}", e.what());
+    DENSE_FAIL("{}\n{}replace or remove the shard, then continue with --resume auto", e.what(), saved);
   };
   auto run_eval = [&]() {
     if (!eval_opts) return;
-    const MlmEval e = evaluate_mlm(compute, *eval_opts, tc.eval_batches, device, *comm);
+    MlmEval e;
+    try {
+      e = evaluate_mlm(compute, *eval_opts, tc.eval_batches, device, *comm);
+    } catch (const BadShardError& bad) {
+      stop_for_bad_shard(bad, last_cursor);
+    }
     result.eval_loss = e.loss;
     result.eval_accuracy = e.accuracy;
     if (metrics) metrics->write({{"step", step}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}, {"eval_tokens", e.tokens}});
@@ -375,16 +515,14 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   const int64_t kill_at_step = kill_env ? std::atoll(kill_env) : 0;
   const char* kill_rank_env = std::getenv("DENSE_TRAIN_KILL_RANK");  // default: every rank
   const int64_t kill_rank = kill_rank_env ? std::atoll(kill_rank_env) : -1;
-  // For the data-parallel tests: each rank's summed gradients of the first step, to compare with one process.
-  const char* dump_env = std::getenv("DENSE_TRAIN_DUMP_GRADIENTS");
-  const std::string dump_dir = dump_env ? dump_env : "";
+  const std::string& dump_dir = opts.dump_gradients_dir;
+  DENSE_CHECK(dump_dir.empty() || !zero, "--dump-gradients needs the whole gradient sum on every rank; it does not "
+              "work with parallel.zero1: true");
 
   // ---- the loop ----
   double interval_loss = 0, t_interval = now_s();
   int64_t interval_steps = 0, interval_tokens = 0;
-  const int64_t first_step = step;
   HostBatch h;
-  Cursor last_cursor = cursor;
   const double t_start = now_s();
   std::vector<HostBatch> micro_batches(static_cast<size_t>(accum));
   while (step < tc.max_steps) {
@@ -393,9 +531,13 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
     // any split of one global batch over ranks and micro-batches gives the same gradients: each micro-batch's
     // mean-loss gradient is weighted by its share of the global masked count.
     int64_t local_masked = 0;
-    for (auto& mb : micro_batches) {
-      DENSE_CHECK(loader.next(mb), "the training data ended (the loader loops over epochs; this is a bug)");
-      local_masked += mb.masked;
+    try {
+      for (auto& mb : micro_batches) {
+        DENSE_CHECK(loader.next(mb), "the training data ended (the loader loops over epochs; this is a bug)");
+        local_masked += mb.masked;
+      }
+    } catch (const BadShardError& e) {
+      stop_for_bad_shard(e, last_cursor);
     }
     last_cursor = micro_batches.back().next;
     std::vector<double> global_counts = {double(local_masked)};
@@ -406,12 +548,14 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
     for (int64_t a = 0; a < accum; ++a) {
       h = std::move(micro_batches[size_t(a)]);
       const double weight = global_masked > 0 ? double(h.masked) / global_masked : 0.0;
-      // Under f32 the last micro-batch's backward starts the layer buckets itself.
-      if (gradient_sync && !half && a == accum - 1) gradient_sync->arm(compute);
+      // The last micro-batch's backward starts the layer buckets itself; under bf16 / f16 each bucket first
+      // folds its half gradients into the f32 arena.
+      const bool sync_in_backward = gradient_sync && a == accum - 1;
+      if (sync_in_backward) gradient_sync->arm(compute, half ? &half->params().grads() : nullptr, a == 0);
       const models::Outputs out = compute.forward(to_model_batch(h, cfg.model, device), ctx);
       compute.backward(loss_scale * weight);
-      if (half) {
-        // Summed in f32 (spec §4.3: f32 gradient accumulation), then the half gradients start again at zero.
+      if (half && !sync_in_backward) {
+        // Summed in f32 (docs/model.md §4.3: f32 gradient accumulation), then the half gradients start again at zero.
         ops::accumulate(half->params().grads().to(DType::F32), a == 0 ? 0.0 : 1.0, params.grads());
         half->params().zero_grad();
       }
@@ -495,6 +639,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
       interval_tokens = 0;
       t_interval = now_s();
     }
+    check_log();
     if (tc.eval_every > 0 && step % tc.eval_every == 0 && !last) run_eval();
     bool stop = stop_requested().load() || (opts.stop_after_steps > 0 && step - first_step >= opts.stop_after_steps);
     if (world > 1) {
@@ -511,10 +656,12 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
     }
   }
   if (step == tc.max_steps) run_eval();
+  if (metrics) metrics->close();
   result.steps = step;
   result.skipped_steps = skipped;
   result.loss_scale = scaler.scale();
   log->flush();
+  check_log();
   return result;
 }
 

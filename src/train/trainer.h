@@ -1,5 +1,5 @@
 #pragma once
-// The training loop (spec §4.5), readable top to bottom in trainer.cpp: for each optimizer step, micro-batches
+// The training loop (docs/model.md §4.5), readable top to bottom in trainer.cpp: for each optimizer step, micro-batches
 // forward + backward (gradients averaged over accumulation steps), the learning rate set before the update,
 // non-finite steps skipped (and the run stopped after too many in a row, naming the first bad tensor), the
 // update, then logging, evaluation and checkpoints when due.
@@ -21,6 +21,13 @@ struct TrainOptions {
   bool resize_position_embeddings = false;  // init_from: tile/truncate a learned position table of another length
   int64_t stop_after_steps = 0;  // stop (with a checkpoint) after this many steps of this invocation; 0 = none
   bool quiet = false;            // no progress line
+  // Start a new run in a run folder that holds a previous run's checkpoints or metrics (implies resume none):
+  // they are moved into <run_dir>/previous-<time>/, never deleted. Without it such a start is an error.
+  bool overwrite = false;
+  // Writes every rank's gradients of the run's first step, after the data-parallel sum and the loss-scale
+  // unscale and before clipping, as <dir>/grads-rank<R>.safetensors (f32, parameter names). For comparing a
+  // run with another implementation or another world size; not with ZeRO-1 (no rank holds the whole sum).
+  std::string dump_gradients_dir;
 };
 
 struct TrainResult {

@@ -12,7 +12,9 @@ VOCAB="$DATA/wordpiece_vocab_small.txt"
 
 expect "help lists the subcommands" 0 "pretrain.*" "$PREP" --help
 expect "version" 0 "dense-prep 0\." "$PREP" --version
-expect "no subcommand is an error" 106 "subcommand" "$PREP"
+expect "no subcommand is an error" 106 "a subcommand is required: vocab, pretrain, glue, lra, inspect" "$PREP"
+expect "an unknown subcommand lists the subcommands" 109 \
+  "unknown subcommand 'pretrian'; expected one of: vocab, pretrain, glue, lra, inspect" "$PREP" -j 2 pretrian x
 expect "unknown format is refused" 105 "--format" "$PREP" pretrain x --vocab "$VOCAB" -o "$WORK/x" --format nope
 
 # packed from WikiText-2 valid; then a re-run does nothing
@@ -54,6 +56,55 @@ expect "h5py reads the ListOps shard" 0 "^OK classification rows 40 seq_len 2000
 # vocabulary training
 expect "vocab" 0 "wrote .*vocab.txt \(600 tokens" \
   "$PREP" vocab "$SHARED/data/wikitext-2/valid.txt" --corpus-format wikitext --vocab-size 600 -o "$WORK/v/vocab.txt" -q
+
+# bad numbers: named with what is expected (0 and negatives used to fall back to defaults, or to print
+# "Value 0 not in range 0 to 1.8e308")
+expect "--shard-rows -5 is refused" 105 "--shard-rows: must be a positive integer \(got -5\)" \
+  "$PREP" pretrain "$DATA/corpus/text" --vocab "$VOCAB" -o "$WORK/n1" --shard-rows -5
+expect "--shard-rows 0 is refused" 105 "--shard-rows: must be a positive integer \(got 0\)" \
+  "$PREP" pretrain "$DATA/corpus/text" --vocab "$VOCAB" -o "$WORK/n1" --shard-rows 0
+expect "-N 0 is refused" 105 "--seq-len: must be a positive integer \(got 0\)" \
+  "$PREP" pretrain "$DATA/corpus/text" --vocab "$VOCAB" -o "$WORK/n1" -N 0
+expect "-j -1 is refused" 105 "--threads: must be 0 or more \(got -1\)" \
+  "$PREP" -j -1 pretrain "$DATA/corpus/text" --vocab "$VOCAB" -o "$WORK/n1"
+expect "--masked-lm-ratio 1.5 is refused" 105 "--masked-lm-ratio: must be in \(0, 1\) \(got 1.5\)" \
+  "$PREP" pretrain "$DATA/corpus/text" --vocab "$VOCAB" -o "$WORK/n1" --format bert --masked-lm-ratio 1.5
+expect "--short-seq-prob -0.1 is refused" 105 "--short-seq-prob: must be in \[0, 1\]" \
+  "$PREP" pretrain "$DATA/corpus/text" --vocab "$VOCAB" -o "$WORK/n1" --format bert --short-seq-prob -0.1
+expect "--max-rows 0 is refused" 105 "--max-rows: must be a positive integer" \
+  "$PREP" pretrain "$DATA/corpus/text" --vocab "$VOCAB" -o "$WORK/n1" --max-rows 0
+expect "glue --max-length 0 is refused" 105 "--max-length: must be a positive integer" \
+  "$PREP" glue "$SHARED/data/glue" --vocab "$VOCAB" -o "$WORK/n2" --max-length 0
+expect "lra --num-train 0 is refused" 105 "--num-train: must be a positive integer" \
+  "$PREP" lra listops -o "$WORK/n3" --num-train 0
+expect "lra --resolution 48 is refused" 105 "--resolution: 48 not in \{32,64,128,256\}|--resolution.*48" \
+  "$PREP" lra pathfinder -o "$WORK/n3" --resolution 48
+expect "lra --val-fraction 1 is refused" 105 "--val-fraction: must be in \(0, 1\) \(got 1\)" \
+  "$PREP" lra image -o "$WORK/n3" --val-fraction 1
+expect "vocab --vocab-size 0 is refused" 105 "--vocab-size: must be a positive integer" \
+  "$PREP" vocab "$DATA/corpus/text" -o "$WORK/n4/vocab.txt" --vocab-size 0
+expect "inspect --row -1 is refused" 105 "--row: must be 0 or more" \
+  "$PREP" inspect "$WORK/packed/packed-00000.hdf5" --row -1
+if ls -d "$WORK"/n[1-4] > /dev/null 2>&1; then bad "refused runs create no output folder"; else ok "refused runs create no output folder"; fi
+
+# an output inside the input folder: a re-run would read manifest.json / the shards' folder as corpus
+mkdir -p "$WORK/corpus_copy"
+cp -r "$DATA"/corpus/text/. "$WORK/corpus_copy/"
+expect "-o equal to the input folder is refused" 1 "-o .*corpus_copy is the same as the input folder" \
+  "$PREP" pretrain "$WORK/corpus_copy" --vocab "$VOCAB" -o "$WORK/corpus_copy" -q
+expect "-o inside the input folder is refused" 1 "-o .*corpus_copy/shards is inside the input folder" \
+  "$PREP" pretrain "$WORK/corpus_copy" --vocab "$VOCAB" -o "$WORK/corpus_copy/shards" -q
+expect "-o reached through .. is refused" 1 "is inside the input folder" \
+  "$PREP" pretrain "$WORK/corpus_copy" --vocab "$VOCAB" -o "$WORK/v/../corpus_copy/x" -q
+expect "vocab -o inside the input folder is refused" 1 "vocab: -o .*corpus_copy/vocab.txt is inside the input folder" \
+  "$PREP" vocab "$WORK/corpus_copy" -o "$WORK/corpus_copy/vocab.txt" --vocab-size 600 -q
+if [ -z "$(find "$WORK/corpus_copy" -name '*.hdf5' -o -name 'manifest.json' -o -name 'vocab.txt')" ]; then
+  ok "nothing was written into the input folder"
+else
+  bad "nothing was written into the input folder"
+fi
+expect "-o beside the input folder is fine" 0 "rows of 16 tokens" \
+  "$PREP" pretrain "$WORK/corpus_copy" --vocab "$VOCAB" -o "$WORK/corpus_copy_shards" -N 16 -q
 
 # bad input: every message names the thing at fault, and nothing is left behind
 expect "missing vocab file" 1 "nope.txt" "$PREP" pretrain "$DATA/corpus/text" --vocab "$WORK/nope.txt" -o "$WORK/p2" -q

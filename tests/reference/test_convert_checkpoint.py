@@ -34,6 +34,8 @@ SCRIPT = os.path.join(REPO, "scripts", "convert_reference_checkpoint.py")
 # ctest passes the binaries of its build tree; run by hand, the Release build's are used when present.
 DENSE_TRAIN = os.environ.get("DENSE_TRAIN_BIN") or os.path.join(REPO, "build", "apps", "dense-train")
 DENSE_PREP = os.environ.get("DENSE_PREP_BIN") or os.path.join(REPO, "build", "apps", "dense-prep")
+# dense-eval is built beside dense-train.
+DENSE_EVAL = os.environ.get("DENSE_EVAL_BIN") or os.path.join(os.path.dirname(DENSE_TRAIN), "dense-eval")
 SMALL_VOCAB = os.path.join(REPO, "tests", "data", "wordpiece_vocab_small.txt")
 TEST_CORPUS = os.path.join(REPO, "tests", "data", "corpus")
 
@@ -79,6 +81,37 @@ DANET_PRETRAINING_NAMES = {
     "pooler.norm.weight": "bert.pooler.layer_norm.weight",
     "classifier.weight": "cls.seq_relationship.weight",
     "classifier.bias": "cls.seq_relationship.bias",
+}
+
+# DANET_MODEL as the reference repo writes it: a whole run config (configs/bert/*.json) whose model_config uses
+# the reference's ModelConfig spellings. Left out on purpose, so that the reference's defaults must be filled
+# in: attention_complexity (auto), relpe_scheme (qkv), local_* and the dropouts (0). hidden_act and
+# default_ffn_norm are reference keys with no densetrain model counterpart.
+REFERENCE_RUN_CONFIG = {
+    "name": "dense_attention_bert",
+    "model_config": {
+        "vocab_size_or_config_json_file": 560, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "intermediate_size": 2, "default_ffn_norm": 0.05, "hidden_act": "gelu", "max_position_embeddings": 16,
+        "pos_emb_type": "learned", "pre_attn_ln_type": "scaled_max_norm", "post_attn_ln_type": "prescaled_max_norm",
+        "embedding_ln_type": "standard_ln", "final_ln_type": "uncentered_ln", "lm_head_act": "gelu",
+        "lm_head_ln_type": "standard_ln", "pooler_function": "first", "pooler_no_dense": False, "pooler_act": "tanh",
+        "pooler_ln_type": "standard_ln", "token_type_embeddings": True, "type_vocab_size": 2,
+        "classifier_bias": True, "initializer_range": 0.02, "relpe_type": None,
+    },
+    "data": {"training": {"input_files_path": "sentence_512/final_data"}},
+    "training": {"learning_rate": 4e-4, "lr_schedule": "cosine"},
+}
+# What the translation must give: every key written out (the heads' num_labels from cls.seq_relationship).
+REFERENCE_TRANSLATED = {
+    "model_type": "danet", "vocab_size": 560, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "intermediate_size": 2, "max_position_embeddings": 16, "initializer_range": 0.02, "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0, "embedding_dropout": 0.0, "classifier_bias": True, "swiglu_ffn": False,
+    "attention_complexity": "auto", "pre_attn_ln_type": "scaled_max_norm", "post_attn_ln_type": "prescaled_max_norm",
+    "embedding_ln_type": "standard_ln", "lm_head_ln_type": "standard_ln", "final_ln_type": "uncentered_ln",
+    "pooler_ln_type": "standard_ln", "token_type_embeddings": True, "type_vocab_size": 2, "pos_emb_type": "learned",
+    "relpe_type": None, "relpe_scheme": "qkv", "pooler_function": "first", "pooler_no_dense": False,
+    "pooler_act": "tanh", "lm_head_act": "gelu", "causal": False, "chunk_size": 1024, "local_attention": False,
+    "window_size": 1024, "local_relpe": True, "local_scheme": "l_sl_g", "num_labels": 3,
 }
 
 # A fine-tuned SwiGLU DANet (BertForSequenceClassification: no MLM head, classifier without bias).
@@ -339,6 +372,106 @@ def test_end_to_end_dense_train_init_from():
     ck = os.path.join(run_dir, "checkpoints", "step-00000001", "model.safetensors")
     got, _ = load_file(ck)
     assert_same(got, c["params"], "after dense-train --init-from")
+    if not os.access(DENSE_EVAL, os.X_OK):
+        print("  SKIP (dense-eval part): no dense-eval beside dense-train")
+        return
+    # The converted weights scored as docs/checkpoints.md shows: dense-eval mlm --checkpoint X.safetensors
+    # --config CFG, CFG written by --write-config from the reference's own model config (+ the vocabulary, so
+    # that the masks are drawn as in the run). Then the run folder itself: its newest checkpoint holds the same
+    # weights (learning rate 0) and its config.yaml the same model, so the loss must be the same double.
+    ref_json = os.path.join(d, "reference_run.json")
+    write_json(ref_json, REFERENCE_RUN_CONFIG)
+    out2, cfg2 = os.path.join(d, "converted2.safetensors"), os.path.join(d, "converted.yaml")
+    rc, so, se = run(c["ckpt"], out2, "--reference-config", ref_json, "--write-config", cfg2, "-q")
+    assert rc == 0 and se == "", (rc, so, se)
+
+    def mlm(checkpoint, *extra):
+        js = os.path.join(d, f"mlm{len(os.listdir(d))}.json")
+        # One batch size for both: the configs' micro batches differ, and so would the float sums.
+        r = subprocess.run([DENSE_EVAL, "mlm", "--checkpoint", checkpoint, "--data", shards, "--json", js,
+                            "--batch", "4", *extra],
+                           capture_output=True, text=True, timeout=600, env=env)
+        assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+        with open(js, encoding="utf-8") as f:
+            return json.load(f), r.stdout
+
+    by_file, screen = mlm(out2, "--config", cfg2, "--set", f"data.vocab={SMALL_VOCAB}")
+    assert by_file["masked_tokens"] > 0 and 0 < by_file["loss"] < 20, by_file
+    # Six significant digits on screen; the JSON keeps the exact double (shortest round-trip text).
+    assert f"loss {by_file['loss']:.6g}, accuracy {by_file['accuracy']:.6g}" in screen, (screen, by_file)
+    by_run, screen = mlm(run_dir)
+    assert "checkpoint: " + os.path.join(run_dir, "checkpoints", "step-00000001") in screen, screen
+    assert by_run["loss"] == by_file["loss"] and by_run["accuracy"] == by_file["accuracy"], (by_run, by_file)
+
+
+def test_reference_config_translation():
+    """--reference-config: the reference's ModelConfig JSON becomes the densetrain model section (every key,
+    reference defaults included) that the weights are checked against, and --write-config writes it."""
+    c = deepspeed_case()
+    d = new_dir("refcfg")
+    ref_json = os.path.join(d, "bert_large_seq512.json")
+    write_json(ref_json, REFERENCE_RUN_CONFIG)
+    out, written = os.path.join(d, "model.safetensors"), os.path.join(d, "model.json")
+    rc, so, se = run(c["ckpt"], out, "--reference-config", ref_json, "--write-config", written, "--strict")
+    assert rc == 0 and se == "", (rc, so, se)
+    got, meta = load_file(out)
+    assert list(got) == list(c["params"]), "not in densetrain's parameter order"
+    assert_same(got, c["params"], "with --reference-config")
+    assert meta["reference_config"] == os.path.abspath(ref_json), meta
+    with open(written, encoding="utf-8") as f:
+        section = json.load(f)
+    assert section == REFERENCE_TRANSLATED, {k: (section.get(k), REFERENCE_TRANSLATED.get(k))
+                                             for k in set(section) | set(REFERENCE_TRANSLATED)
+                                             if section.get(k) != REFERENCE_TRANSLATED.get(k)}
+    assert "note: default_ffn_norm 0.05" in so and "note: hidden_act 'gelu'" in so, so
+    # The written section is a densetrain --model-config that agrees with the reference config.
+    rc, so, se = run(c["ckpt"], os.path.join(d, "again.safetensors"), "--model-config", written,
+                     "--reference-config", ref_json, "--strict", "-q")
+    assert rc == 0 and se == "", (rc, so, se)
+    # A bare model_config works as well; the YAML form is a dense-train / dense-eval config.
+    bare = os.path.join(d, "bare.json")
+    write_json(bare, REFERENCE_RUN_CONFIG["model_config"])
+    yaml_out = os.path.join(d, "model.yaml")
+    rc, so, se = run(c["ckpt"], os.path.join(d, "bare.safetensors"), "--reference-config", bare, "--write-config",
+                     yaml_out, "-q")
+    assert rc == 0, (rc, so, se)
+    import yaml
+    with open(yaml_out, encoding="utf-8") as f:
+        assert yaml.safe_load(f) == {"model": REFERENCE_TRANSLATED}
+
+    def with_model(**changes):
+        cfg = json.loads(json.dumps(REFERENCE_RUN_CONFIG))
+        cfg["model_config"].update(changes)
+        path = os.path.join(d, f"changed{len(os.listdir(d))}.json")
+        write_json(path, cfg)
+        return path
+
+    # Invisible in the weights, so only the configs can tell: 4 heads of 4 instead of 2 of 8.
+    rc, so, se = run(c["ckpt"], os.path.join(d, "x.safetensors"), "--reference-config",
+                     with_model(num_attention_heads=4), "--model-config", c["cfg"])
+    assert_clean_error(rc, so, se, "differs from the reference config", "num_attention_heads: ", "gives 4", "has 2")
+    rc, so, se = run(c["ckpt"], os.path.join(d, "x.safetensors"), "--reference-config",
+                     with_model(local_attention=True, window_size=8), "--model-config", c["cfg"])
+    assert_clean_error(rc, so, se, "local_attention: ", "window_size: ")
+    # Unknown keys and values densetrain cannot reproduce name the key.
+    for changes, needles in (({"vocab_sise": 560}, ("vocab_sise: not a key", "did you mean 'vocab_size'")),
+                             ({"relpe_type": "learned"}, ("relpe_type: 'learned'",)),
+                             ({"hybrid": True}, ("hybrid: true",)),
+                             ({"pooler_act": "swish"}, ("pooler_act: 'swish' is not supported", "gelu_tanh")),
+                             ({"pos_emb_type": "alibi"}, ("pos_emb_type: 'alibi'",)),
+                             ({"local_scheme": "l_x_g"}, ("local_scheme: 'l_x_g'",)),
+                             ({"num_attention_heads": 3}, ("num_attention_heads 3 does not divide hidden_size 16",)),
+                             ({"vocab_size_or_config_json_file": "bert_config.json"},
+                              ("vocab_size_or_config_json_file: expected the vocabulary size",))):
+        out_x = os.path.join(d, "x.safetensors")
+        rc, so, se = run(c["ckpt"], out_x, "--reference-config", with_model(**changes))
+        assert_clean_error(rc, so, se, *needles)
+        assert not os.path.exists(out_x)
+    rc, so, se = run(c["ckpt"], os.path.join(d, "x.safetensors"), "--write-config", os.path.join(d, "w.json"))
+    assert_clean_error(rc, so, se, "--write-config needs --reference-config")
+    rc, so, se = run(c["ckpt"], os.path.join(d, "x.safetensors"), "--reference-config", ref_json, "--write-config",
+                     os.path.join(d, "w.txt"))
+    assert_clean_error(rc, so, se, "w.txt", ".json", ".yaml")
 
 
 def test_bf16_state_dict_swiglu_and_missing_heads():

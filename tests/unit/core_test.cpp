@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <omp.h>
 
@@ -97,6 +98,33 @@ TEST(Error, ContextIsPrependedOutermostFirst) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), "loading checkpoint a.safetensors: tensor 'w': shape [2] expected");
   }
+}
+
+// A failed DENSE_CHECK shows users only its message; the condition and source line are for DENSE_DEBUG=1.
+TEST(Error, CheckLocationOnlyUnderDenseDebug) {
+  const char* saved = std::getenv("DENSE_DEBUG");
+  const std::string saved_value = saved ? saved : "";
+  auto message = [] {
+    try {
+      const int rows = 3;
+      DENSE_CHECK(rows == 4, "table.tsv: {} rows, expected 4", rows);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  ::unsetenv("DENSE_DEBUG");
+  EXPECT_EQ(message(), "table.tsv: 3 rows, expected 4");
+  ::setenv("DENSE_DEBUG", "0", 1);
+  EXPECT_EQ(message(), "table.tsv: 3 rows, expected 4");
+  ::setenv("DENSE_DEBUG", "1", 1);
+  const std::string debug = message();
+  EXPECT_EQ(debug.rfind("table.tsv: 3 rows, expected 4 [check 'rows == 4' failed at ", 0), 0u) << debug;
+  EXPECT_NE(debug.find("core_test.cpp:"), std::string::npos) << debug;
+  if (saved)
+    ::setenv("DENSE_DEBUG", saved_value.c_str(), 1);
+  else
+    ::unsetenv("DENSE_DEBUG");
 }
 
 TEST(SafeTensors, RoundTripsAndRejectsCorruptFiles) {

@@ -124,6 +124,89 @@ TEST(GlueEval, WnliSeedsMedianResultsAndSubmission) {
   EXPECT_TRUE(contains(read_bytes(r.out_dir + "/results.md"), "| WNLI | accuracy |"));
 }
 
+// The GLUE server matches predictions by the test file's `index` column, not by position: the submission copies
+// it as written, even when it is not 0..n-1.
+TEST(GlueEval, SubmissionCopiesTheTestFilesIndexColumn) {
+  const std::string dir = temp_dir();
+  fs::create_directories(dir + "/glue/WNLI");
+  for (const char* f : {"train.tsv", "dev.tsv"}) fs::copy_file(kGlue + "/WNLI/" + f, dir + "/glue/WNLI/" + f);
+  // Renumber the test rows 1000, 1003, 1006, ... (the official files' indices are their own, not row numbers).
+  const auto rows = read_tsv(kGlue + "/WNLI/test.tsv");
+  ASSERT_EQ(rows[0][0], "index");
+  std::string test = read_bytes(kGlue + "/WNLI/test.tsv");
+  std::string renumbered = test.substr(0, test.find('\n') + 1);
+  std::vector<std::string> ids;
+  std::istringstream in(test.substr(test.find('\n') + 1));
+  for (std::string line; std::getline(in, line);) {
+    ids.push_back(std::to_string(1000 + 3 * ids.size()));
+    renumbered += ids.back() + line.substr(line.find('\t')) + "\n";
+  }
+  write_bytes(dir + "/glue/WNLI/test.tsv", renumbered);
+  std::string yaml = read_bytes(tiny_config(dir));
+  yaml.replace(yaml.find("epochs: 3"), 9, "epochs: 1");
+  write_bytes(dir + "/one_epoch.yaml", yaml);
+  GlueEvalRequest r;
+  r.task = "WNLI";
+  r.glue_dir = dir + "/glue";
+  r.config = dir + "/one_epoch.yaml";
+  r.out_dir = dir + "/out";
+  r.quiet = true;
+  const GlueEvalReport rep = run_glue_evaluation(r);
+  ASSERT_EQ(rep.submission_files.size(), 1u);
+  const auto sub = read_tsv(rep.submission_files[0]);
+  ASSERT_EQ(sub.size(), ids.size() + 1);
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(sub[i + 1][0], ids[i]) << "row " << i;
+  // The writer itself: labels as the task spells them, the ids as given, and a count mismatch is named.
+  const auto& wnli = dense::data::glue_task_info(dense::data::GlueTask::kWNLI);
+  EXPECT_EQ(glue_submission_tsv(wnli, {"7", "x-2"}, {1.0, 0.0}, "t.tsv"), "index\tprediction\n7\t1\nx-2\t0\n");
+  const auto& stsb = dense::data::glue_task_info(dense::data::GlueTask::kSTSB);
+  EXPECT_EQ(glue_submission_tsv(stsb, {"3"}, {5.7}, "t.tsv"), "index\tprediction\n3\t5.000\n");
+  EXPECT_TRUE(contains(error_of([&] { glue_submission_tsv(wnli, {"1"}, {1.0, 0.0}, "t.tsv"); }),
+                       "t.tsv: 1 rows, but 2 predictions"));
+}
+
+// RTE rows are 512 tokens; a checkpoint trained at 128 positions gets its learned table tiled to 512. That changes
+// what every position past 128 sees, so it must be said, with the sizes and how.
+TEST(GlueEval, WideningThePositionTableIsLogged) {
+  const std::string dir = temp_dir();
+  dense::models::ModelConfig mc;
+  mc.model_type = dense::models::ModelType::Danet;
+  mc.vocab_size = 560;
+  mc.hidden_size = 32;
+  mc.num_hidden_layers = 2;
+  mc.intermediate_size = 2;
+  mc.max_position_embeddings = 128;
+  mc.pooler_function = "mean";
+  mc.pooler_act = "tanh";
+  mc.classifier_bias = true;
+  auto model = dense::models::build_model(mc, dense::DType::F32, dense::Device::cpu(), 1);
+  std::vector<std::pair<std::string, dense::Tensor>> tensors;
+  for (const auto& p : model->params().all()) tensors.emplace_back(p.name, p.value.clone());
+  dense::write_safetensors(dir + "/n128.safetensors", tensors, {});
+  std::string yaml = read_bytes(tiny_config(dir));
+  yaml.replace(yaml.find("epochs: 3"), 9, "epochs: 1");
+  write_bytes(dir + "/one_epoch.yaml", yaml);
+  GlueEvalRequest r;
+  r.task = "RTE";
+  r.glue_dir = std::string(DENSE_TEST_DATA_DIR) + "/glue";
+  r.config = dir + "/one_epoch.yaml";
+  r.out_dir = dir + "/out";
+  r.init_from = dir + "/n128.safetensors";
+  r.quiet = true;
+  ::testing::internal::CaptureStderr();
+  run_glue_evaluation(r);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(contains(log, "warning: " + dir + "/n128.safetensors: 'embeddings.position_embeddings.weight' has 128 "
+                            "trained positions, the data needs 512: widened by tiling")) << log;
+  // From scratch there is nothing to widen and nothing to say.
+  r.init_from.clear();
+  r.out_dir = dir + "/out2";
+  ::testing::internal::CaptureStderr();
+  run_glue_evaluation(r);
+  const std::string quiet = ::testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(contains(quiet, "widened")) << quiet;
+}
+
 TEST(GlueEval, ColaReportsMatthewsCorrelation) {
   const std::string dir = temp_dir();
   GlueEvalRequest r;

@@ -2,7 +2,13 @@
 // direct single-threaded recomputation, thread-count independence, resume (kept, rewritten, damaged and stale
 // shards, interrupted-run temporaries), and clear errors; GLUE, LRA and vocabulary preparation; inspect.
 #include <gtest/gtest.h>
+#include <hdf5.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 
@@ -53,7 +59,7 @@ PretrainPrepConfig packed_config(const std::string& out) {
   return c;
 }
 
-// The rows of spec §3.2 computed directly: every document's ids + [SEP], one stream, [CLS] + N-1 per row.
+// The rows of docs/model.md §3.2 computed directly: every document's ids + [SEP], one stream, [CLS] + N-1 per row.
 std::vector<int32_t> reference_packed_rows(const PretrainPrepConfig& c, int64_t* tail = nullptr) {
   const WordPieceTokenizer tok = WordPieceTokenizer::from_file(c.vocab_path);
   CorpusReader reader(c.inputs, c.corpus);
@@ -293,6 +299,78 @@ TEST(PrepPretrain, BadInputGivesClearErrors) {
   EXPECT_TRUE(contains(error_of([&] { prepare_pretraining(m); }), "missing"));
   PretrainPrepConfig u = packed_config(dir + "/tiny.txt/sub");
   EXPECT_TRUE(contains(error_of([&] { prepare_pretraining(u); }), "cannot create the output folder"));
+}
+
+// Values the command line also refuses, checked again by the library (other callers), and an output folder that
+// a re-run would read back as corpus text.
+TEST(PrepPretrain, BadNumbersAndAnOutputInsideTheInputsAreRefused) {
+  const std::string dir = temp_dir();
+  PretrainPrepConfig c = packed_config(dir + "/out");
+  c.shard_rows = -5;
+  EXPECT_TRUE(contains(error_of([&] { prepare_pretraining(c); }), "--shard-rows must be a positive number of rows (got -5)"));
+  c = packed_config(dir + "/out");
+  c.short_seq_prob = 1.5;
+  EXPECT_TRUE(contains(error_of([&] { prepare_pretraining(c); }), "--short-seq-prob must be in [0, 1] (got 1.5)"));
+  c = packed_config(dir + "/out");
+  c.random_next_prob = -0.5;
+  EXPECT_TRUE(contains(error_of([&] { prepare_pretraining(c); }), "--random-next-prob must be in [0, 1]"));
+  // The corpus folder itself, a folder inside it, and the same reached through "..": refused before anything is
+  // written, so a second run cannot pick up manifest.json or the shards.
+  const std::string corpus = dir + "/corpus";
+  fs::create_directories(corpus);
+  fs::copy_file(kWikiValid, corpus + "/valid.txt");
+  for (const std::string& out : {corpus, corpus + "/shards", dir + "/corpus/../corpus/x"}) {
+    PretrainPrepConfig in = packed_config(out);
+    in.inputs = {corpus};
+    const std::string e = error_of([&] { prepare_pretraining(in); });
+    EXPECT_TRUE(contains(e, "pretrain: -o " + out + " is ")) << e;
+    EXPECT_TRUE(contains(e, "the input folder " + corpus)) << e;
+  }
+  EXPECT_EQ(std::distance(fs::directory_iterator(corpus), fs::directory_iterator{}), 1);  // valid.txt only
+  // A sibling folder whose name starts like the input's is not inside it.
+  PretrainPrepConfig sibling = packed_config(corpus + "_shards");
+  sibling.inputs = {corpus};
+  EXPECT_NO_THROW(prepare_pretraining(sibling));
+}
+
+// A shard writer that fails on a full disk must close every HDF5 handle when it is destroyed: a file left open
+// after a failed close makes HDF5 crash at exit (issue #20: exit 139 in H5F__close_cb after the error message)
+// and keeps the disk space of the removed temporary. A 256 KiB tmpfs is the full disk (root only).
+TEST(ShardWriter, FullDiskFailureClosesEveryHandleAndFreesTheSpace) {
+  const std::string disk = temp_dir() + "/disk";
+  fs::create_directories(disk);
+  if (::mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=256k") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs (" << std::strerror(errno) << "); tests/faults/prep_faults_test.sh too";
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } unmount{disk};
+  auto free_bytes = [&] {
+    struct statvfs st {};
+    EXPECT_EQ(::statvfs(disk.c_str(), &st), 0);
+    return uint64_t(st.f_bavail) * st.f_frsize;
+  };
+  const uint64_t free_before = free_bytes();
+  const ssize_t files_before = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE);
+  ShardWriteOptions opt;
+  opt.gzip_level = 0;  // incompressible enough to fill the disk
+  std::string error;
+  {
+    PackedShardWriter w(disk + "/packed-00000.hdf5", 64, ShardMeta{"hash", "{}"}, opt);
+    std::vector<int32_t> row(64);
+    error = error_of([&] {
+      for (int32_t r = 0; r < 100000; ++r) {
+        for (int32_t i = 0; i < 64; ++i) row[size_t(i)] = r * 64 + i;
+        w.append(row);
+      }
+      w.close();
+    });
+  }
+  EXPECT_TRUE(contains(error, "packed-00000.hdf5.tmp-")) << error;
+  EXPECT_TRUE(contains(error, "cannot write")) << error;
+  EXPECT_EQ(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE), files_before) << "an HDF5 file is still open";
+  EXPECT_TRUE(fs::is_empty(disk)) << "a shard or temporary is left";
+  EXPECT_EQ(free_bytes(), free_before) << "the removed temporary still holds its blocks (an open descriptor)";
 }
 
 TEST(PrepGlue, CoLaSplitsBecomeShardsOfTheTokenizedExamples) {

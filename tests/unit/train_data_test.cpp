@@ -232,6 +232,85 @@ TEST(TrainData, ClearErrors) {
   EXPECT_TRUE(contains(e, ".hdf5")) << e;
 }
 
+// Issue #20: every shard's header and length are checked before the first batch; a shard whose checksum fails
+// later is a BadShardError naming it, or (skip_bad_shards) left out with a warning.
+TEST(TrainData, ShardsAreCheckedUpFrontAndBadOnesFailOrAreSkipped) {
+  const std::string dir = make_shards(temp_dir() + "/shards");
+  const std::vector<std::string> files = list_shards(dir);
+  ASSERT_GE(files.size(), 3u);
+  const std::string victim = files[1];
+  const std::string pristine = dense::testing::read_bytes(victim);
+  fs::resize_file(victim, pristine.size() - 10);
+  LoaderOptions o = options(dir, 1);
+  o.shuffle = false;
+  std::string e = error_of([&] { check_shards(o, "data.train"); });
+  EXPECT_TRUE(contains(e, victim + ": truncated")) << e;
+  EXPECT_TRUE(contains(e, "data.train")) << e;
+  EXPECT_TRUE(contains(error_of([&] { ShardLoader l(o); }), "truncated"));
+  // A flipped byte inside the data passes the start-up check (no full read) and fails the read's CRC.
+  std::string flipped = pristine;
+  flipped[flipped.size() / 2] ^= 0x5A;
+  write_bytes(victim, flipped);
+  const ShardSetInfo set = check_shards(o, "data.train");
+  EXPECT_EQ(set.total_rows, 2500);
+  HostBatch b;
+  int64_t rows_before = 0;
+  try {
+    ShardLoader loader(o);
+    while (loader.next(b)) ++rows_before;
+    ADD_FAILURE() << "no error";
+  } catch (const BadShardError& bad) {
+    EXPECT_EQ(bad.shard(), victim);
+    EXPECT_TRUE(contains(bad.what(), "CRC-32")) << bad.what();
+    EXPECT_TRUE(contains(bad.what(), "data.on_bad_shard: skip")) << bad.what();
+  }
+  EXPECT_EQ(rows_before, set.rows[0]) << "every row before the damaged shard was delivered";
+  // Skipped: epoch 0 is every other shard's rows, and the warning names the shard.
+  std::vector<std::string> warnings;
+  o.skip_bad_shards = true;
+  o.on_warning = [&](const std::string& w) { warnings.push_back(w); };
+  {
+    ShardLoader loader(o);
+    int64_t rows = 0;
+    while (loader.next(b) && b.epoch == 0) ++rows;
+    EXPECT_EQ(rows, set.total_rows - set.rows[1]);
+  }
+  ASSERT_FALSE(warnings.empty());
+  EXPECT_TRUE(contains(warnings[0], "skipping shard " + victim)) << warnings[0];
+  // Every shard bad: skipping has nothing left, an error rather than a loop over empty epochs.
+  for (const auto& f : files) {
+    std::string bytes = dense::testing::read_bytes(f);
+    bytes[bytes.size() / 3] ^= 0x5A;  // not size / 2, which would undo the victim's flip
+    write_bytes(f, bytes);
+  }
+  ShardLoader loader(o);
+  e = error_of([&] {
+    while (loader.next(b)) {
+    }
+  });
+  EXPECT_TRUE(contains(e, "every shard failed to read")) << e;
+}
+
+TEST(TrainData, TokenIdsBeyondTheModelVocabularyNameShardRowAndKey) {
+  const std::string dir = make_shards(temp_dir() + "/shards");
+  LoaderOptions o = options(dir, 8);
+  o.vocab_size = 100;  // the test vocabulary has 560 tokens
+  ShardLoader loader(o);
+  HostBatch b;
+  const std::string e = error_of([&] { loader.next(b); });
+  EXPECT_TRUE(contains(e, ".hdf5: row ")) << e;
+  EXPECT_TRUE(contains(e, "is outside model.vocab_size 100")) << e;
+  o.vocab_size = 560;
+  ShardLoader fits(o);
+  EXPECT_TRUE(fits.next(b));
+}
+
+TEST(TrainData, AMissingDataPathNamesItsKey) {
+  EXPECT_TRUE(contains(error_of([&] { list_shards("", "data.train"); }), "data.train: no shard path given"));
+  const std::string e = error_of([&] { list_shards(temp_dir() + "/nothing", "data.validation"); });
+  EXPECT_TRUE(contains(e, "(data.validation): no such shard")) << e;
+}
+
 namespace {
 
 CheckpointData sample_checkpoint(int64_t step, int64_t numel = 1000) {
@@ -301,6 +380,15 @@ TEST(Checkpoint, LatestSkipsBrokenOnesAndPruningKeepsWhatWasAsked) {
   fs::rename(dir + "/step-00000400", dir + "/step-00000400.old-999999999");
   EXPECT_EQ(remove_stale_checkpoint_temporaries(dir), 1);
   EXPECT_EQ(list_checkpoints(dir), (std::vector<int64_t>{200, 400, 500}));
+}
+
+// A run resumed from an older checkpoint beside newer ones must not prune the one it has just saved.
+TEST(Checkpoint, PruningNeverRemovesTheCheckpointJustSaved) {
+  const std::string dir = temp_dir();
+  for (int64_t s : {4, 6, 8, 2}) save_checkpoint(dir, s, sample_checkpoint(s, 10));
+  const auto removed = prune_checkpoints(dir, 1, 0, /*keep_step=*/2);
+  EXPECT_EQ(list_checkpoints(dir), (std::vector<int64_t>{2, 8}));
+  EXPECT_EQ(removed.size(), 2u);
 }
 
 TEST(Checkpoint, SigkillDuringAWriteNeverLeavesALoadableCorruptCheckpoint) {

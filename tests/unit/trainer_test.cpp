@@ -276,6 +276,58 @@ TEST(Trainer, InitFromLoadsWeightsOnlyAndErrorsNameTheProblem) {
   EXPECT_TRUE(contains(out, "did you mean")) << out;
 }
 
+// Issue #20 ("never lose a run"): a new run never goes over a previous one in the same folder unless asked, and
+// then keeps it aside; checkpoints that all fail verification stop --resume auto instead of starting over.
+TEST(Trainer, ANewRunNeverGoesOverAPreviousOne) {
+  const std::string dir = temp_dir();
+  TrainConfig c = config_in(dir, 10);
+  const std::string run = dir + "/run", ckpts = run + "/checkpoints";
+  dense::train::train(c, opts("none"));
+  const std::string metrics = read_bytes(run + "/metrics.jsonl");
+  TrainConfig shorter = c;
+  shorter.training.max_steps = 5;
+  shorter.checkpoint.every_steps = 5;
+  std::string e = error_of([&] { dense::train::train(shorter, opts("none")); });
+  EXPECT_TRUE(contains(e, run + " holds a previous run")) << e;
+  EXPECT_TRUE(contains(e, "--overwrite")) << e;
+  EXPECT_EQ(list_checkpoints(ckpts), (std::vector<int64_t>{10}));
+  EXPECT_EQ(read_bytes(run + "/metrics.jsonl"), metrics);
+  TrainOptions o = opts("none");
+  o.overwrite = true;
+  EXPECT_EQ(dense::train::train(shorter, o).steps, 5);
+  EXPECT_EQ(list_checkpoints(ckpts), (std::vector<int64_t>{5}));
+  std::vector<std::string> aside;
+  for (const auto& entry : fs::directory_iterator(run))
+    if (entry.path().filename().string().rfind("previous-", 0) == 0) aside.push_back(entry.path().string());
+  ASSERT_EQ(aside.size(), 1u);
+  EXPECT_EQ(list_checkpoints(aside[0] + "/checkpoints"), (std::vector<int64_t>{10}));
+  EXPECT_EQ(read_bytes(aside[0] + "/metrics.jsonl"), metrics);
+  // Every checkpoint damaged: an error naming each, nothing pruned or rewritten.
+  std::string bytes = read_bytes(ckpts + "/step-00000005/model.safetensors");
+  bytes[bytes.size() / 2] ^= 0x10;
+  write_bytes(ckpts + "/step-00000005/model.safetensors", bytes);
+  const std::string metrics5 = read_bytes(run + "/metrics.jsonl");
+  e = error_of([&] { dense::train::train(shorter, opts("auto")); });
+  EXPECT_TRUE(contains(e, "none of the 1 checkpoint(s)")) << e;
+  EXPECT_TRUE(contains(e, "step-00000005/model.safetensors: CRC-32")) << e;
+  EXPECT_TRUE(contains(e, "--resume none --overwrite")) << e;
+  EXPECT_EQ(list_checkpoints(ckpts), (std::vector<int64_t>{5}));
+  EXPECT_EQ(read_bytes(run + "/metrics.jsonl"), metrics5);
+}
+
+TEST(Trainer, OutputLocationsAreCheckedBeforeTheFirstStep) {
+  const std::string dir = temp_dir();
+  TrainConfig c = config_in(dir, 4);
+  c.checkpoint.dir = "/etc/passwd/ck";
+  c.checkpoint.every_steps = 0;
+  const std::string e = error_of([&] { dense::train::train(c, opts("none")); });
+  EXPECT_TRUE(contains(e, "/etc/passwd/ck (checkpoint.dir)")) << e;
+  EXPECT_FALSE(fs::exists(dir + "/run/metrics.jsonl")) << "no step may run before the check";
+  c = config_in(dir + "/b", 4);
+  c.data.train.clear();
+  EXPECT_TRUE(contains(error_of([&] { dense::train::train(c, opts("none")); }), "data.train: no shard path given"));
+}
+
 namespace {
 
 std::vector<nlohmann::json> metric_rows(const std::string& run_dir) {
@@ -395,7 +447,7 @@ TEST(Trainer, InitFromResizesTheLearnedPositionTable) {
   };
   const Tensor old_table = table(a.last_checkpoint), new_table = table(b.last_checkpoint);
   ASSERT_EQ(new_table.shape(), (Shape{160, 64}));
-  // Tiled: rows 0-63, 64-127 and 128-159 repeat the old rows 0-63, 0-63 and 0-31 (spec §1.3).
+  // Tiled: rows 0-63, 64-127 and 128-159 repeat the old rows 0-63, 0-63 and 0-31 (docs/model.md §1.3).
   for (int64_t start : {0, 64, 128}) {
     const int64_t n = std::min<int64_t>(64, 160 - start);
     EXPECT_EQ(new_table.slice(0, start, start + n).contiguous().to_vector<float>(),
@@ -452,7 +504,7 @@ TEST(DenseEval, MlmMatchesTrainingsEvaluationAndRunsAtALongerLength) {
   EXPECT_LT(jl["loss"].get<double>(), 6.5);
   // Errors name what is wrong.
   EXPECT_EQ(run_binary(bin + " mlm --checkpoint " + dir + "/nowhere --data " + dir + "/valid", &out), 1);
-  EXPECT_TRUE(contains(out, "no config.yaml")) << out;
+  EXPECT_TRUE(contains(out, "--checkpoint " + dir + "/nowhere: no such file or folder; expected a model.safetensors")) << out;
   EXPECT_EQ(run_binary(bin + " mlm --checkpoint " + r.last_checkpoint + " --data " + dir + "/none", &out), 1);
   EXPECT_TRUE(contains(out, dir + "/none")) << out;
 }
@@ -500,9 +552,9 @@ TEST(TrainerCuda, DanetAndBertStepsMatchTheCpu) {
     for (const char* device : {"cpu", "cuda"}) {
       const std::string sub = dir + "/" + device;
       TrainConfig c = device_config(sub, 6, device, model);
-      ::setenv("DENSE_TRAIN_DUMP_GRADIENTS", sub.c_str(), 1);
-      r[device] = dense::train::train(c, opts("none"));
-      ::unsetenv("DENSE_TRAIN_DUMP_GRADIENTS");
+      TrainOptions o = opts("none");
+      o.dump_gradients_dir = sub;
+      r[device] = dense::train::train(c, o);
       EXPECT_EQ(r[device].steps, 6);
     }
     const auto g_cpu = read_safetensors(dir + "/cpu/grads-rank0.safetensors").tensors;

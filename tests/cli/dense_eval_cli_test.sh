@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# dense-eval (and dense-train's --config) as a user runs them: bad flags, subcommands, config paths and
+# checkpoint arguments each give exit status and a message naming what is wrong and what is expected; a run
+# folder passed as --checkpoint is scored with its newest complete checkpoint, which the output names.
+# Usage: dense_eval_cli_test.sh DENSE_EVAL DENSE_TRAIN DENSE_PREP TEST_DATA_DIR
+set -uo pipefail
+EVAL=$1 TRAIN=$2 PREP=$3 DATA=$4
+VOCAB="$DATA/wordpiece_vocab_small.txt"
+# shellcheck source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
+
+# ---- subcommands and numeric flags (CLI11 exit codes: 105 a bad value, 106 a missing one, 109 extras) ----
+expect "unknown subcommand lists the subcommands" 109 "unknown subcommand 'mml'; expected one of: mlm, glue, lra" \
+  "$EVAL" mml --checkpoint x --data y
+expect "no subcommand lists the subcommands" 106 "a subcommand is required: mlm, glue, lra" "$EVAL"
+expect "mlm --batch -3 is refused" 105 "--batch: must be a positive integer \(got -3\)" \
+  "$EVAL" mlm --checkpoint x --data y --batch -3
+expect "mlm --batch 0 is refused" 105 "--batch: must be a positive integer \(got 0\)" \
+  "$EVAL" mlm --checkpoint x --data y --batch 0
+expect "mlm --max-batches -1 is refused" 105 "--max-batches: must be a positive integer" \
+  "$EVAL" mlm --checkpoint x --data y --max-batches -1
+expect "mlm --batch x is not a number" 105 "--batch: 'x' is not an integer" \
+  "$EVAL" mlm --checkpoint x --data y --batch x
+expect "glue --seeds 0 is refused" 105 "--seeds: must be a positive integer \(got 0\)" \
+  "$EVAL" glue --task RTE --data x --config c.yaml -o o --seeds 0
+expect "glue --max-train-rows -1 is refused" 105 "--max-train-rows: must be 0 or more \(got -1\)" \
+  "$EVAL" glue --task RTE --data x --config c.yaml -o o --max-train-rows -1
+expect "lra --max-eval-rows -2 is refused" 105 "--max-eval-rows: must be 0 or more \(got -2\)" \
+  "$EVAL" lra --task listops --data x --config c.yaml -o o --max-eval-rows -2
+expect "lra --seeds -1 is refused" 105 "--seeds: must be a positive integer" \
+  "$EVAL" lra --task listops --data x --config c.yaml -o o --seeds -1
+
+# ---- a folder given as --config is an error naming it (it used to load as an all-defaults config) ----
+mkdir -p "$WORK/cfgdir"
+expect "dense-train --config FOLDER --print-config" 1 "cfgdir' is a folder; expected a YAML config file" \
+  "$TRAIN" --config "$WORK/cfgdir" --print-config
+: > "$WORK/weights.safetensors"
+expect "dense-eval mlm --config FOLDER" 1 "cfgdir' is a folder; expected a YAML config file" \
+  "$EVAL" mlm --checkpoint "$WORK/weights.safetensors" --config "$WORK/cfgdir" --data "$WORK"
+
+# ---- --checkpoint: what is accepted, and what is said otherwise ----
+expect "a missing checkpoint says what is expected" 1 \
+  "--checkpoint .*nope: no such file or folder; expected a model.safetensors file, a checkpoint folder" \
+  "$EVAL" mlm --checkpoint "$WORK/nope" --data "$WORK"
+mkdir -p "$WORK/empty"
+expect "a folder without checkpoints says what is expected" 1 \
+  "empty: a folder without checkpoints \(no step-N folder in it\); expected .*run folder" \
+  "$EVAL" mlm --checkpoint "$WORK/empty" --data "$WORK"
+
+# A real run: packed shards of the test corpus, one training step of a tiny DANet, then the run folder as
+# --checkpoint. A newer step whose checksums are damaged must be skipped, with a warning, for the complete one.
+if ! "$PREP" -q -j 1 pretrain "$DATA/corpus" --vocab "$VOCAB" -o "$WORK/shards" -N 16 > "$WORK/out" 2>&1; then
+  bad "dense-prep makes the test shards"
+else
+  cat > "$WORK/tiny.yaml" <<EOF
+name: eval-cli
+model:
+  model_type: danet
+  vocab_size: 560
+  hidden_size: 16
+  num_hidden_layers: 1
+  intermediate_size: 2
+  max_position_embeddings: 16
+data:
+  train: $WORK/shards
+  vocab: $VOCAB
+  seq_len: 16
+training:
+  max_steps: 1
+  global_batch: 4
+  threads: 1
+checkpoint:
+  every_steps: 0
+logging:
+  progress: false
+EOF
+  expect "dense-train one step" 0 "at step 1" "$TRAIN" -q --config "$WORK/tiny.yaml" --run-dir "$WORK/run" --resume none
+  mkdir -p "$WORK/run/checkpoints/step-00000009"
+  echo '{' > "$WORK/run/checkpoints/step-00000009/checksums.json"
+  expect "a run folder is scored with its newest complete checkpoint" 0 \
+    "checkpoint: .*run/checkpoints/step-00000001 \(the newest complete checkpoint in .*run, step 1\)" \
+    "$EVAL" mlm --checkpoint "$WORK/run" --data "$WORK/shards" --json "$WORK/mlm.json"
+  if grep -q "warning: skipping checkpoint .*step-00000009" "$WORK/out"; then ok "the damaged newer checkpoint is named"
+  else bad "the damaged newer checkpoint is named"; fi
+  # Six significant digits on screen, the exact double in the JSON.
+  if /usr/bin/python3 - "$WORK/mlm.json" "$WORK/out" > "$WORK/py.out" 2>&1 <<'PYEOF'
+import json, re, sys
+j = json.load(open(sys.argv[1]))
+screen = open(sys.argv[2]).read()
+m = re.search(r"loss (\S+), accuracy (\S+) over", screen)
+assert m, screen
+assert m.group(1) == f"{j['loss']:.6g}" and m.group(2) == f"{j['accuracy']:.6g}", (m.groups(), j)
+assert len(m.group(1).replace(".", "").lstrip("0")) >= 5, m.group(1)  # not cut to 4 decimals
+text = open(sys.argv[1]).read()
+assert repr(j["loss"]) in text, "the JSON loss is not the shortest round-trip text of the double"
+PYEOF
+  then ok "loss: 6 digits on screen, round-trip in the JSON"; else cp "$WORK/py.out" "$WORK/out"; bad "loss: 6 digits on screen, round-trip in the JSON"; fi
+  rm -rf "$WORK/run/checkpoints/step-00000001"
+  expect "a run folder whose checkpoints are all damaged" 1 "no complete checkpoint in .*run/checkpoints:" \
+    "$EVAL" mlm --checkpoint "$WORK/run" --data "$WORK/shards"
+  if grep -q "skipping checkpoint .*step-00000009.*checksums.json: not valid JSON" "$WORK/out"; then
+    ok "... and says why each was skipped"
+  else
+    bad "... and says why each was skipped"
+  fi
+fi
+
+echo "dense-eval cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
