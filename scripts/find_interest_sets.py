@@ -7,8 +7,8 @@ An interest set I of Z_W is a difference cover (every d in 1..W-1 is a-b mod W f
 contains 0 and 1; worker i of a CQS-Attention run holds the token groups I + i (src/parallel/cqs_schedule.h).
 A worker's memory grows with |I|, so each row wants |I| as small as possible.
 
-Rows for the W listed in the CQS-Attention paper's table (docs: long-context-attention.md section 1, "Interest
-sets") are copied from it verbatim (source `paper`). Every other W gets the smallest cover this script finds
+Rows for the W listed in the CQS-Attention paper's table (its supplementary "I-table" of interest
+sets) are copied from it verbatim (source `paper`). Every other W gets the smallest cover this script finds
 (source `search`):
 
   1. k starts at the counting bound: a k-set has k(k-1) nonzero ordered differences, so k(k-1) >= W-1.
@@ -46,8 +46,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join(REPO, "data", "cqs", "interest_sets.txt")
 W_MIN, W_MAX = 3, 111
 
-# The paper's first set per W, as listed in long-context-attention.md section 1 (from the CQS_Attention SI
-# I-table and its Interest_Sets/ folder).
+# The paper's first set per W (the CQS_Attention supplementary I-table and its Interest_Sets/ folder).
 PAPER = {
     3: [0, 1],
     4: [0, 1, 2],
@@ -379,8 +378,8 @@ def render(rows):
     add("# I is comma-separated and ascending, starts 0,1, and is a difference cover of Z_W: every d in")
     add("# 1..W-1 is a-b mod W for some a, b in I. Worker i's quorum is I + i mod W. '#' starts a comment line.")
     add("#")
-    add("# source 'paper': the first set for that W in the CQS-Attention paper's table (long-context-attention.md")
-    add("#   section 1; CQS_Attention SI I-table and Interest_Sets/), copied verbatim and only checked here.")
+    add("# source 'paper': the first set for that W in the CQS-Attention paper's table (its supplementary")
+    add("#   I-table and Interest_Sets/), copied verbatim and only checked here.")
     add("# source 'search': the smallest cover the script found (coverage-counting backtracking with isomorph")
     add("#   rejection, and seeded simulated annealing; fixed node and step limits, so it is reproducible),")
     add("#   in canonical form: the lexicographically smallest image under translation and multiplication by")

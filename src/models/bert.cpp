@@ -1,4 +1,4 @@
-// The softmax BERT baseline (spec §1.12), pre-LN, with a key padding mask (decision: the reference passes
+// The softmax BERT baseline (docs/model.md §1.12), pre-LN, with a key padding mask (decision: the reference passes
 // none; a baseline that lets pads leak into real tokens would make comparisons unfair).
 #include <cmath>
 #include <memory>

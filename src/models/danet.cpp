@@ -1,4 +1,4 @@
-// The DenseAttention Network (spec §1).
+// The DenseAttention Network (docs/model.md §1).
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -40,7 +40,7 @@ class DanetModel final : public EncoderModel {
     ec.type_vocab = c.token_type_embeddings ? c.type_vocab_size : 0;
     ec.norm = nn::parse_norm(c.embedding_ln_type, "embedding_ln_type");
     ec.dropout = c.embedding_dropout;
-    // The tied decoder's Uniform init overwrites the table's Normal init in the reference (spec §7.13).
+    // The tied decoder's Uniform init overwrites the table's Normal init in the reference (docs/model.md §7.13).
     ec.word_init = nn::Init::uniform(r0);
     ec.table_init = nn::Init::normal(r0);
     embeddings_ = nn::Embeddings(params_, "embeddings", ec);
@@ -99,7 +99,7 @@ class DanetModel final : public EncoderModel {
 
  protected:
   void prepare_masks(const Tensor& mask, int64_t B, int64_t N, DType dtype, Device device) override {
-    // m = mask / n_b^(1/3) for global layers, mask / w^(1/3) for the others (spec §1.4).
+    // m = mask / n_b^(1/3) for global layers, mask / w^(1/3) for the others (docs/model.md §1.4).
     std::vector<double> m(size_t(B * N), 1.0);
     if (mask.defined()) m = mask.to_vector<double>();
     std::vector<double> global(m.size()), local(m.size());

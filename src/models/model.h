@@ -57,7 +57,7 @@ class Model {
   std::function<void(int64_t)> layer_hook_;
 };
 
-// Builds, allocates and initialises a model (spec §1.13 initialisation, Philox seeded).
+// Builds, allocates and initialises a model (docs/model.md §1.13 initialisation, Philox seeded).
 std::unique_ptr<Model> build_model(const ModelConfig& config, DType dtype, Device device, uint64_t seed = 42);
 // Number of parameters the config describes, without allocating them.
 int64_t count_parameters(const ModelConfig& config);

@@ -171,7 +171,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& p
     if (t == "danet") {
       c.model_type = ModelType::Danet;
     } else if (t == "bert") {
-      // The softmax baseline's defaults (spec §2.2, TransformerConfig).
+      // The softmax baseline's defaults (docs/model.md §2.2, TransformerConfig).
       c.model_type = ModelType::Bert;
       c.num_attention_heads = 16;
       c.intermediate_size = 4096;

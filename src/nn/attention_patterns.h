@@ -1,6 +1,6 @@
 #pragma once
 // Sparse attention patterns: which keys each query sees. Every pattern is written once, here, and yields both
-// forms the kernels take (notes: shared/docs/long-context-attention.md §2-3):
+// forms the kernels take (docs/sparse-attention.md):
 //   * an element-level CsrGraph per head (graph-processing attention, masked DenseAttention, CQS workers);
 //   * a block layout [heads, nb, nb] of 0/1 bytes (stored once per distinct graph) for block-sparse kernels
 //     (OpenAI blocksparse, DeepSpeed, FlashAttention block-sparse), where the element graph doubles as the

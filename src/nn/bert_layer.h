@@ -1,5 +1,5 @@
 #pragma once
-// One pre-LN encoder layer of the softmax BERT baseline (spec §1.12, tests/reference/bert_reference.py):
+// One pre-LN encoder layer of the softmax BERT baseline (docs/model.md §1.12, tests/reference/bert_reference.py):
 //   X' = X + Dropout(O-proj(MHA(LN1 X)))
 //   Y  = X' + Dropout(dense_out(act(dense_in(LN2 X'))))
 // with LayerNorms that have a bias and Linear layers that all have biases.

@@ -1,5 +1,5 @@
 #pragma once
-// One DANet layer (spec §1.1 eqs. 1–4): X + PostNorm(FFN(DenseAttention(PreNorm(X) ⊙ m))). There is no
+// One DANet layer (docs/model.md §1.1 eqs. 1–4): X + PostNorm(FFN(DenseAttention(PreNorm(X) ⊙ m))). There is no
 // residual or norm between attention and FFN, and no attention mask: padding enters only through m.
 #include <string>
 

@@ -107,7 +107,7 @@ DenseAttention::Plan DenseAttention::make_plan(int64_t n) const {
     return p;
   }
   const int64_t w = cfg_.window;
-  // Local layers ignore the configured complexity (spec §1.5); causal models mask every block with tril₀.
+  // Local layers ignore the configured complexity (docs/model.md §1.5); causal models mask every block with tril₀.
   const auto local_kernel = [&](int64_t rows) {
     return cfg_.causal ? Kernel::Causal : bidirectional_kernel(AttentionComplexity::Auto, rows);
   };

@@ -1,5 +1,5 @@
 #pragma once
-// DenseAttention (spec §1.5–§1.8): Y = concat_h Q_h K_hᵀ V_h with Q = A~ W_Qᵀ and K = V = A~ (one slice of the
+// DenseAttention (docs/model.md §1.5–§1.8): Y = concat_h Q_h K_hᵀ V_h with Q = A~ W_Qᵀ and K = V = A~ (one slice of the
 // input per head), no softmax, no scale, no output projection. Global, local (`l`), shifted-local (`sl`),
 // sliding-window (`sw`, causal) and chunked causal global layers share one block kernel: the (zero-padded)
 // sequence is cut into blocks of C rows that are batched GEMMs over [B·blocks], plus the cross-block terms of
@@ -34,7 +34,7 @@ struct DenseAttentionConfig {
   int64_t chunk_size = 1024;  // C of causal global layers
   bool local_relpe = true;    // l / sl: RelPE positions restart in every window
   RelPEScheme scheme;
-  // Masked DenseAttention (long-context-attention.md §2): the quadratic path restricted to the pattern's
+  // Masked DenseAttention (docs/sparse-attention.md, graph attention): the quadratic path restricted to the pattern's
   // edges, o_i = Σ_{j ∈ A_i} (q_i·k_j) v_j, in nnz·e work. Replaces the layer kinds (global layers only).
   std::optional<PatternSpec> sparse;
   int64_t layer_index = 0;  // for interleaved factorised patterns

@@ -1,5 +1,5 @@
 #pragma once
-// Token embeddings (spec §1.3): word [+ learned or sinusoidal position] [+ segment], then a norm and dropout.
+// Token embeddings (docs/model.md §1.3): word [+ learned or sinusoidal position] [+ segment], then a norm and dropout.
 // The word table is shared with the tied MLM decoder, so its gradient receives both contributions.
 #include <string>
 

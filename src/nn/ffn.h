@@ -1,5 +1,5 @@
 #pragma once
-// DANet feed-forward networks (spec §1.9): the expanded ReLU FFN (weights used as stored, dropout before
+// DANet feed-forward networks (docs/model.md §1.9): the expanded ReLU FFN (weights used as stored, dropout before
 // the ReLU) and SwiGLU. Neither has biases, which keeps padded rows exactly zero.
 #include <string>
 

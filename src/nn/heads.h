@@ -1,5 +1,5 @@
 #pragma once
-// Output heads (spec §1.11): the MLM head with the tied decoder, the pooler, and the classifier/regressor
+// Output heads (docs/model.md §1.11): the MLM head with the tied decoder, the pooler, and the classifier/regressor
 // with their losses.
 #include <string>
 #include <utility>
@@ -94,7 +94,7 @@ class Classifier {
   Tensor logits_, grad_logits_;
 };
 
-// Dual-document matching (LRA Retrieval / AAN, spec §1.11): h = [p1, p2, p1⊙p2, p1−p2] → Linear(4d → d, no
+// Dual-document matching (LRA Retrieval / AAN, docs/model.md §1.11): h = [p1, p2, p1⊙p2, p1−p2] → Linear(4d → d, no
 // bias) → tanh-GELU → Dropout → Linear(d → labels, no bias) → cross entropy.
 class MatchingHead {
  public:

@@ -1,5 +1,5 @@
 #pragma once
-// The reference's `Activation2Class` registry (spec §1.2): norms and activations chosen by name in the
+// The reference's `Activation2Class` registry (docs/model.md §1.2): norms and activations chosen by name in the
 // config (pre/post/embedding/final/pooler/LM-head norms, pooler and LM-head activations). One module wraps
 // them all so every config slot accepts every name.
 #include <string>

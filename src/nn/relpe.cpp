@@ -34,7 +34,7 @@ RelPEType parse_relpe_type(const std::string& name, const std::string& field) {
   if (name == "rope") return RelPEType::Rope;
   if (name == "learned")
     DENSE_FAIL("{}: 'learned' (the multiplicative learned RelPE) is not supported: it is broken in the reference "
-               "implementation (spec §1.6); allowed: none, cosine, cos_minus_sin, rope",
+               "implementation (docs/model.md §1.6); allowed: none, cosine, cos_minus_sin, rope",
                field);
   DENSE_FAIL("{}: unknown RelPE type '{}'; allowed: none, cosine, cos_minus_sin, rope", field, name);
 }

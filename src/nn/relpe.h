@@ -1,5 +1,5 @@
 #pragma once
-// Relative positional encodings applied inside DenseAttention (spec §1.6). One RelPE is built per model and
+// Relative positional encodings applied inside DenseAttention (docs/model.md §1.6). One RelPE is built per model and
 // shared by every attention layer. Tables cover the whole hidden dim d = e·H (the per-head pattern of length e
 // repeated H times), so they apply to [..., d] tensors before the head split.
 #include <cstdint>

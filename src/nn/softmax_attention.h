@@ -1,5 +1,5 @@
 #pragma once
-// Multi-head softmax self-attention of the BERT baseline (spec §1.12, tests/reference/bert_reference.py):
+// Multi-head softmax self-attention of the BERT baseline (docs/model.md §1.12, tests/reference/bert_reference.py):
 //   Q, K, V = X W_{q,k,v}ᵀ (+ b), split into H heads of e = d / H;
 //   P = softmax(Q Kᵀ / sqrt(e)) per head, keys with key_valid = 0 excluded (a query with no valid key gets a
 //       zero row), then Dropout(attn_dropout) on P in training mode only;

@@ -1,5 +1,5 @@
 #pragma once
-// CQS-Attention (Bian & Somani 2025; long-context-attention.md §1): exact attention over a long sequence split
+// CQS-Attention (Bian & Somani 2025; docs/sparse-attention.md): exact attention over a long sequence split
 // among W workers by a cyclic difference set. Worker w receives Q, K, V rows of its material tokens only and
 // computes the attention cells of the (query group, key group) tiles it owns — every tile is owned by exactly
 // one worker — restricted to an optional base pattern. The tiler merges the partial outputs:

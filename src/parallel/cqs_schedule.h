@@ -1,6 +1,6 @@
 #pragma once
 // CQS-Attention work assignment (Bian & Somani, "CQS-Attention", IEEE Access 2025; the CQS_Attention repo's
-// Scheduler; /work/shared/docs/long-context-attention.md section 1). Exact attention over N tokens is split
+// Scheduler; docs/sparse-attention.md). Exact attention over N tokens is split
 // among W workers so that each one holds only about |I|/W of the tokens:
 //   - the N tokens form W contiguous groups G_0..G_{W-1} (the first W-r get q tokens, the last r get q+1,
 //     q, r = divmod(N, W)), so the N x N score matrix is a W x W grid of group tiles;

@@ -1,5 +1,5 @@
 #pragma once
-// Fine-tuning an encoder on `classification` shards (GLUE, LRA; spec §2.4, §2.5): epochs over the training
+// Fine-tuning an encoder on `classification` shards (GLUE, LRA; docs/model.md §2.4, §2.5): epochs over the training
 // split in an order shuffled from the seed, evaluation on the dev split after every epoch, the best epoch by
 // the task's main metric, and its predictions on dev and (when given) test. One process, CPU.
 #include <cstdint>
@@ -51,7 +51,7 @@ struct FinetuneResult {
 struct FinetuneOptions {
   std::string init_from;  // weights (checkpoint folder or model.safetensors); empty: from the seed
   uint64_t seed = 0;      // data order, dropout and the heads' initialisation
-  int64_t max_eval_rows = 0;  // dev rows scored per epoch (0: all; spec §2.4's max eval samples)
+  int64_t max_eval_rows = 0;  // dev rows scored per epoch (0: all; docs/model.md §2.4's max eval samples)
   int64_t max_train_rows = 0;  // train on the split's first rows only (0: all): CPU-sized runs
   // Cut each batch's trailing padding (to a multiple of 8 and of the local window) where that cannot change a
   // result (first or masked_mean pooling, no sparse pattern): less work on short rows (SST-2 sentences average
@@ -63,9 +63,9 @@ struct FinetuneOptions {
 
 // The length a batch of rows can be cut to without changing any real token's result: the longest row's
 // last real token, rounded up to a multiple of 8 and of the local window (local layers tile windows) and to at
-// least two windows (one window would take the global kernel), at most the shards' N. Exact because padding never reaches a real token: DANet zeroes padded rows (spec §1.4), which
+// least two windows (one window would take the global kernel), at most the shards' N. Exact because padding never reaches a real token: DANet zeroes padded rows (docs/model.md §1.4), which
 // then add nothing to any XᵀX sum, and softmax attention masks padded keys. Kept at N: the `mean` and `max`
-// poolers, which read the padded positions too (spec §1.11's quirk; `masked_mean` does not), and sparse
+// poolers, which read the padded positions too (docs/model.md §1.11's quirk; `masked_mean` does not), and sparse
 // patterns, which are built for one length (BigBird's random blocks depend on it), and causal models (their
 // global layers work in chunks of chunk_size).
 int64_t trimmed_batch_length(const data::ClassificationRows& rows, const std::vector<int64_t>& batch,

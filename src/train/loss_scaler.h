@@ -1,5 +1,5 @@
 #pragma once
-// Dynamic loss scaling for f16 training (spec §4.3; the engine's defaults: start 2^16, window 20,
+// Dynamic loss scaling for f16 training (docs/model.md §4.3; the engine's defaults: start 2^16, window 20,
 // hysteresis 2, minimum 1). The loss is multiplied by the scale before backward so that small gradients
 // survive f16's narrow range; the gradients are divided by it before the update. An overflow (a non-finite
 // gradient) skips the step; after `hysteresis` overflows the scale halves; after `window` clean steps in a

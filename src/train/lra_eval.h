@@ -1,13 +1,13 @@
 #pragma once
 // dense-eval lra: one Long Range Arena task trained and scored from `dense-prep lra` shards with the paper's
-// recipe (configs/lra/<task>.yaml, spec §2.5, §5.2): several seeds, the best epoch by validation accuracy per
+// recipe (configs/lra/<task>.yaml, docs/model.md §2.5, §5.2): several seeds, the best epoch by validation accuracy per
 // seed, its test accuracy, the median over seeds (the paper reports the median of 5 runs, 3 for Path-X), a
 // results table (Markdown and JSON) and the median run's test predictions.
 //
 // Tasks and the shards they take (<data>/{train,val,test}.hdf5 as dense-prep writes them):
 //   listops     `dense-prep lra listops`      10 classes, CLS first
 //   text        `dense-prep lra text`         2 classes; no val split: the test set doubles as validation, as
-//                                             the reference does (spec §3.5)
+//                                             the reference does (docs/model.md §3.5)
 //   retrieval   `dense-prep lra retrieval`    2 classes, two documents (the model needs pair_matching)
 //   image       `dense-prep lra image`        10 classes, pixels as tokens
 //   pathfinder  `dense-prep lra pathfinder`   2 classes, any resolution

@@ -1,5 +1,5 @@
 #pragma once
-// Evaluation metrics of GLUE and LRA (spec §5): accuracy, binary F1 and Matthews correlation (positive class =
+// Evaluation metrics of GLUE and LRA (docs/model.md §5): accuracy, binary F1 and Matthews correlation (positive class =
 // 1, from confusion counts), Pearson and Spearman correlation (ties take their average rank). Sums are in
 // double; empty or degenerate inputs give a clear error or the conventional 0 (documented per function).
 #include <cstdint>
@@ -29,7 +29,7 @@ double spearman(const std::vector<double>& x, const std::vector<double>& y);
 // 1-based ranks, ties sharing their average rank.
 std::vector<double> average_ranks(const std::vector<double>& x);
 
-// The metrics a GLUE task reports (spec §5.1) and the one its best epoch is chosen by:
+// The metrics a GLUE task reports (docs/model.md §5.1) and the one its best epoch is chosen by:
 //   cola: mcc; sst2, mnli (-m, -mm), qnli, rte, wnli: accuracy; mrpc, qqp: accuracy and f1 (main: accuracy);
 //   stsb: pearson and spearman (main: spearman), from float predictions.
 // Task names: cola, sst2, mrpc, qqp, stsb, mnli, mnli_mm, qnli, rte, wnli (the GLUE folder names CoLA, SST-2,

@@ -43,7 +43,7 @@ void check_weight_decay(double wd) {
 // AdamW is torch.optim.AdamW (torch 1.13 _single_tensor_adamw), operation for operation:
 //   p *= 1 - lr*wd;  m = m*b1 + (1-b1)*g;  v = v*b2 + ((1-b2)*g)*g;
 //   p += ((-lr/bc1) * m) / (sqrt(v)/sqrt(bc2) + eps)
-// The spec §4.1 form (the engine's fused AdamW mode), p -= lr*(mhat/(sqrt(vhat)+eps) + wd*p), is the same
+// The docs/model.md §4.1 form (the engine's fused AdamW mode), p -= lr*(mhat/(sqrt(vhat)+eps) + wd*p), is the same
 // function of the old p, m, v and g; only the rounding differs (torch decays first, then adds the Adam
 // step). We follow torch's order because parity is checked against torch.optim.AdamW. eps is used as given,
 // no clamping: the paper's 1e-16 relies on Adam's scale invariance in the first steps.

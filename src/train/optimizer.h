@@ -1,5 +1,5 @@
 #pragma once
-// Optimizers over the flat parameter arena (nn/parameter.h): AdamW (spec §4.1) and LAMB, the spec's two
+// Optimizers over the flat parameter arena (nn/parameter.h): AdamW (docs/model.md §4.1) and LAMB, the spec's two
 // weight-decay groups, and global gradient-norm clipping, on the arena's device (CPU or CUDA). Every update
 // and reduction is computed over fixed blocks combined in a fixed order, in double, so results are bitwise
 // identical for any thread count.
@@ -23,7 +23,7 @@ struct ParamRange {
   bool decay = true;
 };
 
-// The spec §4.1 groups, one range per parameter in arena order. No decay: biases and norm gains (kinds Bias,
+// The docs/model.md §4.1 groups, one range per parameter in arena order. No decay: biases and norm gains (kinds Bias,
 // Gain: the reference's "bias" / "LayerNorm.weight" / "activation.weight" substrings), embeddings (kind
 // Embedding or names starting "embeddings.", the tied word table included) when no_decay_embeddings, and
 // "pooler." parameters when no_decay_pooler. Everything else decays.
@@ -56,7 +56,7 @@ class Optimizer {
   // present with shape [numel] and nothing else: errors name the tensor.
   virtual void load_state(const std::vector<std::pair<std::string, Tensor>>& state, int64_t steps) = 0;
 
-  // Re-set per run or stage (spec §4.1: the group decay is re-set every epoch). The weight decay applies to
+  // Re-set per run or stage (docs/model.md §4.1: the group decay is re-set every epoch). The weight decay applies to
   // the decay ranges only.
   void set_weight_decay(double wd);
   void set_betas(std::array<double, 2> betas);

@@ -1,5 +1,5 @@
 #pragma once
-// Learning-rate schedules (spec §4.2): the LR is computed from the optimizer step t before step t's update.
+// Learning-rate schedules (docs/model.md §4.2): the LR is computed from the optimizer step t before step t's update.
 #include <cstdint>
 
 #include "train/train_config.h"
@@ -9,7 +9,7 @@ namespace dense::train {
 // The LR before optimizer step `step` (0-based) with opt.learning_rate as the peak P and the schedule's
 // lr_offset O added on top, as the reference does, for every type (so switching type keeps the top and the
 // floor): lr = P * f(t) + O.
-//   cyclic_poly: spec §4.2 exactly: x = (t mod C)/C, C = cycle_steps (0: max_steps); f = (x/w)^warmup_degree
+//   cyclic_poly: docs/model.md §4.2 exactly: x = (t mod C)/C, C = cycle_steps (0: max_steps); f = (x/w)^warmup_degree
 //                for x < w, else (1 - (x-w)/(1-w))^degree. Restarts every C steps.
 //   constant:    f = 1.
 //   linear:      x = min(t/max_steps, 1); warmup as cyclic_poly, then f = 1 - (x-w)/(1-w) (degree unused).

@@ -1,4 +1,4 @@
-"""Independent PyTorch reference of the softmax BERT baseline (spec §1.12, docs/model-config.md 'BERT keys').
+"""Independent PyTorch reference of the softmax BERT baseline (docs/model.md §1.12, docs/model-config.md 'BERT keys').
 
 Pre-LN encoder: LayerNorm (with bias, eps layer_norm_eps) in the embeddings, before attention, before the FFN
 and at the end. Multi-head softmax attention with scale 1/sqrt(e). Deliberate difference from the original

@@ -1,6 +1,6 @@
 """Independent PyTorch reference implementation of the DANet (DenseAttention network) model.
 
-Written from the densetrain spec (/work/shared/docs/danet-spec.md §1) and docs/model-config.md, as a
+Written from the densetrain spec (docs/model.md §1) and docs/model-config.md, as a
 slow, literal, float64-friendly oracle for the C++ implementation's golden tests. Autograd provides the
 backward pass; the forward is written so that autograd's gradient equals the spec's hand-written backward
 (notably the max-norm gradient going to a single, first argmax index).
@@ -9,7 +9,7 @@ The model is functional: `DANetReference(config)` knows the architecture, `param
 parameter with its fixed name and shape, and `forward(params, ...)` takes a dict name -> tensor.
 Dropout is not implemented: the reference is deterministic (all golden cases set every dropout to 0).
 
-Decisions that differ from the original reference repo (see spec §7) and are deliberate here:
+Decisions that differ from the original reference repo (see docs/model.md §7) and are deliberate here:
   * the cosine / cos_minus_sin RelPE cache is sliced to the sequence length, so any N <= max_position_embeddings works;
   * in chunked (local) layers the `qkv` RelPE is applied AFTER the zero padding of the remainder, so N need not be
     a multiple of the window.
@@ -83,7 +83,7 @@ LAYER_CODES = ("g", "l", "sl", "sw")
 
 
 def padded_vocab_size(v):
-    """Vocabulary padded up to a multiple of 8 (spec §1.3)."""
+    """Vocabulary padded up to a multiple of 8 (docs/model.md §1.3)."""
     return (int(v) + 7) // 8 * 8
 
 
@@ -162,7 +162,7 @@ def resolve_danet_config(config):
 
 
 def swiglu_width(d, r):
-    """n = roundup_to_multiple_of_128(floor(2 r d / 3)) (spec §1.9)."""
+    """n = roundup_to_multiple_of_128(floor(2 r d / 3)) (docs/model.md §1.9)."""
     n = (2 * r * d) // 3
     return (n + 127) // 128 * 128
 
@@ -205,7 +205,7 @@ def danet_param_shapes(cfg):
         if cfg["pooler_ln_type"] in GAIN_NORMS:
             s["pooler.norm.weight"] = (d,)
     if cfg["pair_matching"]:
-        # AAN matching head (spec §1.11) replaces the classifier; classifier_bias has no effect.
+        # AAN matching head (docs/model.md §1.11) replaces the classifier; classifier_bias has no effect.
         s["matching.dense.weight"] = (d, 4 * d)
         s["matching.classifier.weight"] = (cfg["num_labels"], d)
     else:
@@ -216,7 +216,7 @@ def danet_param_shapes(cfg):
 
 
 # --------------------------------------------------------------------------------------------------
-# Norm / activation family (spec §1.2)
+# Norm / activation family (docs/model.md §1.2)
 # --------------------------------------------------------------------------------------------------
 
 def _compute_dtype(x):
@@ -303,7 +303,7 @@ def apply_activation(name, x):
 
 
 # --------------------------------------------------------------------------------------------------
-# Relative positional encodings (spec §1.6)
+# Relative positional encodings (docs/model.md §1.6)
 # --------------------------------------------------------------------------------------------------
 
 class RelPE:
@@ -351,7 +351,7 @@ class RelPE:
 
 
 # --------------------------------------------------------------------------------------------------
-# DenseAttention kernels (spec §1.5, §1.7, §1.8). q, k, v: [..., n, e]
+# DenseAttention kernels (docs/model.md §1.5, §1.7, §1.8). q, k, v: [..., n, e]
 # --------------------------------------------------------------------------------------------------
 
 def kernel_linear(q, k, v):
@@ -617,7 +617,7 @@ class DANetReference:
         return out
 
     def matching_head(self, params, p1, p2):
-        """AAN matching (spec §1.11): h = [p1, p2, p1*p2, p1-p2] [B, 4d] -> Linear(4d->d, no bias) -> tanh-GELU
+        """AAN matching (docs/model.md §1.11): h = [p1, p2, p1*p2, p1-p2] [B, 4d] -> Linear(4d->d, no bias) -> tanh-GELU
         -> (dropout, ignored) -> Linear(d->num_labels, no bias)."""
         h = torch.cat([p1, p2, p1 * p2, p1 - p2], dim=-1)
         z = apply_activation("gelu_tanh", h @ params["matching.dense.weight"].t())

@@ -399,7 +399,7 @@ def test_config_validation():
 
 
 def test_parameter_counts():
-    """DANet-BERT-Large (d=1024, L=32, r=4, expanded FFN, learned positions 512) ≈ 335M (spec §1.15).
+    """DANet-BERT-Large (d=1024, L=32, r=4, expanded FFN, learned positions 512) ≈ 335M (docs/model.md §1.15).
 
     Counted from the shape table only: nothing is allocated.
     """
@@ -426,7 +426,7 @@ def test_parameter_counts():
 
 
 # ------------------------------------------------------------------------------------------------
-# AAN matching head (pair_matching, spec §1.11)
+# AAN matching head (pair_matching, docs/model.md §1.11)
 # ------------------------------------------------------------------------------------------------
 
 def _gelu_tanh_formula(x):

@@ -23,7 +23,7 @@ namespace {
 
 using Tile = std::pair<int64_t, int64_t>;
 
-// The first interest set per W in long-context-attention.md section 1 (the paper's table).
+// The first interest set per W of the CQS-Attention paper's table (data/cqs/interest_sets.txt marks them "paper").
 const std::map<int64_t, std::vector<int64_t>>& doc_table() {
   static const std::map<int64_t, std::vector<int64_t>> t = {
       {3, {0, 1}},

@@ -1,4 +1,4 @@
-// The f16 dynamic loss scaler (spec §4.3): the engine's schedule of halving and doubling, step by step.
+// The f16 dynamic loss scaler (docs/model.md §4.3): the engine's schedule of halving and doubling, step by step.
 #include <gtest/gtest.h>
 
 #include "test_files.h"

@@ -231,7 +231,7 @@ TEST(LraEval, ListOpsThroughTheBinaryAndTextValidatesOnTheTestSet) {
   EXPECT_DOUBLE_EQ(j["median_test_accuracy"].get<double>(),
                    (j["runs"][0]["test_accuracy"].get<double>() + j["runs"][1]["test_accuracy"].get<double>()) / 2);
 
-  // Text: train and test only, the test set doubles as validation (spec §3.5).
+  // Text: train and test only, the test set doubles as validation (docs/model.md §3.5).
   for (const char* split : {"train", "test"})
     for (const char* label : {"pos", "neg"}) {
       fs::create_directories(fmt::format("{}/aclImdb/{}/{}", dir, split, label));

@@ -1,4 +1,4 @@
-// Whole-model properties: parameter counts (spec §1.15), finite-difference gradients of 2-layer models,
+// Whole-model properties: parameter counts (docs/model.md §1.15), finite-difference gradients of 2-layer models,
 // padding invariance, recomputation, initialisation statistics and config errors.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

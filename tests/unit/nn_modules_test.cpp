@@ -116,7 +116,7 @@ struct NormHarness {
 };
 
 // ================================================================================================
-// Norms and activations (spec §1.2)
+// Norms and activations (docs/model.md §1.2)
 // ================================================================================================
 
 TEST(NnModulesNorm, RowNormsMatchFiniteDifferences) {
@@ -392,7 +392,7 @@ TEST(NnModulesDropout, MasksAgreeAndKeepOneMinusP) {
 }
 
 // ================================================================================================
-// Embeddings (spec §1.3)
+// Embeddings (docs/model.md §1.3)
 // ================================================================================================
 
 struct EmbCase {
@@ -497,7 +497,7 @@ TEST(NnModulesEmbeddings, ForwardIsTheSumOfTheTables) {
 }
 
 // ================================================================================================
-// FFNs (spec §1.9)
+// FFNs (docs/model.md §1.9)
 // ================================================================================================
 
 TEST(NnModulesFFN, ExpandedFFNMatchesFiniteDifferences) {
@@ -567,7 +567,7 @@ TEST(NnModulesFFN, DanetFFNDispatchesBothVariants) {
 }
 
 // ================================================================================================
-// Heads (spec §1.11)
+// Heads (docs/model.md §1.11)
 // ================================================================================================
 
 struct MlmHarness {
@@ -621,7 +621,7 @@ TEST(NnModulesMlmHead, LossMatchesFiniteDifferences) {
   }
 }
 
-// The tied word table gets the embedding gradient and the decoder gradient in one buffer (spec §1.3, §1.11).
+// The tied word table gets the embedding gradient and the decoder gradient in one buffer (docs/model.md §1.3, §1.11).
 TEST(NnModulesMlmHead, TiedWordTableGetsBothContributions) {
   ParameterSet params;
   EmbeddingsConfig ec;
@@ -809,7 +809,7 @@ TEST(NnModulesMatchingHead, MatchesFiniteDifferences) {
 }
 
 // ================================================================================================
-// One DANet layer (spec §1.10): global and local, cosine RelPE on x ("qkv"), the m scale with zero rows
+// One DANet layer (docs/model.md §1.10): global and local, cosine RelPE on x ("qkv"), the m scale with zero rows
 // ================================================================================================
 
 struct LayerHarness {

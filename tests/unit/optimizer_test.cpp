@@ -208,7 +208,7 @@ TEST(OptimGroups, ZeroGradientsApplyOnlyTheDecoupledDecay) {
   }
 }
 
-// spec §4.1: biases and norm gains never decay; embeddings and pooler per the flags. Checked against the
+// docs/model.md §4.1: biases and norm gains never decay; embeddings and pooler per the flags. Checked against the
 // reference's own substring rule translated to our names ("bias", "LayerNorm.weight" -> "norm.weight").
 void check_groups(models::Model& model, bool no_decay_embeddings, bool no_decay_pooler) {
   OptimizerConfig cfg = adamw_config();
@@ -510,7 +510,7 @@ ScheduleConfig schedule(const std::string& type, double warmup_ratio = 0.1, doub
   return s;
 }
 
-// spec §4.2, written out independently of the implementation.
+// docs/model.md §4.2, written out independently of the implementation.
 double spec_cyclic(double P, double O, int64_t C, double w, double wdeg, double deg, int64_t t) {
   const double x = double(t % C) / double(C);
   const double f = x < w ? std::pow(x / w, wdeg) : std::pow(1 - (x - w) / (1 - w), deg);

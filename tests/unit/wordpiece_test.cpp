@@ -149,7 +149,7 @@ TEST(WordPiecePublished, FullVocabIdsAndSpecials) {
   EXPECT_EQ(tok.encode("a new\b\v [test]"), (Ids{1037, 2047, 1031, 3231, 1033}));
   EXPECT_EQ(tok.encode("i like strawberries"), (Ids{1045, 2066, 13137, 20968}));
   EXPECT_EQ(tok.encode("Héllo, Wörld! 東京 naïve café"), (Ids{7592, 1010, 2088, 999, 1879, 1755, 15743, 7668}));
-  // The packed-MLM builder appends a literal "[SEP]" to each document (spec §3.2).
+  // The packed-MLM builder appends a literal "[SEP]" to each document (docs/model.md §3.2).
   EXPECT_EQ(tok.encode("the end.[SEP]"), (Ids{1996, 2203, 1012, 102}));
   const Encoding e = tok.encode_pair("i like strawberries", "a new test");
   EXPECT_EQ(e.input_ids, (Ids{101, 1045, 2066, 13137, 20968, 102, 1037, 2047, 3231, 102}));
