@@ -293,6 +293,30 @@ expect "token ids beyond model.vocab_size name the shard, row and key" 1 \
   "packed-0000[0-3].hdf5: row [0-9]+, position [0-9]+: token id [0-9]+ is outside model.vocab_size 256" \
   train "$WORK/vocab-run" --set model.vocab_size=256 --set data.vocab=
 
+# ---- damaged configs: found before anything is written ----
+# A config cut short mid-file, a binary file, a key misspelt, a value of the wrong type, a folder: each an error
+# naming the file (and line or key) before the run folder is touched.
+head -c "$(($(size "$CFG") * 2 / 3))" "$CFG" > "$WORK/cut.yaml" && printf '  optimizer: [\n' >> "$WORK/cut.yaml"
+fault
+expect "a config cut short is an error naming the file and line" 1 "cut.yaml:[0-9]+" \
+  "$TRAIN" -q --config "$WORK/cut.yaml" --run-dir "$WORK/cut-run"
+head -c 3000 /dev/urandom > "$WORK/binary.yaml"
+fault
+expect "a binary file as config is an error naming it" 1 "binary.yaml" \
+  "$TRAIN" -q --config "$WORK/binary.yaml" --run-dir "$WORK/bin-run"
+sed 's/max_steps:/max_stesp:/' "$CFG" > "$WORK/typo.yaml"
+fault
+expect "a misspelt key is an error naming it and the likely key" 1 "typo.yaml:[0-9]+.*max_stesp.*max_steps" \
+  "$TRAIN" -q --config "$WORK/typo.yaml" --run-dir "$WORK/typo-run"
+sed 's/global_batch: 8/global_batch: eight/' "$CFG" > "$WORK/type.yaml"
+fault
+expect "a value of the wrong type is an error naming the key" 1 "type.yaml:[0-9]+.*training.global_batch" \
+  "$TRAIN" -q --config "$WORK/type.yaml" --run-dir "$WORK/type-run"
+fault
+expect "a folder as config is an error naming it" 1 "is a folder" "$TRAIN" -q --config "$WORK" --run-dir "$WORK/dir-run"
+for r in cut-run bin-run typo-run type-run dir-run; do [ -e "$WORK/$r" ] && bad "  $r was written"; done
+[ ! -e "$WORK/cut-run" ] && [ ! -e "$WORK/typo-run" ] && ok "  no run folder was created for a bad config"
+
 # ---- two dense-train processes on one run folder ----
 R="$WORK/twice"
 "$TRAIN" -q --config "$CFG" --run-dir "$R" --set training.max_steps=100000 --set checkpoint.every_steps=1000 \
