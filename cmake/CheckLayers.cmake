@@ -63,5 +63,5 @@ foreach(_file IN LISTS _files)
 endforeach()
 
 if(_errors)
-  message(FATAL_ERROR "Layering broken (docs/architecture.md, cmake/CheckLayers.cmake):${_errors}\n")
+  message(FATAL_ERROR "Layering broken (docs/architecture.md, cmake/CheckLayers.cmake):${_errors}")
 endif()
