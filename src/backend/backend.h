@@ -198,5 +198,14 @@ struct BackendsReleaser {
 };
 bool cuda_available();  // compiled with CUDA and at least one device present
 int cuda_device_count();
+// The stream every kernel of cuda:`index` runs on (a cudaStream_t): engines that run on streams of their own
+// (NCCL) order their work against it with events, never by synchronising the host. Defined only when built with
+// CUDA (backend/cuda/cuda_backend.cpp).
+void* cuda_compute_stream(int index);
+
+// Threads used by the CPU backend's OpenMP kernels and OpenBLAS (both set together so they never oversubscribe;
+// backend/cpu/cpu_memory.cpp). Declared here so that the layers above never include a concrete backend.
+void set_cpu_threads(int threads);
+int cpu_threads();
 
 }  // namespace dense

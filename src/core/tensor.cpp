@@ -2,7 +2,7 @@
 
 #include <numeric>
 
-#include "backend/backend.h"
+#include "core/allocator.h"
 
 namespace dense {
 
@@ -178,30 +178,8 @@ Tensor Tensor::to(DType dtype) const {
   return t;
 }
 
-void Tensor::copy_(const Tensor& src) {
-  DENSE_CHECK(shape_ == src.shape_, "copy_: shape {} into {}", shape_str(src.shape_), shape_str(shape_));
-  if (numel() == 0) return;
-  if (device_ == src.device_) {
-    backend_for(device_).copy(*this, src);
-    return;
-  }
-  // Across devices: move the bytes contiguously in the source dtype, then convert on the destination.
-  const Tensor s = src.contiguous();
-  Tensor staged = empty(shape_, src.dtype_, device_);
-  if (src.device_.is_cpu()) {
-    backend_for(device_).copy_from_host(staged.raw_data(), s.raw_data(), s.nbytes());
-  } else {
-    DENSE_CHECK(device_.is_cpu(), "copy between two accelerators ({} -> {}) goes through the host",
-                src.device_.str(), device_.str());
-    backend_for(src.device_).copy_to_host(staged.raw_data(), s.raw_data(), s.nbytes());
-  }
-  backend_for(device_).copy(*this, staged);
-}
-
-void Tensor::fill_(double value) {
-  if (numel() == 0) return;
-  backend_for(device_).fill(*this, value);
-}
+// Tensor::copy_ and Tensor::fill_ dispatch to the device's backend: they are defined by the backend layer
+// (backend/tensor_ops.cpp), as allocator_for is (backend/registry.cpp), so that core includes nothing above it.
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {

@@ -83,7 +83,7 @@ class Tensor {
   Tensor clone() const;
   Tensor to(Device device) const;
   Tensor to(DType dtype) const;
-  void copy_(const Tensor& src);  // same shape; any devices and dtypes
+  void copy_(const Tensor& src);  // same shape; any devices and dtypes (copy_, fill_: backend/tensor_ops.cpp)
   void fill_(double value);
   void zero_() { fill_(0.0); }
 

@@ -20,7 +20,6 @@
 #include <thread>
 
 #include "backend/backend.h"
-#include "backend/cuda/cuda_backend.h"
 #include "parallel/engines.h"
 
 namespace dense::parallel {

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <numeric>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/backend.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "data/prep_common.h"

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/backend.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "train/checkpoint.h"

@@ -20,7 +20,6 @@
 
 #include "backend/backend.h"
 #include "backend/ops.h"
-#include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/safetensors.h"

@@ -65,8 +65,6 @@ class CpuBackend final : public Backend {
   CachingAllocator allocator_;
 };
 
-// Threads used by OpenMP kernels and OpenBLAS (both set together so they never oversubscribe).
-void set_cpu_threads(int threads);
-int cpu_threads();
+// set_cpu_threads and cpu_threads (defined in cpu_memory.cpp) are declared in backend/backend.h.
 
 }  // namespace dense

@@ -10,8 +10,6 @@ namespace dense {
 std::unique_ptr<Backend> make_cuda_backend(int index);
 // Number of visible CUDA devices; 0 (never an exception) when there is no driver or no device.
 int cuda_device_count();
-// The stream every kernel of cuda:`index` runs on (a cudaStream_t): engines that run on streams of their own
-// (NCCL) order their work against it with events, never by synchronising the host.
-void* cuda_compute_stream(int index);
+// cuda_compute_stream(index), defined in cuda_backend.cpp, is declared in backend/backend.h for the layers above.
 
 }  // namespace dense
