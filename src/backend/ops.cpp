@@ -392,8 +392,9 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& l
   check_contiguous(labels, op, "labels");
   check_contiguous(loss, op, "loss");
   check_contiguous(lse, op, "lse");
-  for (const Tensor* t : {&labels, static_cast<const Tensor*>(&loss), static_cast<const Tensor*>(&lse)})
-    check_same_device(logits, *t, op);
+  check_same_device(logits, labels, op);
+  check_same_device(logits, loss, op);
+  check_same_device(logits, lse, op);
   if (logits.numel()) backend_for(logits.device()).cross_entropy_forward(logits, labels, loss, lse);
 }
 

@@ -80,13 +80,18 @@ same_metrics() { [ "$(rows "$1/metrics.jsonl")" = "$(rows "$2/metrics.jsonl")" ]
 flip() { $PY -c 'import sys; p, o = sys.argv[1], int(sys.argv[2]); b = bytearray(open(p, "rb").read()); b[o] ^= 0xFF; open(p, "wb").write(b)' "$1" "$2"; }
 size() { stat -c %s "$1"; }
 tmp_leftovers() { find "$1" -name '*.tmp-*' -o -name '*.old-*' 2>/dev/null | grep -c .; }
-# nothing_lost NAME RUN: the run continues (--resume auto) to the end, then equals the reference bit for bit.
+# nothing_lost NAME RUN [CKPT_DIR] [ARGS...]: the run continues (--resume auto, with ARGS; checkpoints in
+# CKPT_DIR when given, else the run's own) to the end, then equals the reference bit for bit.
 nothing_lost() {
-  if train "$2" --resume auto > "$WORK/out" 2>&1 && same_state "$(ckpt "$2" $S)" "$(ckpt "$REF" $S)" &&
-     same_metrics "$2" "$REF"; then
-    survived=$((survived + 1)); ok "$1: resumed, bit-identical to the uninterrupted run"
+  local name=$1 run=$2 last
+  last=$(ckpt "$run" $S)
+  shift 2
+  if [ $# -gt 0 ]; then last=$1/step-$(printf %08d $S); set -- --set checkpoint.dir="$1" "${@:2}"; fi
+  if train "$run" --resume auto "$@" > "$WORK/out" 2>&1 && same_state "$last" "$(ckpt "$REF" $S)" &&
+     same_metrics "$run" "$REF"; then
+    survived=$((survived + 1)); ok "$name: resumed, bit-identical to the uninterrupted run"
   else
-    lost=$((lost + 1)); bad "$1: resumed run differs from the uninterrupted run (or failed)"
+    lost=$((lost + 1)); bad "$name: resumed run differs from the uninterrupted run (or failed)"
   fi
 }
 
@@ -202,10 +207,7 @@ if [ "$MOUNT_OK" = 1 ]; then
   [ "$(tmp_leftovers "$WORK/ckfull/ck")" -eq 0 ] && [ "$(ls "$WORK/ckfull/ck" | grep -c step-)" -ge 1 ] &&
     ok "  no partial checkpoint left, the complete ones kept" || bad "  no partial checkpoint left"
   grow "$WORK/ckfull"
-  if train "$R" --set checkpoint.dir="$WORK/ckfull/ck" --resume auto > "$WORK/out" 2>&1 &&
-     same_state "$WORK/ckfull/ck/step-$(printf %08d $S)" "$(ckpt "$REF" $S)" && same_metrics "$R" "$REF"; then
-    survived=$((survived + 1)); ok "  space freed: resumed, bit-identical to the uninterrupted run"
-  else lost=$((lost + 1)); bad "  space freed: resumed, bit-identical to the uninterrupted run"; fi
+  nothing_lost "  space freed" "$R" "$WORK/ckfull/ck"
 
   # metrics.jsonl: the run folder on a disk with one free page left after config.yaml and the lock file (about
   # 17 rows); train.log and checkpoints elsewhere, so that metrics.jsonl is the site that fails.
@@ -216,10 +218,7 @@ if [ "$MOUNT_OK" = 1 ]; then
     train "$R" --set checkpoint.dir="$WORK/mfull-ck"
   [ "$(ls "$WORK/mfull-ck" | grep -c step-)" -ge 1 ] && ok "  checkpoints up to the failure kept" || bad "  checkpoints kept"
   grow "$R"
-  if train "$R" --set checkpoint.dir="$WORK/mfull-ck" --resume auto > "$WORK/out" 2>&1 &&
-     same_state "$WORK/mfull-ck/step-$(printf %08d $S)" "$(ckpt "$REF" $S)" && same_metrics "$R" "$REF"; then
-    survived=$((survived + 1)); ok "  space freed: resumed, metrics.jsonl and weights as the uninterrupted run"
-  else lost=$((lost + 1)); bad "  space freed: resumed, metrics.jsonl and weights as the uninterrupted run"; fi
+  nothing_lost "  space freed (metrics.jsonl)" "$R" "$WORK/mfull-ck"
 
   # train.log: a link into a full disk.
   R="$WORK/lfull"
@@ -236,10 +235,7 @@ if [ "$MOUNT_OK" = 1 ]; then
   expect "disk full while writing TensorBoard events" 1 "cannot (write|fsync) .*tfull/tensorboard/.*No space" \
     train "$R" --set logging.tensorboard=true
   grow "$WORK/tbdisk"
-  if train "$R" --resume auto --set logging.tensorboard=true > "$WORK/out" 2>&1 &&
-     same_state "$(ckpt "$R" $S)" "$(ckpt "$REF" $S)" && same_metrics "$R" "$REF"; then
-    survived=$((survived + 1)); ok "  space freed: resumed, bit-identical to the uninterrupted run"
-  else lost=$((lost + 1)); bad "  space freed: resumed, bit-identical to the uninterrupted run"; fi
+  nothing_lost "  space freed (TensorBoard)" "$R" "$R/checkpoints" --set logging.tensorboard=true
 fi
 
 # ---- 8. damaged shards ----
