@@ -13,7 +13,7 @@
 
 #include <cblas.h>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/backend.h"
 #include "backend/ops.h"
 #include "core/philox.h"
 #include "models/model.h"

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/backend.h"
 #include "backend/ops.h"
 #include "nn/attention_patterns.h"
 #include "nn/device_graph.h"

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/backend.h"
 #include "models/model.h"
 
 using namespace dense;

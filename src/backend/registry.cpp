@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/backend.h"
 
 #ifdef DENSE_WITH_CUDA
-#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/factory.h"
 #endif
 
 namespace dense {

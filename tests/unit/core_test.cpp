@@ -7,7 +7,7 @@
 #include <fstream>
 #include <omp.h>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/backend.h"
 #include "backend/ops.h"
 #include "core/allocator.h"
 #include "core/philox.h"

@@ -13,7 +13,7 @@
 #include <fstream>
 #include <numbers>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/backend.h"
 #include "backend/ops.h"
 #include "core/safetensors.h"
 #include "gradcheck.h"

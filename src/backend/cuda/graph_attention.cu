@@ -4,7 +4,7 @@
 // row (D_i and dq) and per key row over the transposed graph (dk, dv), so no atomics and run-to-run identical
 // results. This is the work-optimal baseline (nnz·e multiply-adds) for irregular graphs; block layouts belong
 // on tensor cores.
-#include "backend/cuda/cuda_device.cuh"
+#include "backend/cuda/device.cuh"
 
 namespace dense::cuda {
 namespace {

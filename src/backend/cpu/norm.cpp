@@ -1,8 +1,8 @@
 // Row normalisations (docs/model.md §1.2): MaxNorm family and LayerNorm family, forward and backward.
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
-#include "backend/cpu/cpu_common.h"
+#include "backend/cpu/backend.h"
+#include "backend/cpu/common.h"
 
 namespace dense {
 using namespace cpu;

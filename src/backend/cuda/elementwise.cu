@@ -1,7 +1,7 @@
 // Element-wise kernels, activations, dropout, column sums, whole-tensor reductions, gathers/scatters,
 // positional scaling, RoPE, band masks and max pooling. Reductions use fixed blocks combined in a fixed order
 // (no float atomics), so every result is run-to-run identical.
-#include "backend/cuda/cuda_device.cuh"
+#include "backend/cuda/device.cuh"
 #include "core/philox.h"
 
 namespace dense::cuda {

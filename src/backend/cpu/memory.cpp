@@ -5,8 +5,8 @@
 #include <cstring>
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
-#include "backend/cpu/cpu_common.h"
+#include "backend/cpu/backend.h"
+#include "backend/cpu/common.h"
 #include "core/philox.h"
 
 extern "C" void openblas_set_num_threads(int);

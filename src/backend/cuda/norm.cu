@@ -2,7 +2,7 @@
 // kWarpRowMax, a 512-thread block beyond). Gain and bias gradients are column sums over rows: per-chunk
 // partials of 64 rows (the CPU's blocking) written by one kernel and added in chunk order by a second, so the
 // result is deterministic without atomics.
-#include "backend/cuda/cuda_device.cuh"
+#include "backend/cuda/device.cuh"
 
 namespace dense::cuda {
 namespace {

@@ -1,13 +1,13 @@
 // The CUDA backend's host side: device discovery, the backend object (stream, cuBLAS handle, allocator,
 // deferred-error word), memory and synchronisation, and the glue from Backend methods to the kernel launchers.
-#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/factory.h"
 
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/backend.h"
 
 namespace dense {
 

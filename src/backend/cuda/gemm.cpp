@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <climits>
 
-#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/backend.h"
 
 namespace dense::cuda {
 

@@ -1,6 +1,6 @@
 // Softmax over the last dim (with a key mask) and row-wise cross entropy, forward and backward. A team of
 // threads owns a row, as in the norms.
-#include "backend/cuda/cuda_device.cuh"
+#include "backend/cuda/device.cuh"
 
 namespace dense::cuda {
 namespace {

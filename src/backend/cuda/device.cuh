@@ -9,7 +9,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/kernels.h"
 #include "core/dtype.h"
 
 namespace dense::cuda {

@@ -7,8 +7,8 @@
 #include <limits>
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
-#include "backend/cpu/cpu_common.h"
+#include "backend/cpu/backend.h"
+#include "backend/cpu/common.h"
 
 namespace dense {
 using namespace cpu;

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
-#include "backend/cpu/cpu_common.h"
+#include "backend/cpu/backend.h"
+#include "backend/cpu/common.h"
 
 namespace dense {
 

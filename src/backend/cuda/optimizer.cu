@@ -2,7 +2,7 @@
 // (backend.h OptimizerStep), every element's arithmetic in f64 as on the CPU. LAMB's per-parameter norms are
 // per-block partials combined in block order by a second kernel, so the whole update stays on the device
 // with no host round trip.
-#include "backend/cuda/cuda_device.cuh"
+#include "backend/cuda/device.cuh"
 
 namespace dense::cuda {
 

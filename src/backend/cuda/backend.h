@@ -9,7 +9,7 @@
 #include <atomic>
 
 #include "backend/backend.h"
-#include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/kernels.h"
 
 namespace dense::cuda {
 

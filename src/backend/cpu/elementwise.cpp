@@ -3,8 +3,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
-#include "backend/cpu/cpu_common.h"
+#include "backend/cpu/backend.h"
+#include "backend/cpu/common.h"
 #include "core/philox.h"
 
 namespace dense {

@@ -1,5 +1,5 @@
 // Copies with dtype conversion, fills, Philox random fills, and the k == 0 GEMM scaling.
-#include "backend/cuda/cuda_device.cuh"
+#include "backend/cuda/device.cuh"
 #include "core/philox.h"
 
 namespace dense::cuda {
