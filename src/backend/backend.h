@@ -8,31 +8,12 @@
 // garbage or NaN). Gradient kernels take beta = 1 to accumulate with +=.
 #include <cstdint>
 
+#include "backend/op_types.h"
 #include "core/allocator.h"
 #include "core/device.h"
 #include "core/tensor.h"
 
 namespace dense {
-
-enum class Activation : uint8_t { Identity, Relu, Gelu, GeluTanh, Silu, Tanh, Hardtanh, LeakyRelu, Sigmoid };
-
-// Row-wise normalisations over the last dimension (docs/model.md §1.2). stats holds two values per row, written by
-// forward and read by backward: MaxNorm family {denominator s, argmax index}; LN family {denominator, mean};
-// f64 for f64 inputs, f32 otherwise.
-enum class RowNorm : uint8_t {
-  MaxNorm,           // y = x / (max|x| + eps)
-  ScaledMaxNorm,     // y = g * x / (max|x| + eps)
-  PreScaledMaxNorm,  // u = g * x; y = u / (max|u| + eps)
-  UncenteredLN,      // y = g * x / (mean|x| + eps)   (gain may be null: the "fixed" variant)
-  StandardLN,        // y = g * (x - mean) / sqrt(var + eps) (+ bias when given)
-};
-
-enum class BinaryOp : uint8_t { Add, Sub, Mul };
-// How b is broadcast against a [R, C] view of a: Full (same size), Row (b is [C], repeated over rows),
-// Col (b is [R], repeated over columns).
-enum class Broadcast : uint8_t { Full, Row, Col };
-
-enum class Reduction : uint8_t { Sum, MaxAbs, CountNonFinite, SumSquares };
 
 // A (batched) matrix operand of a row-major GEMM. Matrix i starts at data + i * batch_stride (elements);
 // ld is the row stride. batch_stride 0 broadcasts one matrix over the batch.
@@ -47,10 +28,6 @@ struct MutMatRef {
   int64_t batch_stride;
 };
 
-// A query -> keys graph for graph attention kernels: either explicit CSR (row_ptr I64 [groups, rows + 1] of
-// absolute offsets into col, I32 [nnz]; groups is 1, shared by all heads, or one graph per head), or, when
-// row_ptr is null, the implicit band of keys j with band_lo <= j - i <= band_hi (clipped to the sequence),
-// which needs no index memory at all (the 50M-token sliding window).
 // One fused optimizer update over a flat parameter arena (train/optimizer.h has the formulas). The arena is
 // cut into blocks that never straddle two parameters: `blocks` is I64 [nblocks, 4] = {begin, end, range,
 // decay} on the arena's device, a range's blocks consecutive, decay 1 where weight decay applies. Per-range
@@ -63,6 +40,10 @@ struct OptimizerStep {
   const Tensor* blocks = nullptr;
 };
 
+// A query -> keys graph for graph attention kernels: either explicit CSR (row_ptr I64 [groups, rows + 1] of
+// absolute offsets into col, I32 [nnz]; groups is 1, shared by all heads, or one graph per head), or, when
+// row_ptr is null, the implicit band of keys j with band_lo <= j - i <= band_hi (clipped to the sequence),
+// which needs no index memory at all (the 50M-token sliding window).
 struct GraphRef {
   const Tensor* row_ptr = nullptr;
   const Tensor* col = nullptr;
@@ -70,12 +51,6 @@ struct GraphRef {
   int64_t rows = 0, keys = 0;  // the CSR's shape (queries x keys), checked against the tensors
   int64_t band_lo = 0, band_hi = 0;
   bool implicit() const { return row_ptr == nullptr; }
-};
-
-// How a graph attention row mixes its neighbours' values.
-enum class GraphScore : uint8_t {
-  Softmax,  // o_i = Σ_j softmax_j(scale q_i·k_j) v_j over the row's valid neighbours; lse_i = log Σ_j e^{s_ij}
-  Linear,   // o_i = Σ_j (q_i·k_j) v_j: DenseAttention's quadratic path restricted to the edges (no scale)
 };
 
 class Backend {
@@ -200,11 +175,11 @@ bool cuda_available();  // compiled with CUDA and at least one device present
 int cuda_device_count();
 // The stream every kernel of cuda:`index` runs on (a cudaStream_t): engines that run on streams of their own
 // (NCCL) order their work against it with events, never by synchronising the host. Defined only when built with
-// CUDA (backend/cuda/cuda_backend.cpp).
+// CUDA (backend/cuda/backend.cpp).
 void* cuda_compute_stream(int index);
 
 // Threads used by the CPU backend's OpenMP kernels and OpenBLAS (both set together so they never oversubscribe;
-// backend/cpu/cpu_memory.cpp). Declared here so that the layers above never include a concrete backend.
+// backend/cpu/backend.cpp). Declared here so that the layers above never include a concrete backend.
 void set_cpu_threads(int threads);
 int cpu_threads();
 

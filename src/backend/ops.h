@@ -1,6 +1,9 @@
 #pragma once
-// Operations declared once (PyTorch ATen style): each checks shapes, dtypes and devices, then calls the
-// kernel of the tensors' backend. Modules in src/nn use only these.
+// Operations declared once (PyTorch ATen style): each checks shapes, dtypes, devices and contiguity here, once,
+// throwing dense::Error with a message that starts with the op's name and says what was expected, then calls
+// the kernel of the tensors' backend. Backends trust these checks and do not repeat them; they check only what
+// they alone can know (values behind device pointers, launch errors, their own kernel limits).
+// tests/unit/op_contract_test.cpp feeds every op a wrong dtype, shape and pairing. Modules in src/nn use only these.
 #include <cstdint>
 
 #include "backend/backend.h"

@@ -13,17 +13,6 @@ namespace dense {
 
 namespace cuda {
 
-// The mirrored enums must agree with backend.h: the glue converts by value.
-static_assert(int(Activation::Sigmoid) == int(Act::Sigmoid) && int(Activation::LeakyRelu) == int(Act::LeakyRelu) &&
-              int(Activation::Gelu) == int(Act::Gelu) && int(Activation::Hardtanh) == int(Act::Hardtanh));
-static_assert(int(RowNorm::StandardLN) == int(Norm::StandardLN) &&
-              int(RowNorm::PreScaledMaxNorm) == int(Norm::PreScaledMaxNorm) &&
-              int(RowNorm::UncenteredLN) == int(Norm::UncenteredLN));
-static_assert(int(BinaryOp::Mul) == int(BinOp::Mul) && int(BinaryOp::Sub) == int(BinOp::Sub));
-static_assert(int(Broadcast::Col) == int(Bcast::Col) && int(Broadcast::Row) == int(Bcast::Row));
-static_assert(int(Reduction::CountNonFinite) == int(Reduce::CountNonFinite) &&
-              int(Reduction::MaxAbs) == int(Reduce::MaxAbs) && int(Reduction::SumSquares) == int(Reduce::SumSquares));
-
 void throw_cuda_error(const char* call, const char* file, int line, int error) {
   const auto e = static_cast<cudaError_t>(error);
   throw Error(fmt::format("CUDA error {} ({}) from {} at {}:{}", cudaGetErrorName(e), cudaGetErrorString(e), call,
@@ -309,19 +298,19 @@ void CudaBackend::binary(BinaryOp op, Broadcast bcast, double alpha, const Tenso
                          Tensor& out) {
   activate();
   const int64_t cols = a.dim() ? a.size(-1) : 1;
-  cuda::binary(ctx(), a.dtype(), BinOp(op), Bcast(bcast), alpha, a.raw_data(), b.raw_data(), beta, out.raw_data(),
+  cuda::binary(ctx(), a.dtype(), op, bcast, alpha, a.raw_data(), b.raw_data(), beta, out.raw_data(),
                a.numel(), cols);
 }
 
 void CudaBackend::activation_forward(Activation act, double slope, const Tensor& x, Tensor& y) {
   activate();
-  cuda::activation_forward(ctx(), x.dtype(), Act(act), slope, x.raw_data(), y.raw_data(), x.numel());
+  cuda::activation_forward(ctx(), x.dtype(), act, slope, x.raw_data(), y.raw_data(), x.numel());
 }
 
 void CudaBackend::activation_backward(Activation act, double slope, const Tensor& x, const Tensor& dy, double beta,
                                       Tensor& dx) {
   activate();
-  cuda::activation_backward(ctx(), x.dtype(), Act(act), slope, x.raw_data(), dy.raw_data(), beta, dx.raw_data(),
+  cuda::activation_backward(ctx(), x.dtype(), act, slope, x.raw_data(), dy.raw_data(), beta, dx.raw_data(),
                             x.numel());
 }
 
@@ -344,7 +333,7 @@ double CudaBackend::reduce(Reduction r, const Tensor& x) {
   std::vector<double> host(size_t(nblocks), 0.0);
   {
     Scratch partials(&allocator_, size_t(nblocks) * sizeof(double));
-    reduce_partials(ctx(), x.dtype(), Reduce(r), x.raw_data(), n, partials.as<double>());
+    reduce_partials(ctx(), x.dtype(), r, x.raw_data(), n, partials.as<double>());
     DENSE_CUDA_CHECK(cudaMemcpyAsync(host.data(), partials.as<double>(), host.size() * sizeof(double),
                                      cudaMemcpyDeviceToHost, stream_));
     sync_and_check();
@@ -379,7 +368,7 @@ void CudaBackend::rownorm_forward(RowNorm kind, const Tensor& x, const Tensor* g
   check_param(gain, x, "rownorm_forward", "gain");
   check_param(bias, x, "rownorm_forward", "bias");
   const int64_t cols = x.size(-1), rows = x.numel() / cols;
-  cuda::rownorm_forward(ctx(), x.dtype(), Norm(kind), x.raw_data(), gain ? gain->raw_data() : nullptr,
+  cuda::rownorm_forward(ctx(), x.dtype(), kind, x.raw_data(), gain ? gain->raw_data() : nullptr,
                         bias ? bias->raw_data() : nullptr, eps, y.raw_data(), stats.raw_data(), rows, cols);
 }
 
@@ -393,7 +382,7 @@ void CudaBackend::rownorm_backward(RowNorm kind, const Tensor& x, const Tensor* 
   DENSE_CHECK(!needs_gain || gain, "CUDA rownorm_backward: this norm needs a gain");
   DENSE_CHECK(x.is_contiguous() && stats.is_contiguous(), "CUDA rownorm_backward: x and stats must be contiguous");
   const int64_t cols = x.size(-1), rows = x.numel() / cols;
-  cuda::rownorm_backward(ctx(), x.dtype(), Norm(kind), x.raw_data(), gain ? gain->raw_data() : nullptr,
+  cuda::rownorm_backward(ctx(), x.dtype(), kind, x.raw_data(), gain ? gain->raw_data() : nullptr,
                          stats.raw_data(), dy.raw_data(), beta_dx, dx.raw_data(), dgain ? dgain->raw_data() : nullptr,
                          dbias ? dbias->raw_data() : nullptr, rows, cols);
 }

@@ -10,63 +10,63 @@ namespace {
 // ---- element-wise -----------------------------------------------------------------------------------
 
 template <typename T>
-__global__ void binary_kernel(BinOp op, Bcast bcast, double alpha, const T* a, const T* b, double beta, T* out,
+__global__ void binary_kernel(BinaryOp op, Broadcast bcast, double alpha, const T* a, const T* b, double beta, T* out,
                               int64_t n, int64_t cols) {
   using A = acc_t<T>;
   const A al = A(alpha), be = A(beta);
   DENSE_GRID_STRIDE(i, n) {
-    const int64_t j = bcast == Bcast::Full ? i : bcast == Bcast::Row ? i % cols : i / cols;
+    const int64_t j = bcast == Broadcast::Full ? i : bcast == Broadcast::Row ? i % cols : i / cols;
     const A x = ld(a + i), y = ld(b + j);
-    const A r = op == BinOp::Add ? x + y : op == BinOp::Sub ? x - y : x * y;
+    const A r = op == BinaryOp::Add ? x + y : op == BinaryOp::Sub ? x - y : x * y;
     st(out + i, beta == 0.0 ? al * r : al * r + be * ld(out + i));
   }
 }
 
 template <typename A>
-__device__ __forceinline__ A act_forward(Act act, A x, A slope) {
+__device__ __forceinline__ A act_forward(Activation act, A x, A slope) {
   switch (act) {
-    case Act::Identity: return x;
-    case Act::Relu: return x > A(0) ? x : A(0);
-    case Act::Gelu: return A(0.5) * x * (A(1) + derf(x * A(0.70710678118654752440)));
-    case Act::GeluTanh: {
+    case Activation::Identity: return x;
+    case Activation::Relu: return x > A(0) ? x : A(0);
+    case Activation::Gelu: return A(0.5) * x * (A(1) + derf(x * A(0.70710678118654752440)));
+    case Activation::GeluTanh: {
       const A k = A(0.79788456080286535588);
       return A(0.5) * x * (A(1) + dtanh(k * (x + A(0.044715) * x * x * x)));
     }
-    case Act::Silu: return x / (A(1) + dexp(-x));
-    case Act::Tanh: return dtanh(x);
-    case Act::Hardtanh: return x < A(-1) ? A(-1) : (x > A(1) ? A(1) : x);
-    case Act::LeakyRelu: return x > A(0) ? x : slope * x;
-    case Act::Sigmoid: return A(1) / (A(1) + dexp(-x));
+    case Activation::Silu: return x / (A(1) + dexp(-x));
+    case Activation::Tanh: return dtanh(x);
+    case Activation::Hardtanh: return x < A(-1) ? A(-1) : (x > A(1) ? A(1) : x);
+    case Activation::LeakyRelu: return x > A(0) ? x : slope * x;
+    case Activation::Sigmoid: return A(1) / (A(1) + dexp(-x));
   }
   return x;
 }
 
 template <typename A>
-__device__ __forceinline__ A act_derivative(Act act, A x, A slope) {
+__device__ __forceinline__ A act_derivative(Activation act, A x, A slope) {
   switch (act) {
-    case Act::Identity: return A(1);
-    case Act::Relu: return x > A(0) ? A(1) : A(0);
-    case Act::Gelu: {
+    case Activation::Identity: return A(1);
+    case Activation::Relu: return x > A(0) ? A(1) : A(0);
+    case Activation::Gelu: {
       const A cdf = A(0.5) * (A(1) + derf(x * A(0.70710678118654752440)));
       const A pdf = dexp(A(-0.5) * x * x) * A(0.39894228040143267794);
       return cdf + x * pdf;
     }
-    case Act::GeluTanh: {
+    case Activation::GeluTanh: {
       const A k = A(0.79788456080286535588), c = A(0.044715);
       const A t = dtanh(k * (x + c * x * x * x));
       return A(0.5) * (A(1) + t) + A(0.5) * x * (A(1) - t * t) * k * (A(1) + A(3) * c * x * x);
     }
-    case Act::Silu: {
+    case Activation::Silu: {
       const A s = A(1) / (A(1) + dexp(-x));
       return s * (A(1) + x * (A(1) - s));
     }
-    case Act::Tanh: {
+    case Activation::Tanh: {
       const A t = dtanh(x);
       return A(1) - t * t;
     }
-    case Act::Hardtanh: return (x > A(-1) && x < A(1)) ? A(1) : A(0);
-    case Act::LeakyRelu: return x > A(0) ? A(1) : slope;
-    case Act::Sigmoid: {
+    case Activation::Hardtanh: return (x > A(-1) && x < A(1)) ? A(1) : A(0);
+    case Activation::LeakyRelu: return x > A(0) ? A(1) : slope;
+    case Activation::Sigmoid: {
       const A s = A(1) / (A(1) + dexp(-x));
       return s * (A(1) - s);
     }
@@ -75,13 +75,13 @@ __device__ __forceinline__ A act_derivative(Act act, A x, A slope) {
 }
 
 template <typename T>
-__global__ void activation_forward_kernel(Act act, double slope, const T* x, T* y, int64_t n) {
+__global__ void activation_forward_kernel(Activation act, double slope, const T* x, T* y, int64_t n) {
   using A = acc_t<T>;
   DENSE_GRID_STRIDE(i, n) st(y + i, act_forward<A>(act, ld(x + i), A(slope)));
 }
 
 template <typename T>
-__global__ void activation_backward_kernel(Act act, double slope, const T* x, const T* dy, double beta, T* dx,
+__global__ void activation_backward_kernel(Activation act, double slope, const T* x, const T* dy, double beta, T* dx,
                                            int64_t n) {
   using A = acc_t<T>;
   DENSE_GRID_STRIDE(i, n) {
@@ -143,7 +143,7 @@ constexpr int64_t kReduceChunk = 4096;  // the CPU backend's block size
 constexpr int kReduceThreads = 256;
 
 template <typename T>
-__global__ void reduce_kernel(Reduce r, const T* x, int64_t n, double* partials) {
+__global__ void reduce_kernel(Reduction r, const T* x, int64_t n, double* partials) {
   __shared__ double sm[kReduceThreads];
   const int64_t nblocks = (n + kReduceChunk - 1) / kReduceChunk;
   const int tid = threadIdx.x;
@@ -152,15 +152,15 @@ __global__ void reduce_kernel(Reduce r, const T* x, int64_t n, double* partials)
     const int64_t i1 = min(n, (blk + 1) * kReduceChunk);
     for (int64_t i = blk * kReduceChunk + tid; i < i1; i += kReduceThreads) {
       const double v = convert<double>(x[i]);
-      if (r == Reduce::Sum) acc += v;
-      else if (r == Reduce::SumSquares) acc += v * v;
-      else if (r == Reduce::MaxAbs) acc = smax(acc, fabs(v));
+      if (r == Reduction::Sum) acc += v;
+      else if (r == Reduction::SumSquares) acc += v * v;
+      else if (r == Reduction::MaxAbs) acc = smax(acc, fabs(v));
       else acc += isfinite(v) ? 0.0 : 1.0;
     }
     sm[tid] = acc;
     __syncthreads();
     for (int s = kReduceThreads / 2; s > 0; s >>= 1) {
-      if (tid < s) sm[tid] = r == Reduce::MaxAbs ? smax(sm[tid], sm[tid + s]) : sm[tid] + sm[tid + s];
+      if (tid < s) sm[tid] = r == Reduction::MaxAbs ? smax(sm[tid], sm[tid + s]) : sm[tid] + sm[tid + s];
       __syncthreads();
     }
     if (tid == 0) partials[blk] = sm[0];
@@ -337,8 +337,8 @@ unsigned floor_pow2(int64_t v) {
 
 }  // namespace
 
-void binary(const Ctx& ctx, DType t, BinOp op, Bcast bcast, double alpha, const void* a, const void* b, double beta,
-            void* out, int64_t n, int64_t cols) {
+void binary(const Ctx& ctx, DType t, BinaryOp op, Broadcast bcast, double alpha, const void* a, const void* b,
+            double beta, void* out, int64_t n, int64_t cols) {
   if (n == 0) return;
   dispatch_float(t, "binary", [&](auto tag) {
     using T = decltype(tag);
@@ -349,7 +349,7 @@ void binary(const Ctx& ctx, DType t, BinOp op, Bcast bcast, double alpha, const 
   DENSE_CUDA_LAUNCHED();
 }
 
-void activation_forward(const Ctx& ctx, DType t, Act act, double slope, const void* x, void* y, int64_t n) {
+void activation_forward(const Ctx& ctx, DType t, Activation act, double slope, const void* x, void* y, int64_t n) {
   if (n == 0) return;
   dispatch_float(t, "activation", [&](auto tag) {
     using T = decltype(tag);
@@ -359,8 +359,8 @@ void activation_forward(const Ctx& ctx, DType t, Act act, double slope, const vo
   DENSE_CUDA_LAUNCHED();
 }
 
-void activation_backward(const Ctx& ctx, DType t, Act act, double slope, const void* x, const void* dy, double beta,
-                         void* dx, int64_t n) {
+void activation_backward(const Ctx& ctx, DType t, Activation act, double slope, const void* x, const void* dy,
+                         double beta, void* dx, int64_t n) {
   if (n == 0) return;
   dispatch_float(t, "activation_backward", [&](auto tag) {
     using T = decltype(tag);
@@ -403,7 +403,7 @@ void sum_rows(const Ctx& ctx, DType t, const void* x, int64_t outer, int64_t row
 
 int64_t reduce_blocks(int64_t n) { return (n + kReduceChunk - 1) / kReduceChunk; }
 
-void reduce_partials(const Ctx& ctx, DType t, Reduce r, const void* x, int64_t n, double* partials) {
+void reduce_partials(const Ctx& ctx, DType t, Reduction r, const void* x, int64_t n, double* partials) {
   const int64_t nblocks = reduce_blocks(n);
   if (nblocks == 0) return;
   dispatch_all(t, "reduce", [&](auto tag) {

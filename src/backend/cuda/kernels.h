@@ -2,6 +2,7 @@
 // The launcher interface between the CUDA backend's host glue (.cpp, compiled by g++) and its kernels (.cu,
 // compiled by nvcc). It must stay free of backend.h / tensor.h: those pull in fmt 9, whose headers do not
 // compile under nvcc 13, so the glue unpacks tensors into pointers and sizes and the kernels see only these.
+// The op enums (Activation, RowNorm, ...) are the ones of backend/op_types.h, shared with ops and the CPU.
 //
 // Every launcher enqueues work on ctx.stream and returns without synchronising. Kernels that index with
 // caller-provided ids never touch memory outside the tensors: a bad id is skipped and reported through
@@ -11,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/op_types.h"
 #include "core/allocator.h"
 #include "core/dtype.h"
 
@@ -25,13 +27,6 @@ namespace dense::cuda {
     if (dense_cuda_err_ != cudaSuccess) [[unlikely]]                                                  \
       ::dense::cuda::throw_cuda_error(#call, __FILE__, __LINE__, static_cast<int>(dense_cuda_err_)); \
   } while (0)
-
-// Mirrors of the backend.h enums (same order; the glue static_asserts that they agree).
-enum class Act : uint8_t { Identity, Relu, Gelu, GeluTanh, Silu, Tanh, Hardtanh, LeakyRelu, Sigmoid };
-enum class Norm : uint8_t { MaxNorm, ScaledMaxNorm, PreScaledMaxNorm, UncenteredLN, StandardLN };
-enum class BinOp : uint8_t { Add, Sub, Mul };
-enum class Bcast : uint8_t { Full, Row, Col };
-enum class Reduce : uint8_t { Sum, MaxAbs, CountNonFinite, SumSquares };
 
 // A deferred kernel error, in device memory. The first failing thread claims it (code != 0) and records
 // three numbers whose meaning depends on the code.
@@ -105,11 +100,11 @@ void scale_matrices(const Ctx& ctx, DType t, void* c, int64_t m, int64_t n, int6
                     int64_t batch, double beta);
 
 // ---- element-wise, reductions, gathers (cuda_elementwise.cu) --------------------------------------
-void binary(const Ctx& ctx, DType t, BinOp op, Bcast bcast, double alpha, const void* a, const void* b, double beta,
-            void* out, int64_t n, int64_t cols);
-void activation_forward(const Ctx& ctx, DType t, Act act, double slope, const void* x, void* y, int64_t n);
-void activation_backward(const Ctx& ctx, DType t, Act act, double slope, const void* x, const void* dy, double beta,
-                         void* dx, int64_t n);
+void binary(const Ctx& ctx, DType t, BinaryOp op, Broadcast bcast, double alpha, const void* a, const void* b,
+            double beta, void* out, int64_t n, int64_t cols);
+void activation_forward(const Ctx& ctx, DType t, Activation act, double slope, const void* x, void* y, int64_t n);
+void activation_backward(const Ctx& ctx, DType t, Activation act, double slope, const void* x, const void* dy,
+                         double beta, void* dx, int64_t n);
 void dropout(const Ctx& ctx, DType t, const void* x, double p, uint64_t seed, uint64_t offset, void* y, int64_t n);
 void sum_rows(const Ctx& ctx, DType t, const void* x, int64_t outer, int64_t rows, int64_t cols, double alpha,
               double beta, void* out);
@@ -117,7 +112,7 @@ void sum_rows(const Ctx& ctx, DType t, const void* x, int64_t outer, int64_t row
 // elements, which the caller combines in order on the host (the CPU backend's blocking and block order; inside
 // a block the sum is a fixed tree, so Sum and SumSquares agree with the CPU to rounding, run-to-run identical).
 int64_t reduce_blocks(int64_t n);
-void reduce_partials(const Ctx& ctx, DType t, Reduce r, const void* x, int64_t n, double* partials);
+void reduce_partials(const Ctx& ctx, DType t, Reduction r, const void* x, int64_t n, double* partials);
 // x *= factor, each element in f64, rounded once.
 void scale_in_place(const Ctx& ctx, DType t, void* x, int64_t n, double factor);
 void gather_rows(const Ctx& ctx, DType t, const void* table, int64_t rows, int64_t cols, const void* ids, bool ids64,
@@ -138,9 +133,9 @@ void max_pool_backward(const Ctx& ctx, DType t, const void* dout, const int64_t*
                        int64_t D, void* dx);
 
 // ---- normalisations (cuda_norms.cu) ---------------------------------------------------------------
-void rownorm_forward(const Ctx& ctx, DType t, Norm kind, const void* x, const void* gain, const void* bias,
+void rownorm_forward(const Ctx& ctx, DType t, RowNorm kind, const void* x, const void* gain, const void* bias,
                      double eps, void* y, void* stats, int64_t rows, int64_t cols);
-void rownorm_backward(const Ctx& ctx, DType t, Norm kind, const void* x, const void* gain, const void* stats,
+void rownorm_backward(const Ctx& ctx, DType t, RowNorm kind, const void* x, const void* gain, const void* stats,
                       const void* dy, double beta_dx, void* dx, void* dgain, void* dbias, int64_t rows, int64_t cols);
 
 // ---- softmax and losses (cuda_softmax.cu) ---------------------------------------------------------

@@ -10,7 +10,7 @@ namespace {
 constexpr int64_t kRowChunk = 64;
 
 template <int TEAM, typename T>
-__global__ void rownorm_forward_kernel(Norm kind, const T* x, const T* gain, const T* bias, double eps, T* y,
+__global__ void rownorm_forward_kernel(RowNorm kind, const T* x, const T* gain, const T* bias, double eps, T* y,
                                        stat_t<T>* stats, int64_t rows, int64_t cols) {
   using A = acc_t<T>;
   using S = stat_t<T>;
@@ -21,13 +21,13 @@ __global__ void rownorm_forward_kernel(Norm kind, const T* x, const T* gain, con
     T* yr = y + r * cols;
     A s, second;
     switch (kind) {
-      case Norm::MaxNorm:
-      case Norm::ScaledMaxNorm:
-      case Norm::PreScaledMaxNorm: {
+      case RowNorm::MaxNorm:
+      case RowNorm::ScaledMaxNorm:
+      case RowNorm::PreScaledMaxNorm: {
         // |x| (or |g x|) >= 0 > -1, so a thread without elements never wins; its index loses ties anyway.
         A bv = A(-1);
         int64_t bi = INT64_MAX;
-        const bool pre = kind == Norm::PreScaledMaxNorm;
+        const bool pre = kind == RowNorm::PreScaledMaxNorm;
         for (int64_t c = lane; c < cols; c += TEAM) {
           const A v = dabs(pre ? ld(xr + c) * ld(gain + c) : ld(xr + c));
           if (v > bv) {
@@ -50,7 +50,7 @@ __global__ void rownorm_forward_kernel(Norm kind, const T* x, const T* gain, con
         s = bv + e;
         second = A(bi);
         const A inv = A(1) / s;
-        const bool scaled = kind == Norm::ScaledMaxNorm && gain;
+        const bool scaled = kind == RowNorm::ScaledMaxNorm && gain;
         for (int64_t c = lane; c < cols; c += TEAM) {
           if (pre) {
             st(yr + c, ld(xr + c) * ld(gain + c) * inv);
@@ -61,7 +61,7 @@ __global__ void rownorm_forward_kernel(Norm kind, const T* x, const T* gain, con
         }
         break;
       }
-      case Norm::UncenteredLN: {
+      case RowNorm::UncenteredLN: {
         A m = A(0);
         for (int64_t c = lane; c < cols; c += TEAM) m += dabs(ld(xr + c));
         m = team_reduce<TEAM>(m, SumOp{});
@@ -101,7 +101,7 @@ __global__ void rownorm_forward_kernel(Norm kind, const T* x, const T* gain, con
 }
 
 template <int TEAM, typename T>
-__global__ void rownorm_backward_kernel(Norm kind, const T* x, const T* gain, const stat_t<T>* stats, const T* dy,
+__global__ void rownorm_backward_kernel(RowNorm kind, const T* x, const T* gain, const stat_t<T>* stats, const T* dy,
                                         double beta_dx, T* dx, acc_t<T>* rowdot, bool dot_only, int64_t rows,
                                         int64_t cols) {
   using A = acc_t<T>;
@@ -114,10 +114,10 @@ __global__ void rownorm_backward_kernel(Norm kind, const T* x, const T* gain, co
     const A s = A(stats[2 * r]);
     auto write_dx = [&](int64_t c, A v) { st(dxr + c, beta_dx == 0.0 ? v : v + beta * ld(dxr + c)); };
     switch (kind) {
-      case Norm::MaxNorm:
-      case Norm::ScaledMaxNorm: {
+      case RowNorm::MaxNorm:
+      case RowNorm::ScaledMaxNorm: {
         const int64_t j = int64_t(stats[2 * r + 1]);
-        const bool scaled = kind == Norm::ScaledMaxNorm;
+        const bool scaled = kind == RowNorm::ScaledMaxNorm;
         A dot = A(0);
         for (int64_t c = lane; c < cols; c += TEAM) {
           A g = ld(dyr + c);
@@ -134,7 +134,7 @@ __global__ void rownorm_backward_kernel(Norm kind, const T* x, const T* gain, co
         }
         break;
       }
-      case Norm::PreScaledMaxNorm: {
+      case RowNorm::PreScaledMaxNorm: {
         const int64_t j = int64_t(stats[2 * r + 1]);
         A dot = A(0);
         for (int64_t c = lane; c < cols; c += TEAM) dot += ld(dyr + c) * ld(xr + c) * ld(gain + c);
@@ -148,7 +148,7 @@ __global__ void rownorm_backward_kernel(Norm kind, const T* x, const T* gain, co
         }
         break;
       }
-      case Norm::UncenteredLN: {
+      case RowNorm::UncenteredLN: {
         A dot = A(0);
         for (int64_t c = lane; c < cols; c += TEAM) dot += ld(dyr + c) * (gain ? ld(gain + c) : A(1)) * ld(xr + c);
         dot = team_reduce<TEAM>(dot, SumOp{});
@@ -182,7 +182,7 @@ __global__ void rownorm_backward_kernel(Norm kind, const T* x, const T* gain, co
 
 // Per-chunk column sums of the gain and bias gradients; the same per-element expressions as the CPU.
 template <typename T>
-__global__ void rownorm_param_partial_kernel(Norm kind, const T* x, const T* gain, const stat_t<T>* stats,
+__global__ void rownorm_param_partial_kernel(RowNorm kind, const T* x, const T* gain, const stat_t<T>* stats,
                                              const T* dy, const acc_t<T>* rowdot, int64_t rows, int64_t cols,
                                              int64_t nchunks, acc_t<T>* pdg, acc_t<T>* pdb) {
   using A = acc_t<T>;
@@ -195,10 +195,10 @@ __global__ void rownorm_param_partial_kernel(Norm kind, const T* x, const T* gai
       const A s = A(stats[2 * r]);
       const A xv = ld(x + r * cols + c), d = ld(dy + r * cols + c);
       switch (kind) {
-        case Norm::MaxNorm: break;
-        case Norm::ScaledMaxNorm:
-        case Norm::UncenteredLN: dg += d * xv / s; break;
-        case Norm::PreScaledMaxNorm: {
+        case RowNorm::MaxNorm: break;
+        case RowNorm::ScaledMaxNorm:
+        case RowNorm::UncenteredLN: dg += d * xv / s; break;
+        case RowNorm::PreScaledMaxNorm: {
           const A g = ld(gain + c);
           A du = d / s;
           if (c == int64_t(stats[2 * r + 1])) du -= dsign(xv * g) * rowdot[r] / (s * s);
@@ -230,7 +230,7 @@ __global__ void param_finish_kernel(const acc_t<T>* partial, int64_t nchunks, in
 
 }  // namespace
 
-void rownorm_forward(const Ctx& ctx, DType t, Norm kind, const void* x, const void* gain, const void* bias,
+void rownorm_forward(const Ctx& ctx, DType t, RowNorm kind, const void* x, const void* gain, const void* bias,
                      double eps, void* y, void* stats, int64_t rows, int64_t cols) {
   if (rows * cols == 0) return;
   dispatch_float(t, "rownorm_forward", [&](auto tag) {
@@ -246,12 +246,12 @@ void rownorm_forward(const Ctx& ctx, DType t, Norm kind, const void* x, const vo
   DENSE_CUDA_LAUNCHED();
 }
 
-void rownorm_backward(const Ctx& ctx, DType t, Norm kind, const void* x, const void* gain, const void* stats,
+void rownorm_backward(const Ctx& ctx, DType t, RowNorm kind, const void* x, const void* gain, const void* stats,
                       const void* dy, double beta_dx, void* dx, void* dgain, void* dbias, int64_t rows, int64_t cols) {
   if (rows * cols == 0) return;
   // Only these kinds have gain / bias gradients (the CPU leaves the others' accumulators unchanged).
-  const bool want_dg = dgain && kind != Norm::MaxNorm;
-  const bool want_db = dbias && kind == Norm::StandardLN;
+  const bool want_dg = dgain && kind != RowNorm::MaxNorm;
+  const bool want_db = dbias && kind == RowNorm::StandardLN;
   dispatch_float(t, "rownorm_backward", [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
@@ -271,7 +271,7 @@ void rownorm_backward(const Ctx& ctx, DType t, Norm kind, const void* x, const v
     }
     // The gain / bias partials read dy before the dx pass writes: dx may alias dy, as the CPU allows.
     // PreScaledMaxNorm's partials need each row's dot product, computed by a dot-only row pass first.
-    const bool need_rowdot = want_dg && kind == Norm::PreScaledMaxNorm;
+    const bool need_rowdot = want_dg && kind == RowNorm::PreScaledMaxNorm;
     Scratch rowdot(ctx.alloc, need_rowdot ? size_t(rows) * sizeof(A) : 1);
     if (need_rowdot) row_pass(true, rowdot.as<A>());
 
