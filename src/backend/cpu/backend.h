@@ -65,6 +65,6 @@ class CpuBackend final : public Backend {
   CachingAllocator allocator_;
 };
 
-// set_cpu_threads and cpu_threads (defined in cpu_memory.cpp) are declared in backend/backend.h.
+// set_cpu_threads and cpu_threads (defined in backend.cpp) are declared in backend/backend.h.
 
 }  // namespace dense

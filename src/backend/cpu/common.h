@@ -57,6 +57,9 @@ inline int64_t read_index(const Tensor& ids, int64_t i) {
                                    : static_cast<const int32_t*>(ids.raw_data())[i];
 }
 
+// Below this many elements an OpenMP region costs more than it saves (element-wise, index and softmax kernels).
+constexpr int64_t kParallelMin = 16384;
+
 // Rows per block of the deterministic blocked reductions.
 constexpr int64_t kReduceBlock = 64;
 

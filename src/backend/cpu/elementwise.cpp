@@ -1,5 +1,5 @@
-// Element-wise, reduction, gather, positional, softmax and loss kernels of the CPU backend.
-#include <limits>
+// Element-wise kernels of the CPU backend: binary ops with broadcasting, activations, dropout, column sums,
+// whole-tensor reductions, in-place scaling and band masks.
 #include <type_traits>
 #include <vector>
 
@@ -11,7 +11,9 @@ namespace dense {
 using namespace cpu;
 
 namespace {
-constexpr int64_t kParallelMin = 16384;  // below this, threads cost more than they save
+
+// scale_in_place does one multiply per element: threads pay off only on larger tensors than the other kernels.
+constexpr int64_t kScaleParallelMin = 32768;
 
 template <typename A>
 inline A act_forward(Activation act, A x, A slope) {
@@ -257,128 +259,6 @@ double CpuBackend::reduce(Reduction r, const Tensor& x) {
   return result;
 }
 
-void CpuBackend::gather_rows(const Tensor& table, const Tensor& ids, double beta, Tensor& out) {
-  const int64_t rows = table.size(0), cols = table.size(1), n = ids.numel();
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t id = read_index(ids, i);
-    DENSE_CHECK(id >= 0 && id < rows, "id {} at position {} is outside the table of {} rows", id, i, rows);
-  }
-  dispatch_float(table.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* pt = static_cast<const T*>(table.raw_data());
-    T* po = static_cast<T*>(out.raw_data());
-#pragma omp parallel for schedule(static) if (n * cols > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) {
-      const T* src = pt + read_index(ids, i) * cols;
-      T* dst = po + i * cols;
-      for (int64_t c = 0; c < cols; ++c) store(dst + c, beta == 0.0 ? load(src + c) : load(src + c) + A(beta) * load(dst + c));
-    }
-  });
-}
-
-void CpuBackend::scatter_add_rows(const Tensor& src, const Tensor& ids, Tensor& table) {
-  const int64_t rows = table.size(0), cols = table.size(1), n = ids.numel();
-  // Each table row the ids touch gets one accumulator slot (in order of first appearance): a bf16 entry that
-  // rounded after every addition would stop growing once it is ~256x its addends (a token seen thousands of
-  // times in a batch, such as [MASK]), so entries accumulate in f32 (f64 for f64) and are rounded once.
-  std::vector<int64_t> slot_of(size_t(rows), -1), touched;
-  std::vector<int64_t> slot(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t id = read_index(ids, i);
-    DENSE_CHECK(id >= 0 && id < rows, "id {} at position {} is outside the table of {} rows", id, i, rows);
-    if (slot_of[size_t(id)] < 0) {
-      slot_of[size_t(id)] = int64_t(touched.size());
-      touched.push_back(id);
-    }
-    slot[size_t(i)] = slot_of[size_t(id)];
-  }
-  const int64_t uniq = int64_t(touched.size());
-  dispatch_float(table.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* ps = static_cast<const T*>(src.raw_data());
-    T* pt = static_cast<T*>(table.raw_data());
-    // Threads own column ranges and walk the ids in order: no races, and the sum order is fixed (the CUDA
-    // kernel adds in the same order, so both backends round the same sums).
-    constexpr int64_t kCols = 16;
-    const int64_t nchunks = (cols + kCols - 1) / kCols;
-#pragma omp parallel for schedule(static) if (n * cols > kParallelMin)
-    for (int64_t ch = 0; ch < nchunks; ++ch) {
-      const int64_t c0 = ch * kCols, c1 = std::min(cols, c0 + kCols), w = c1 - c0;
-      std::vector<A> accum(size_t(uniq * w));
-      for (int64_t u = 0; u < uniq; ++u)
-        for (int64_t c = c0; c < c1; ++c) accum[size_t(u * w + c - c0)] = load(pt + touched[size_t(u)] * cols + c);
-      for (int64_t i = 0; i < n; ++i) {
-        A* a = accum.data() + slot[size_t(i)] * w;
-        const T* s = ps + i * cols;
-        for (int64_t c = c0; c < c1; ++c) a[c - c0] += load(s + c);
-      }
-      for (int64_t u = 0; u < uniq; ++u)
-        for (int64_t c = c0; c < c1; ++c) store(pt + touched[size_t(u)] * cols + c, accum[size_t(u * w + c - c0)]);
-    }
-  });
-}
-
-void CpuBackend::positional_scale(const Tensor& x, const Tensor& table, const Tensor& positions, Tensor& y) {
-  const int64_t cols = x.size(-1), rows = x.numel() / cols, period = positions.numel();
-  for (int64_t i = 0; i < period; ++i) {
-    const int64_t p = read_index(positions, i);
-    DENSE_CHECK(p >= 0 && p < table.size(0), "position {} outside the RelPE table of {} rows", p, table.size(0));
-  }
-  const Tensor tab = table.dtype() == x.dtype() ? table : table.to(x.dtype());
-  dispatch_float(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* px = static_cast<const T*>(x.raw_data());
-    const T* pt = static_cast<const T*>(tab.raw_data());
-    T* py = static_cast<T*>(y.raw_data());
-#pragma omp parallel for schedule(static) if (x.numel() > kParallelMin)
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* t = pt + read_index(positions, r % period) * cols;
-      for (int64_t c = 0; c < cols; ++c) store(py + r * cols + c, load(px + r * cols + c) * load(t + c));
-    }
-  });
-}
-
-void CpuBackend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& positions, bool inverse,
-                      Tensor& y) {
-  const int64_t cols = x.size(-1), half = cols / 2, rows = x.numel() / cols, period = positions.numel();
-  for (int64_t i = 0; i < period; ++i) {
-    const int64_t p = read_index(positions, i);
-    DENSE_CHECK(p >= 0 && p < cos.size(0), "position {} outside the RoPE cache of {} rows", p, cos.size(0));
-  }
-  const Tensor tc = cos.dtype() == x.dtype() ? cos : cos.to(x.dtype());
-  const Tensor ts = sin.dtype() == x.dtype() ? sin : sin.to(x.dtype());
-  dispatch_float(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* px = static_cast<const T*>(x.raw_data());
-    const T* pc = static_cast<const T*>(tc.raw_data());
-    const T* ps = static_cast<const T*>(ts.raw_data());
-    T* py = static_cast<T*>(y.raw_data());
-#pragma omp parallel for schedule(static) if (x.numel() > kParallelMin)
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t pos = read_index(positions, r % period);
-      const T* c = pc + pos * cols;
-      const T* s = ps + pos * cols;
-      const T* xr = px + r * cols;
-      T* yr = py + r * cols;
-      for (int64_t j = 0; j < half; ++j) {
-        const A x1 = load(xr + j), x2 = load(xr + j + half);
-        if (!inverse) {
-          // rot(x) = [-x2, x1]
-          store(yr + j, x1 * load(c + j) - x2 * load(s + j));
-          store(yr + j + half, x2 * load(c + j + half) + x1 * load(s + j + half));
-        } else {
-          // y = x*cos - rot(x*sin), rot(z) = [-z2, z1]  =>  y1 = x1 c1 + x2 s2, y2 = x2 c2 - x1 s1
-          store(yr + j, x1 * load(c + j) + x2 * load(s + j + half));
-          store(yr + j + half, x2 * load(c + j + half) - x1 * load(s + j));
-        }
-      }
-    }
-  });
-}
-
 void CpuBackend::band_mask(Tensor& s, int64_t lo, int64_t hi) {
   const int64_t cols = s.size(-1), rows = s.size(-2), mats = s.numel() / (rows * cols);
   dispatch_float(s.dtype(), [&](auto tag) {
@@ -392,146 +272,13 @@ void CpuBackend::band_mask(Tensor& s, int64_t lo, int64_t hi) {
   });
 }
 
-void CpuBackend::softmax_forward(const Tensor& s, double scale, const Tensor* key_valid, int64_t heads, Tensor& p) {
-  const int64_t groups = s.size(0), rows = s.size(1), cols = s.size(2);
-  dispatch_float(s.dtype(), [&](auto tag) {
+void CpuBackend::scale_in_place(Tensor& x, double factor) {
+  cpu::dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* ps = static_cast<const T*>(s.raw_data());
-    const T* pk = key_valid ? static_cast<const T*>(key_valid->raw_data()) : nullptr;
-    T* pp = static_cast<T*>(p.raw_data());
-#pragma omp parallel for collapse(2) schedule(static) if (s.numel() > kParallelMin)
-    for (int64_t g = 0; g < groups; ++g)
-      for (int64_t i = 0; i < rows; ++i) {
-        const T* in = ps + (g * rows + i) * cols;
-        T* out = pp + (g * rows + i) * cols;
-        const T* valid = pk ? pk + (g / heads) * cols : nullptr;
-        A mx = -std::numeric_limits<A>::infinity();
-        for (int64_t j = 0; j < cols; ++j)
-          if (!valid || load(valid + j) != A(0)) mx = std::max(mx, A(scale) * load(in + j));
-        if (mx == -std::numeric_limits<A>::infinity()) {
-          for (int64_t j = 0; j < cols; ++j) store(out + j, A(0));
-          continue;
-        }
-        A sum = A(0);
-        for (int64_t j = 0; j < cols; ++j) {
-          const A e = (!valid || load(valid + j) != A(0)) ? std::exp(A(scale) * load(in + j) - mx) : A(0);
-          store(out + j, e);
-          sum += e;
-        }
-        const A inv = A(1) / sum;
-        for (int64_t j = 0; j < cols; ++j) store(out + j, load(out + j) * inv);
-      }
-  });
-}
-
-void CpuBackend::softmax_backward(const Tensor& p, const Tensor& dp, double scale, Tensor& ds) {
-  const int64_t cols = p.size(-1), rows = p.numel() / cols;
-  dispatch_float(p.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* pp = static_cast<const T*>(p.raw_data());
-    const T* pd = static_cast<const T*>(dp.raw_data());
-    T* po = static_cast<T*>(ds.raw_data());
-#pragma omp parallel for schedule(static) if (p.numel() > kParallelMin)
-    for (int64_t r = 0; r < rows; ++r) {
-      A dot = A(0);
-      for (int64_t j = 0; j < cols; ++j) dot += load(pp + r * cols + j) * load(pd + r * cols + j);
-      for (int64_t j = 0; j < cols; ++j)
-        store(po + r * cols + j, A(scale) * load(pp + r * cols + j) * (load(pd + r * cols + j) - dot));
-    }
-  });
-}
-
-void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& lse) {
-  const int64_t rows = logits.size(0), vocab = logits.size(1);
-  const int64_t* pl = static_cast<const int64_t*>(labels.raw_data());
-  for (int64_t r = 0; r < rows; ++r)
-    DENSE_CHECK(pl[r] < vocab, "label {} of row {} is outside the {} classes", pl[r], r, vocab);
-  dispatch_float(logits.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* px = static_cast<const T*>(logits.raw_data());
-    A* ploss = static_cast<A*>(loss.raw_data());  // statistics in the accumulator's dtype (ops checks)
-    A* plse = static_cast<A*>(lse.raw_data());
-#pragma omp parallel for schedule(static) if (logits.numel() > kParallelMin)
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* row = px + r * vocab;
-      A mx = load(row);
-      for (int64_t j = 1; j < vocab; ++j) mx = std::max(mx, load(row + j));
-      A sum = A(0);
-      for (int64_t j = 0; j < vocab; ++j) sum += std::exp(load(row + j) - mx);
-      const A l = mx + std::log(sum);
-      plse[r] = l;
-      ploss[r] = pl[r] < 0 ? A(0) : l - load(row + pl[r]);
-    }
-  });
-}
-
-void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& lse, double scale,
-                                        Tensor& dlogits) {
-  const int64_t rows = logits.size(0), vocab = logits.size(1);
-  const int64_t* pl = static_cast<const int64_t*>(labels.raw_data());
-  dispatch_float(logits.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* px = static_cast<const T*>(logits.raw_data());
-    const A* plse = static_cast<const A*>(lse.raw_data());
-    T* pd = static_cast<T*>(dlogits.raw_data());
-#pragma omp parallel for schedule(static) if (logits.numel() > kParallelMin)
-    for (int64_t r = 0; r < rows; ++r) {
-      T* d = pd + r * vocab;
-      if (pl[r] < 0) {
-        for (int64_t j = 0; j < vocab; ++j) store(d + j, A(0));
-        continue;
-      }
-      const A l = plse[r];
-      for (int64_t j = 0; j < vocab; ++j) {
-        const A prob = std::exp(load(px + r * vocab + j) - l);
-        store(d + j, A(scale) * (prob - (j == pl[r] ? A(1) : A(0))));
-      }
-    }
-  });
-}
-
-void CpuBackend::max_pool_forward(const Tensor& x, Tensor& out, Tensor& argmax) {
-  const int64_t B = x.size(0), N = x.size(1), D = x.size(2);
-  dispatch_float(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* px = static_cast<const T*>(x.raw_data());
-    T* po = static_cast<T*>(out.raw_data());
-    int64_t* pa = static_cast<int64_t*>(argmax.raw_data());
-#pragma omp parallel for schedule(static) if (x.numel() > kParallelMin)
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t c = 0; c < D; ++c) {
-        int64_t best = 0;
-        A bv = load(px + b * N * D + c);
-        for (int64_t i = 1; i < N; ++i) {
-          const A v = load(px + (b * N + i) * D + c);
-          if (v > bv) {
-            bv = v;
-            best = i;
-          }
-        }
-        store(po + b * D + c, bv);
-        pa[b * D + c] = best;
-      }
-  });
-}
-
-void CpuBackend::max_pool_backward(const Tensor& dout, const Tensor& argmax, Tensor& dx) {
-  const int64_t B = dx.size(0), N = dx.size(1), D = dx.size(2);
-  dispatch_float(dx.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* pd = static_cast<const T*>(dout.raw_data());
-    const int64_t* pa = static_cast<const int64_t*>(argmax.raw_data());
-    T* px = static_cast<T*>(dx.raw_data());
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t c = 0; c < D; ++c) {
-        T* dst = px + (b * N + pa[b * D + c]) * D + c;
-        store(dst, load(dst) + load(pd + b * D + c));
-      }
+    T* d = static_cast<T*>(x.raw_data());
+    const int64_t n = x.numel();
+#pragma omp parallel for schedule(static) if (n > kScaleParallelMin)
+    for (int64_t i = 0; i < n; ++i) d[i] = cpu::convert<T>(cpu::convert<double>(d[i]) * factor);
   });
 }
 

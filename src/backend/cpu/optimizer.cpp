@@ -1,4 +1,4 @@
-// Fused optimizer updates over the flat parameter arena and in-place scaling, in f64 whatever the storage.
+// Fused optimizer updates over the flat parameter arena, in f64 whatever the storage.
 // Work is split by the caller's blocks (backend.h OptimizerStep), whose layout depends only on the parameters,
 // never on the thread count: results are bitwise identical for any number of threads.
 #include <cmath>
@@ -97,16 +97,6 @@ void lamb(const OptimizerStep& s, const BlockView& blocks, int64_t numel, T* p, 
 }
 
 }  // namespace
-
-void CpuBackend::scale_in_place(Tensor& x, double factor) {
-  cpu::dispatch_float(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    T* d = static_cast<T*>(x.raw_data());
-    const int64_t n = x.numel();
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) d[i] = cpu::convert<T>(cpu::convert<double>(d[i]) * factor);
-  });
-}
 
 void CpuBackend::optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads, Tensor& exp_avg,
                                 Tensor& exp_avg_sq) {

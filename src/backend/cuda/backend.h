@@ -1,7 +1,7 @@
 #pragma once
 // The CUDA backend class, shared by the host-side glue files (compiled by g++). The glue checks what the
 // kernels cannot (dtypes of side tensors), unpacks tensors into pointers and sizes, and calls the launchers of
-// cuda_kernels.h. One stream per backend: every kernel, copy and cuBLAS call is ordered on it, which is what
+// kernels.h. One stream per backend: every kernel, copy and cuBLAS call is ordered on it, which is what
 // makes freeing temporaries right after enqueueing safe.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>

@@ -10,6 +10,6 @@ namespace dense {
 std::unique_ptr<Backend> make_cuda_backend(int index);
 // Number of visible CUDA devices; 0 (never an exception) when there is no driver or no device.
 int cuda_device_count();
-// cuda_compute_stream(index), defined in cuda_backend.cpp, is declared in backend/backend.h for the layers above.
+// cuda_compute_stream(index), defined in backend.cpp, is declared in backend/backend.h for the layers above.
 
 }  // namespace dense

@@ -86,7 +86,7 @@ struct StridedLayout {
   int64_t src[kMaxDims] = {};
 };
 
-// ---- memory (cuda_memory.cu) ---------------------------------------------------------------------
+// ---- memory (memory.cu) --------------------------------------------------------------------------
 void copy_convert(const Ctx& ctx, DType dst_type, void* dst, DType src_type, const void* src,
                   const StridedLayout& layout, int64_t n);
 // Writes the `elem_size`-byte pattern `bits` to every element of the (dst-)strided layout.
@@ -95,11 +95,13 @@ void fill_uniform(const Ctx& ctx, DType t, void* dst, int64_t n, double low, dou
                   uint64_t offset);
 void fill_normal(const Ctx& ctx, DType t, void* dst, int64_t n, double mean, double std, uint64_t seed,
                  uint64_t offset);
+
+// ---- GEMM (gemm.cu; the products go through cuBLAS in gemm.cpp) ---------------------------------
 // C_i = beta * C_i (0 when beta == 0) for the GEMM with k == 0.
 void scale_matrices(const Ctx& ctx, DType t, void* c, int64_t m, int64_t n, int64_t ldc, int64_t stride,
                     int64_t batch, double beta);
 
-// ---- element-wise, reductions, gathers (cuda_elementwise.cu) --------------------------------------
+// ---- element-wise and reductions (elementwise.cu) -------------------------------------------------
 void binary(const Ctx& ctx, DType t, BinaryOp op, Broadcast bcast, double alpha, const void* a, const void* b,
             double beta, void* out, int64_t n, int64_t cols);
 void activation_forward(const Ctx& ctx, DType t, Activation act, double slope, const void* x, void* y, int64_t n);
@@ -115,6 +117,9 @@ int64_t reduce_blocks(int64_t n);
 void reduce_partials(const Ctx& ctx, DType t, Reduction r, const void* x, int64_t n, double* partials);
 // x *= factor, each element in f64, rounded once.
 void scale_in_place(const Ctx& ctx, DType t, void* x, int64_t n, double factor);
+void band_mask(const Ctx& ctx, DType t, void* s, int64_t mats, int64_t rows, int64_t cols, int64_t lo, int64_t hi);
+
+// ---- gathers, scatters, positions, pooling (index.cu) -----------------------------------------------
 void gather_rows(const Ctx& ctx, DType t, const void* table, int64_t rows, int64_t cols, const void* ids, bool ids64,
                  int64_t n, double beta, void* out);
 // table_f32: the table is an f32 accumulator for src of dtype t (bf16/f16 sums round once, in the caller).
@@ -126,19 +131,18 @@ void positional_scale(const Ctx& ctx, DType t, const void* x, int64_t rows, int6
 void rope(const Ctx& ctx, DType t, const void* x, int64_t rows, int64_t cols, const void* cos, const void* sin,
           bool table_f32, int64_t table_rows, const void* positions, bool pos64, int64_t period, bool inverse,
           void* y);
-void band_mask(const Ctx& ctx, DType t, void* s, int64_t mats, int64_t rows, int64_t cols, int64_t lo, int64_t hi);
 void max_pool_forward(const Ctx& ctx, DType t, const void* x, int64_t B, int64_t N, int64_t D, void* out,
                       int64_t* argmax);
 void max_pool_backward(const Ctx& ctx, DType t, const void* dout, const int64_t* argmax, int64_t B, int64_t N,
                        int64_t D, void* dx);
 
-// ---- normalisations (cuda_norms.cu) ---------------------------------------------------------------
+// ---- normalisations (norm.cu) ---------------------------------------------------------------------
 void rownorm_forward(const Ctx& ctx, DType t, RowNorm kind, const void* x, const void* gain, const void* bias,
                      double eps, void* y, void* stats, int64_t rows, int64_t cols);
 void rownorm_backward(const Ctx& ctx, DType t, RowNorm kind, const void* x, const void* gain, const void* stats,
                       const void* dy, double beta_dx, void* dx, void* dgain, void* dbias, int64_t rows, int64_t cols);
 
-// ---- softmax and losses (cuda_softmax.cu) ---------------------------------------------------------
+// ---- softmax and losses (softmax.cu) --------------------------------------------------------------
 void softmax_forward(const Ctx& ctx, DType t, const void* s, int64_t groups, int64_t rows, int64_t cols,
                      double scale, const void* key_valid, int64_t heads, void* p);
 void softmax_backward(const Ctx& ctx, DType t, const void* p, const void* dp, int64_t rows, int64_t cols,
@@ -148,7 +152,7 @@ void cross_entropy_forward(const Ctx& ctx, DType t, const void* logits, const in
 void cross_entropy_backward(const Ctx& ctx, DType t, const void* logits, const int64_t* labels, const void* lse,
                             int64_t rows, int64_t vocab, double scale, void* dlogits);
 
-// ---- optimizers (cuda_optimizer.cu) ----------------------------------------------------------------
+// ---- optimizers (optimizer.cu) ---------------------------------------------------------------------
 // The backend.h OptimizerStep unpacked: blocks is device I64 [nblocks, 4] = {begin, end, range, decay}.
 struct OptimizerArgs {
   bool lamb;
@@ -161,7 +165,7 @@ struct OptimizerArgs {
 void optimizer_step(const Ctx& ctx, DType t, const OptimizerArgs& a, void* values, const void* grads, void* exp_avg,
                     void* exp_avg_sq);
 
-// ---- graph (sparse) attention (cuda_graph_attention.cu) --------------------------------------------
+// ---- graph (sparse) attention (graph_attention.cu) -------------------------------------------------
 // A CSR graph (row_ptr [groups, rows + 1] of absolute offsets into col) or, with row_ptr null, the band
 // lo <= j - i <= hi. One warp per (batch, head, row); head size e <= kGraphMaxHead.
 constexpr int64_t kGraphMaxHead = 256;

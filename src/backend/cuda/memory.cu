@@ -1,4 +1,4 @@
-// Copies with dtype conversion, fills, Philox random fills, and the k == 0 GEMM scaling.
+// Copies with dtype conversion, fills and Philox random fills.
 #include "backend/cuda/device.cuh"
 #include "core/philox.h"
 
@@ -58,17 +58,6 @@ __global__ void normal_kernel(T* dst, int64_t n, double mean, double std, uint64
   DENSE_GRID_STRIDE(i, n) dst[i] = convert<T>(mean + std * philox_normal(seed, offset, uint64_t(i)));
 }
 
-template <typename T>
-__global__ void scale_kernel(T* c, int64_t m, int64_t n, int64_t ldc, int64_t stride, int64_t batch, double beta) {
-  using A = acc_t<T>;
-  const int64_t total = batch * m * n;
-  DENSE_GRID_STRIDE(idx, total) {
-    const int64_t j = idx % n, i = (idx / n) % m, b = idx / (m * n);
-    T* p = c + b * stride + i * ldc + j;
-    st(p, beta == 0.0 ? A(0) : A(beta) * ld(p));
-  }
-}
-
 }  // namespace
 
 void copy_convert(const Ctx& ctx, DType dst_type, void* dst, DType src_type, const void* src,
@@ -114,18 +103,6 @@ void fill_normal(const Ctx& ctx, DType t, void* dst, int64_t n, double mean, dou
   dispatch_float(t, "fill_normal", [&](auto tag) {
     using T = decltype(tag);
     normal_kernel<T><<<blocks_for(n), kThreads, 0, ctx.stream>>>(static_cast<T*>(dst), n, mean, std, seed, offset);
-  });
-  DENSE_CUDA_LAUNCHED();
-}
-
-void scale_matrices(const Ctx& ctx, DType t, void* c, int64_t m, int64_t n, int64_t ldc, int64_t stride,
-                    int64_t batch, double beta) {
-  const int64_t total = batch * m * n;
-  if (total == 0) return;
-  dispatch_float(t, "gemm", [&](auto tag) {
-    using T = decltype(tag);
-    scale_kernel<T><<<blocks_for(total), kThreads, 0, ctx.stream>>>(static_cast<T*>(c), m, n, ldc, stride, batch,
-                                                                    beta);
   });
   DENSE_CUDA_LAUNCHED();
 }
