@@ -12,7 +12,7 @@ void CpuBackend::gather_rows(const Tensor& table, const Tensor& ids, double beta
   const int64_t rows = table.size(0), cols = table.size(1), n = ids.numel();
   for (int64_t i = 0; i < n; ++i) {
     const int64_t id = read_index(ids, i);
-    DENSE_CHECK(id >= 0 && id < rows, "id {} at position {} is outside the table of {} rows", id, i, rows);
+    DENSE_CHECK(id >= 0 && id < rows, "gather_rows: id {} at position {} is outside the table of {} rows", id, i, rows);
   }
   dispatch_float(table.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -37,7 +37,8 @@ void CpuBackend::scatter_add_rows(const Tensor& src, const Tensor& ids, Tensor& 
   std::vector<int64_t> slot(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     const int64_t id = read_index(ids, i);
-    DENSE_CHECK(id >= 0 && id < rows, "id {} at position {} is outside the table of {} rows", id, i, rows);
+    DENSE_CHECK(id >= 0 && id < rows, "scatter_add_rows: id {} at position {} is outside the table of {} rows", id, i,
+                rows);
     if (slot_of[size_t(id)] < 0) {
       slot_of[size_t(id)] = int64_t(touched.size());
       touched.push_back(id);
@@ -75,7 +76,8 @@ void CpuBackend::positional_scale(const Tensor& x, const Tensor& table, const Te
   const int64_t cols = x.size(-1), rows = x.numel() / cols, period = positions.numel();
   for (int64_t i = 0; i < period; ++i) {
     const int64_t p = read_index(positions, i);
-    DENSE_CHECK(p >= 0 && p < table.size(0), "position {} outside the RelPE table of {} rows", p, table.size(0));
+    DENSE_CHECK(p >= 0 && p < table.size(0), "positional_scale: position {} outside the RelPE table of {} rows", p,
+                table.size(0));
   }
   const Tensor tab = table.dtype() == x.dtype() ? table : table.to(x.dtype());
   dispatch_float(x.dtype(), [&](auto tag) {
@@ -96,7 +98,7 @@ void CpuBackend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, con
   const int64_t cols = x.size(-1), half = cols / 2, rows = x.numel() / cols, period = positions.numel();
   for (int64_t i = 0; i < period; ++i) {
     const int64_t p = read_index(positions, i);
-    DENSE_CHECK(p >= 0 && p < cos.size(0), "position {} outside the RoPE cache of {} rows", p, cos.size(0));
+    DENSE_CHECK(p >= 0 && p < cos.size(0), "rope: position {} outside the RoPE cache of {} rows", p, cos.size(0));
   }
   const Tensor tc = cos.dtype() == x.dtype() ? cos : cos.to(x.dtype());
   const Tensor ts = sin.dtype() == x.dtype() ? sin : sin.to(x.dtype());

@@ -63,7 +63,7 @@ void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& label
   const int64_t rows = logits.size(0), vocab = logits.size(1);
   const int64_t* pl = static_cast<const int64_t*>(labels.raw_data());
   for (int64_t r = 0; r < rows; ++r)
-    DENSE_CHECK(pl[r] < vocab, "label {} of row {} is outside the {} classes", pl[r], r, vocab);
+    DENSE_CHECK(pl[r] < vocab, "cross_entropy_forward: label {} of row {} is outside the {} classes", pl[r], r, vocab);
   dispatch_float(logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;

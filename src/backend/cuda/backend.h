@@ -1,8 +1,10 @@
 #pragma once
-// The CUDA backend class, shared by the host-side glue files (compiled by g++). The glue checks what the
-// kernels cannot (dtypes of side tensors), unpacks tensors into pointers and sizes, and calls the launchers of
-// kernels.h. One stream per backend: every kernel, copy and cuBLAS call is ordered on it, which is what
-// makes freeing temporaries right after enqueueing safe.
+// The CUDA backend class, shared by the host-side glue files (compiled by g++): backend.cpp (lifetime, memory,
+// and the glue of every op but GEMM) and gemm.cpp (cuBLAS). The glue trusts what ops (backend/ops.h) checked,
+// unpacks tensors into pointers and sizes and calls the launchers of kernels.h; it checks only what CUDA alone
+// knows (launch errors, the deferred kernel error word, the graph kernels' head size, cuBLAS's int range).
+// One stream per backend: every kernel, copy and cuBLAS call is ordered on it, which is what makes freeing
+// temporaries right after enqueueing safe.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
