@@ -37,8 +37,8 @@ void check_weight_decay(double wd) {
 }
 
 // The moments (exp_avg, exp_avg_sq), the block table and the checkpoint plumbing of AdamW and LAMB: one
-// class, the update itself is the backend's fused optimizer_step (backend/cpu/cpu_optimizer.cpp and
-// backend/cuda/cuda_optimizer.cu hold the formulas):
+// class, the update itself is the backend's fused optimizer_step (backend/cpu/optimizer.cpp and
+// backend/cuda/optimizer.cu hold the formulas):
 //
 // AdamW is torch.optim.AdamW (torch 1.13 _single_tensor_adamw), operation for operation:
 //   p *= 1 - lr*wd;  m = m*b1 + (1-b1)*g;  v = v*b2 + ((1-b2)*g)*g;
