@@ -9,10 +9,10 @@
 #include "cli_checks.h"
 #include "core/error.h"
 #include "data/prep_glue.h"
-#include "data/prep_lra.h"
-#include "data/prep_pretrain.h"
-#include "data/prep_vocab.h"
-#include "data/shard_inspect.h"
+#include "data_prep/prep_lra.h"
+#include "data_prep/prep_pretrain.h"
+#include "data_prep/prep_vocab.h"
+#include "data_prep/shard_inspect.h"
 
 using namespace dense::data;
 using dense::cli::integer_at_least;

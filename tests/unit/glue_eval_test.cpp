@@ -14,8 +14,8 @@
 #include "backend/backend.h"
 #include "core/safetensors.h"
 #include "models/model.h"
-#include "train/glue_eval.h"
-#include "train/metrics.h"
+#include "eval/glue_eval.h"
+#include "eval/metrics.h"
 
 namespace fs = std::filesystem;
 using namespace dense::train;

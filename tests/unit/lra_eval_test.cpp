@@ -10,13 +10,13 @@
 #include <sstream>
 
 #include "core/safetensors.h"
-#include "data/lra_idx.h"
-#include "data/prep_lra.h"
+#include "data_prep/lra_idx.h"
+#include "data_prep/prep_lra.h"
 #include "data/shard.h"
 #include "test_files.h"
 #include "models/model.h"
-#include "train/lra_eval.h"
-#include "train/train_config_yaml.h"
+#include "eval/lra_eval.h"
+#include "config/train_config_yaml.h"
 
 namespace fs = std::filesystem;
 using namespace dense;

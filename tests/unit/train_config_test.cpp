@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "models/model.h"
 #include "test_files.h"
-#include "train/train_config_yaml.h"
+#include "config/train_config_yaml.h"
 
 namespace dense {
 namespace {

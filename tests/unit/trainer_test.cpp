@@ -13,10 +13,10 @@
 
 #include "backend/backend.h"
 #include "core/safetensors.h"
-#include "data/prep_pretrain.h"
+#include "data_prep/prep_pretrain.h"
 #include "test_files.h"
 #include "train/checkpoint.h"
-#include "train/train_config_yaml.h"
+#include "config/train_config_yaml.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
