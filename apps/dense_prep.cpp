@@ -1,5 +1,6 @@
 // dense-prep: raw corpora and benchmark downloads into HDF5 shards. Each subcommand is a thin layer over a
-// pipeline in src/data (prep_*.h); errors are dense::Errors naming the file, line or option at fault.
+// pipeline in data_prep/ (prep_*.h; GLUE's in src/data/prep_glue.h, since dense-eval glue runs it too); errors
+// are dense::Errors naming the file, line or option at fault.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 

@@ -116,8 +116,8 @@ std::vector<double> predict(models::Model& model, const ClassificationSplit& s, 
 
 int64_t trimmed_batch_length(const data::ClassificationRows& r, const std::vector<int64_t>& idx, const models::ModelConfig& mc) {
   const int64_t N = r.seq_len;
-  const bool pooler_reads_pads = mc.model_type == models::ModelType::Danet && mc.pooler_function != "first" &&
-                                 mc.pooler_function != "masked_mean";
+  const bool pooler_reads_pads = mc.model_type == models::ModelType::Danet && mc.pooler_function != nn::PoolFunction::First &&
+                                 mc.pooler_function != nn::PoolFunction::MaskedMean;
   if (pooler_reads_pads || !mc.attention_pattern.empty() || mc.causal) return N;
   int64_t longest = 1;
   for (const int64_t i : idx)
