@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "data/lra_png.h"
+#include "data_prep/lra_png.h"
 #include "data/progress.h"
 #include "nn/attention_patterns.h"
 

@@ -13,9 +13,9 @@
 #include "core/file_io.h"
 #include "data/progress.h"
 #include "parallel/communicator.h"
-#include "train/glue_eval.h"
-#include "train/lra_eval.h"
-#include "train/mlm_evaluation.h"
+#include "eval/glue_eval.h"
+#include "eval/lra_eval.h"
+#include "eval/mlm_evaluation.h"
 
 using dense::cli::integer_at_least;
 

@@ -1,5 +1,6 @@
 // dense-prep: raw corpora and benchmark downloads into HDF5 shards. Each subcommand is a thin layer over a
-// pipeline in src/data (prep_*.h); errors are dense::Errors naming the file, line or option at fault.
+// pipeline in data_prep/ (prep_*.h; GLUE's in src/data/prep_glue.h, since dense-eval glue runs it too); errors
+// are dense::Errors naming the file, line or option at fault.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -9,10 +10,10 @@
 #include "cli_checks.h"
 #include "core/error.h"
 #include "data/prep_glue.h"
-#include "data/prep_lra.h"
-#include "data/prep_pretrain.h"
-#include "data/prep_vocab.h"
-#include "data/shard_inspect.h"
+#include "data_prep/prep_lra.h"
+#include "data_prep/prep_pretrain.h"
+#include "data_prep/prep_vocab.h"
+#include "data_prep/shard_inspect.h"
 
 using namespace dense::data;
 using dense::cli::integer_at_least;

@@ -8,7 +8,7 @@
 
 #include "backend/backend.h"
 #include "core/error.h"
-#include "train/train_config_yaml.h"
+#include "config/train_config_yaml.h"
 #include "parallel/communicator.h"
 #include "train/trainer.h"
 

@@ -166,11 +166,11 @@ int main(int argc, char** argv) {
     c.num_attention_heads = 1;
     c.intermediate_size = 4;
     c.max_position_embeddings = N;
-    c.embedding_ln_type = "max_norm";
-    c.final_ln_type = "max_norm";
-    c.lm_head_ln_type = "standard_ln";
-    c.attention_complexity = "linear";
-    c.pooler_function = "first";
+    c.embedding_ln_type = models::NormType::MaxNorm;
+    c.final_ln_type = models::NormType::MaxNorm;
+    c.lm_head_ln_type = models::NormType::StandardLn;
+    c.attention_complexity = nn::AttentionComplexity::Linear;
+    c.pooler_function = nn::PoolFunction::First;
     auto model = models::build_model(c, DType::F32, Device::cpu(), 1);
     std::vector<int64_t> ids(size_t(B * N)), labels(size_t(B * N), -1);
     int64_t masked = 0;

@@ -90,7 +90,7 @@ models::ModelConfig danet_large(int64_t N, const std::string& complexity) {
   DENSE_CHECK(in.good(), "{}: cannot open", path);
   models::ModelConfig c = models::ModelConfig::from_json(nlohmann::json::parse(in), path);
   c.max_position_embeddings = N;
-  c.attention_complexity = complexity;
+  c.attention_complexity = nn::parse_complexity(complexity, "--complexity");
   if (g_sizes.layers > 0) c.num_hidden_layers = g_sizes.layers;
   return c;
 }

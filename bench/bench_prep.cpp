@@ -17,8 +17,8 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "data/corpus.h"
-#include "data/prep_pretrain.h"
+#include "data_prep/corpus.h"
+#include "data_prep/prep_pretrain.h"
 #include "data/wordpiece.h"
 
 using namespace dense::data;

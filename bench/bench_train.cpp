@@ -28,15 +28,15 @@ models::ModelConfig config(bool danet, int64_t N) {
   if (danet) {
     c.num_attention_heads = 1;
     c.intermediate_size = 4;  // expansion factor: 1024
-    c.attention_complexity = "auto";
-    c.embedding_ln_type = "max_norm";
-    c.final_ln_type = "max_norm";
-    c.lm_head_ln_type = "standard_ln";
+    c.attention_complexity = nn::AttentionComplexity::Auto;
+    c.embedding_ln_type = models::NormType::MaxNorm;
+    c.final_ln_type = models::NormType::MaxNorm;
+    c.lm_head_ln_type = models::NormType::StandardLn;
   } else {
     c.num_attention_heads = 4;
     c.intermediate_size = 1024;  // absolute width for BERT
   }
-  c.pooler_function = "first";
+  c.pooler_function = nn::PoolFunction::First;
   return c;
 }
 

@@ -1,16 +1,13 @@
 #include "data/prep_common.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "data/prep_pretrain.h"
 #include "data/shard.h"
 
 namespace dense::data {
@@ -21,14 +18,28 @@ int resolve_threads(int threads) {
   return n == 0 ? 1 : int(n);
 }
 
-uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b) {
-  auto mix = [](uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  };
-  return mix(mix(mix(seed) ^ a) ^ (b * 0xD1B54A32D192ED03ull));
+std::string first_config_difference(const std::string& a_json, const std::string& b_json) {
+  nlohmann::json a, b;
+  try {
+    a = nlohmann::json::parse(a_json);
+    b = nlohmann::json::parse(b_json);
+  } catch (const std::exception&) {
+    return "<not JSON>";
+  }
+  if (!a.is_object() || !b.is_object()) return a == b ? "" : "<whole>";
+  for (auto it = b.begin(); it != b.end(); ++it) {
+    if (!a.contains(it.key())) return it.key() + " (missing)";
+    if (a[it.key()] != it.value()) {
+      if (a[it.key()].is_object() && it.value().is_object()) {
+        const std::string inner = first_config_difference(a[it.key()].dump(), it.value().dump());
+        if (!inner.empty()) return it.key() + "." + inner;
+      }
+      return fmt::format("{}: {} vs {}", it.key(), a[it.key()].dump(), it.value().dump());
+    }
+  }
+  for (auto it = a.begin(); it != a.end(); ++it)
+    if (!b.contains(it.key())) return it.key() + " (not in this run)";
+  return "";
 }
 
 ShardCheck check_existing_shard(const std::string& path, const std::string& format, const std::string& prep_config,
@@ -105,46 +116,6 @@ bool manifest_complete(const std::string& dir, const std::string& format, const 
   return true;
 }
 
-BackgroundJobs::BackgroundJobs(int max_in_flight) : max_(std::max(1, max_in_flight)) {}
-
-BackgroundJobs::~BackgroundJobs() {
-  for (auto& f : running_) {
-    try {
-      f.get();
-    } catch (...) {
-    }
-  }
-}
-
-void BackgroundJobs::submit(std::function<void()> job) {
-  while (int(running_.size()) >= max_) {
-    auto f = std::move(running_.front());
-    running_.pop_front();
-    f.get();
-  }
-  running_.push_back(std::async(std::launch::async, std::move(job)));
-}
-
-void BackgroundJobs::wait_all() {
-  while (!running_.empty()) {
-    auto f = std::move(running_.front());
-    running_.pop_front();
-    f.get();
-  }
-}
-
-int64_t corpus_size(const std::vector<std::string>& files, bool* compressed) {
-  int64_t total = 0;
-  bool gz = false;
-  for (const auto& f : files) {
-    struct stat st {};
-    if (::stat(f.c_str(), &st) == 0) total += int64_t(st.st_size);
-    gz = gz || (f.size() > 3 && f.compare(f.size() - 3, 3, ".gz") == 0);
-  }
-  if (compressed) *compressed = gz;
-  return total;
-}
-
 void ensure_writable_folder(const std::string& dir) {
   DENSE_CHECK(!dir.empty(), "no output folder given");
   std::error_code ec;
@@ -152,26 +123,6 @@ void ensure_writable_folder(const std::string& dir) {
   DENSE_CHECK(!ec, "{}: cannot create the output folder: {}", dir, ec.message());
   DENSE_CHECK(std::filesystem::is_directory(dir, ec), "{}: exists and is not a folder", dir);
   DENSE_CHECK(::access(dir.c_str(), W_OK | X_OK) == 0, "{}: the output folder is not writable", dir);
-}
-
-void check_output_outside_inputs(const std::vector<std::string>& inputs, const std::string& output,
-                                 const std::string& what) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  // weakly_canonical resolves symlinks and `..` of the existing part, so `-o corpus/../corpus/out` is caught
-  // even before the output folder exists.
-  const fs::path out = fs::weakly_canonical(fs::absolute(output, ec), ec);
-  if (ec) return;
-  for (const auto& input : inputs) {
-    if (!fs::is_directory(input, ec)) continue;
-    const fs::path in = fs::weakly_canonical(fs::absolute(input, ec), ec);
-    if (ec) continue;
-    const auto [in_end, out_it] = std::mismatch(in.begin(), in.end(), out.begin(), out.end());
-    if (in_end != in.end()) continue;  // `in` is not a prefix of `out`
-    DENSE_FAIL("{} {} is {} the input folder {}: a later run would read its own output as corpus text; choose an "
-               "output outside the inputs",
-               what, output, out_it == out.end() ? "the same as" : "inside", input);
-  }
 }
 
 }  // namespace dense::data

@@ -1,12 +1,9 @@
 #pragma once
-// What every `dense-prep` pipeline shares: thread counts, the resume check of one shard, the run manifest,
-// and a bounded pool of background shard writers.
+// What every pipeline that writes shards shares: thread counts, the resume check of one shard, the run manifest.
+// The dense-prep pipelines (data_prep/) use it, and so does the GLUE tokenisation (data/prep_glue.h) that
+// dense-eval glue runs itself; the parts only dense-prep needs are in data_prep/prep_pipeline.h.
 #include <cstdint>
-#include <deque>
-#include <functional>
-#include <future>
 #include <string>
-#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -14,9 +11,6 @@ namespace dense::data {
 
 // 0 -> all cores; otherwise the value (at least 1).
 int resolve_threads(int threads);
-
-// 64-bit mix of a seed with up to two stream indices (splitmix64 finaliser): independent seeds per block/run.
-uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0);
 
 enum class ShardState {
   kMissing,  // no file: write it
@@ -30,6 +24,9 @@ struct ShardCheck {
   std::string detail;  // why (for kDamaged / kStale)
   int64_t rows = 0;    // rows found (kComplete)
 };
+
+// The first key whose value differs between two prep_config JSON texts ("" when equal), for error messages.
+std::string first_config_difference(const std::string& a_json, const std::string& b_json);
 
 // Inspects `path` as a shard of `format` expected to hold `rows` rows (-1: any) written with `prep_config`.
 ShardCheck check_existing_shard(const std::string& path, const std::string& format, const std::string& prep_config,
@@ -55,34 +52,7 @@ nlohmann::json read_manifest(const std::string& dir, const std::string& file_nam
 bool manifest_complete(const std::string& dir, const std::string& format, const std::string& prep_config,
                        const std::string& file_name = kManifestFile);
 
-// Runs jobs on background threads, at most `max_in_flight` at once; submit() waits for the oldest job when
-// full. Exceptions propagate from submit()/wait_all(); the destructor waits for (and drops errors of) jobs
-// still running, so nothing outlives the data it uses.
-class BackgroundJobs {
- public:
-  explicit BackgroundJobs(int max_in_flight);
-  ~BackgroundJobs();
-  BackgroundJobs(const BackgroundJobs&) = delete;
-  BackgroundJobs& operator=(const BackgroundJobs&) = delete;
-  void submit(std::function<void()> job);
-  void wait_all();
-
- private:
-  int max_;
-  std::deque<std::future<void>> running_;
-};
-
-// Bytes on disk of the files and whether any is gzip-compressed (then the decompressed total is unknown, and
-// progress shows no percentage).
-int64_t corpus_size(const std::vector<std::string>& files, bool* compressed);
-
 // Creates a folder (and parents); a clear error when it cannot be created or written to.
 void ensure_writable_folder(const std::string& dir);
-
-// dense::Error when `output` (a folder or file to be written) is one of the input folders or lies inside one:
-// a second run would read the first run's outputs (manifest.json, vocab.txt) as corpus text. `what` names the
-// subcommand and the output flag in the message ("pretrain: -o").
-void check_output_outside_inputs(const std::vector<std::string>& inputs, const std::string& output,
-                                 const std::string& what);
 
 }  // namespace dense::data

@@ -18,6 +18,16 @@ namespace dense::data {
 
 int64_t round_half_even(double x) { return int64_t(std::nearbyint(x)); }
 
+uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b) {
+  auto mix = [](uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  return mix(mix(mix(seed) ^ a) ^ (b * 0xD1B54A32D192ED03ull));
+}
+
 // ---- integrity header -----------------------------------------------------------------------------------------
 
 namespace {

@@ -96,6 +96,10 @@ class PhiloxRng {
   dense::PhiloxStream s_;
 };
 
+// 64-bit mix of a seed with up to two stream indices (splitmix64 finaliser): independent seeds per block/run,
+// epoch or file, for PhiloxRng and dense::Generator. Preparation and training both derive their streams with it.
+uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0);
+
 // Python's round() (half to even) of x, as LDDL computes counts: round(0.15 * 128) = 19.
 int64_t round_half_even(double x);
 

@@ -35,7 +35,7 @@ class BertModel final : public EncoderModel {
     lc.hidden_dropout = c.hidden_dropout_prob;
     lc.attn_dropout = c.attention_probs_dropout_prob;
     lc.ln_eps = c.layer_norm_eps;
-    lc.act = nn::parse_activation(c.hidden_act, "hidden_act");
+    lc.act = activation_spec(c.hidden_act);
     lc.init_std = r0;
     lc.output_init_std = r0 / std::sqrt(2.0 * double(c.num_hidden_layers));
     lc.sparse = c.sparse_pattern();

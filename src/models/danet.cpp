@@ -24,21 +24,20 @@ class DanetModel final : public EncoderModel {
   DanetModel(const ModelConfig& c, DType dtype, Device device, bool allocate) : EncoderModel(c) {
     const int64_t d = c.hidden_size, V = c.padded_vocab_size();
     const double r0 = c.initializer_range;
-    if (c.pos_emb_type == "relpe") {
-      const nn::RelPEType t = nn::parse_relpe_type(c.relpe_type, "relpe_type");
-      if (t != nn::RelPEType::None)
-        relpe_ = std::make_unique<nn::RelPE>(t, c.max_position_embeddings, c.head_size(), c.num_attention_heads,
+    if (c.pos_emb_type == PositionEmbedding::RelPE) {
+      if (c.relpe_type != nn::RelPEType::None)
+        relpe_ = std::make_unique<nn::RelPE>(c.relpe_type, c.max_position_embeddings, c.head_size(), c.num_attention_heads,
                                              dtype, device);
     }
     nn::EmbeddingsConfig ec;
     ec.vocab = V;
     ec.hidden = d;
-    ec.positions = c.pos_emb_type == "learned"      ? nn::PositionKind::Learned
-                   : c.pos_emb_type == "sinusoidal" ? nn::PositionKind::Sinusoidal
-                                                    : nn::PositionKind::None;
+    ec.positions = c.pos_emb_type == PositionEmbedding::Learned      ? nn::PositionKind::Learned
+                   : c.pos_emb_type == PositionEmbedding::Sinusoidal ? nn::PositionKind::Sinusoidal
+                                                                     : nn::PositionKind::None;
     ec.max_positions = c.max_position_embeddings;
     ec.type_vocab = c.token_type_embeddings ? c.type_vocab_size : 0;
-    ec.norm = nn::parse_norm(c.embedding_ln_type, "embedding_ln_type");
+    ec.norm = norm_spec(c.embedding_ln_type);
     ec.dropout = c.embedding_dropout;
     // The tied decoder's Uniform init overwrites the table's Normal init in the reference (docs/model.md §7.13).
     ec.word_init = nn::Init::uniform(r0);
@@ -50,7 +49,7 @@ class DanetModel final : public EncoderModel {
       nn::DanetLayerConfig lc;
       lc.attention.hidden = d;
       lc.attention.heads = c.num_attention_heads;
-      lc.attention.complexity = nn::parse_complexity(c.attention_complexity, "attention_complexity");
+      lc.attention.complexity = c.attention_complexity;
       lc.attention.dropout = c.attention_probs_dropout_prob;
       lc.attention.kind = layer_kind(codes[size_t(l)]);
       lc.attention.window = c.window_size;
@@ -60,8 +59,8 @@ class DanetModel final : public EncoderModel {
       lc.attention.sparse = c.sparse_pattern();
       lc.attention.layer_index = l;
       lc.attention.scheme = relpe_ ? nn::RelPEScheme::parse(c.relpe_scheme, "relpe_scheme") : nn::RelPEScheme{};
-      lc.pre_norm = nn::parse_norm(c.pre_attn_ln_type, "pre_attn_ln_type");
-      lc.post_norm = nn::parse_norm(c.post_attn_ln_type, "post_attn_ln_type");
+      lc.pre_norm = norm_spec(c.pre_attn_ln_type);
+      lc.post_norm = norm_spec(c.post_attn_ln_type);
       lc.expansion = c.intermediate_size;
       lc.swiglu = c.swiglu_ffn;
       lc.hidden_dropout = c.hidden_dropout_prob;
@@ -70,22 +69,22 @@ class DanetModel final : public EncoderModel {
       layers_.push_back(std::make_unique<nn::DanetLayer>(params_, fmt::format("encoder.layer.{}", l), lc,
                                                          relpe_.get()));
     }
-    final_norm_ = nn::Norm(params_, "encoder.final_norm", nn::parse_norm(c.final_ln_type, "final_ln_type"), d);
+    final_norm_ = nn::Norm(params_, "encoder.final_norm", norm_spec(c.final_ln_type), d);
 
     nn::MlmHeadConfig mc;
     mc.hidden = d;
     mc.vocab = V;
-    mc.act = nn::parse_activation(c.lm_head_act, "lm_head_act");
-    mc.norm = nn::parse_norm(c.lm_head_ln_type, "lm_head_ln_type");
+    mc.act = activation_spec(c.lm_head_act);
+    mc.norm = norm_spec(c.lm_head_ln_type);
     mc.dense_init = nn::Init::uniform(r0);
     mlm_ = nn::MlmHead(params_, "lm_head", mc, embeddings_.word());
 
     nn::PoolerConfig pc;
     pc.hidden = d;
-    pc.function = nn::parse_pool_function(c.pooler_function, "pooler_function");
+    pc.function = c.pooler_function;
     pc.dense = !c.pooler_no_dense;
-    pc.act = nn::parse_activation(c.pooler_act, "pooler_act");
-    pc.norm = nn::parse_norm(c.pooler_ln_type, "pooler_ln_type");
+    pc.act = activation_spec(c.pooler_act);
+    pc.norm = norm_spec(c.pooler_ln_type);
     pc.dense_init = nn::Init::uniform(r0);
     pooler_ = nn::Pooler(params_, "pooler", pc);
     if (c.pair_matching) {

@@ -8,16 +8,157 @@
 
 #include "core/edit_distance.h"
 #include "core/error.h"
-#include "nn/dense_attention.h"
-#include "nn/norm.h"
-#include "nn/relpe.h"
 
 namespace dense::models {
 
 namespace {
 
 using Field = std::variant<int64_t ModelConfig::*, double ModelConfig::*, bool ModelConfig::*,
-                           std::string ModelConfig::*>;
+                           std::string ModelConfig::*, NormType ModelConfig::*, ActivationType ModelConfig::*,
+                           PositionEmbedding ModelConfig::*, nn::AttentionComplexity ModelConfig::*,
+                           nn::RelPEType ModelConfig::*, nn::PoolFunction ModelConfig::*>;
+
+// Every accepted spelling of a fixed-choice setting: the canonical names first (in the order the error lists
+// them), then the aliases the registry also reads.
+template <typename E>
+struct Spelling {
+  const char* name;
+  E value;
+  bool canonical = true;
+};
+
+const std::vector<Spelling<NormType>>& norm_spellings() {
+  static const std::vector<Spelling<NormType>> table = {
+      {"none", NormType::None},
+      {"max_norm", NormType::MaxNorm},
+      {"scaled_max_norm", NormType::ScaledMaxNorm},
+      {"prescaled_max_norm", NormType::PrescaledMaxNorm},
+      {"uncentered_ln", NormType::UncenteredLn},
+      {"uncentered_fixed_ln", NormType::UncenteredFixedLn},
+      {"standard_ln", NormType::StandardLn},
+      {"gelu", NormType::Gelu},
+      {"legacy_gelu", NormType::LegacyGelu},
+      {"gelu_tanh", NormType::GeluTanh},
+      {"relu", NormType::Relu},
+      {"tanh", NormType::Tanh},
+      {"silu", NormType::Silu},
+      {"sigmoid", NormType::Sigmoid},
+      {"leaky_relu", NormType::LeakyRelu},
+      {"leaky_relu_0.1", NormType::LeakyRelu01},
+      {"hardtanh", NormType::Hardtanh},
+      {"identity", NormType::Identity},
+      {"no_ln", NormType::None, false},
+      {"null", NormType::None, false},
+      {"", NormType::None, false},
+      {"swish", NormType::Silu, false},
+      {"linear", NormType::Identity, false},
+  };
+  return table;
+}
+
+const std::vector<Spelling<ActivationType>>& activation_spellings() {
+  static const std::vector<Spelling<ActivationType>> table = {
+      {"gelu", ActivationType::Gelu},
+      {"legacy_gelu", ActivationType::LegacyGelu},
+      {"gelu_tanh", ActivationType::GeluTanh},
+      {"relu", ActivationType::Relu},
+      {"tanh", ActivationType::Tanh},
+      {"silu", ActivationType::Silu},
+      {"sigmoid", ActivationType::Sigmoid},
+      {"leaky_relu", ActivationType::LeakyRelu},
+      {"leaky_relu_0.1", ActivationType::LeakyRelu01},
+      {"hardtanh", ActivationType::Hardtanh},
+      {"identity", ActivationType::Identity},
+      {"swish", ActivationType::Silu, false},
+      {"linear", ActivationType::Identity, false},
+  };
+  return table;
+}
+
+const std::vector<Spelling<PositionEmbedding>>& position_spellings() {
+  static const std::vector<Spelling<PositionEmbedding>> table = {
+      {"learned", PositionEmbedding::Learned},
+      {"sinusoidal", PositionEmbedding::Sinusoidal},
+      {"relpe", PositionEmbedding::RelPE},
+  };
+  return table;
+}
+
+const std::vector<Spelling<nn::AttentionComplexity>>& complexity_spellings() {
+  static const std::vector<Spelling<nn::AttentionComplexity>> table = {
+      {"linear", nn::AttentionComplexity::Linear},
+      {"quadratic", nn::AttentionComplexity::Quadratic},
+      {"auto", nn::AttentionComplexity::Auto},
+  };
+  return table;
+}
+
+const std::vector<Spelling<nn::RelPEType>>& relpe_spellings() {
+  static const std::vector<Spelling<nn::RelPEType>> table = {
+      {"none", nn::RelPEType::None},
+      {"cosine", nn::RelPEType::Cosine},
+      {"cos_minus_sin", nn::RelPEType::CosMinusSin},
+      {"rope", nn::RelPEType::Rope},
+      {"dummy", nn::RelPEType::None, false},
+      {"null", nn::RelPEType::None, false},
+      {"", nn::RelPEType::None, false},
+  };
+  return table;
+}
+
+const std::vector<Spelling<nn::PoolFunction>>& pool_spellings() {
+  static const std::vector<Spelling<nn::PoolFunction>> table = {
+      {"first", nn::PoolFunction::First},
+      {"mean", nn::PoolFunction::Mean},
+      {"max", nn::PoolFunction::Max},
+      {"masked_mean", nn::PoolFunction::MaskedMean},
+  };
+  return table;
+}
+
+template <typename E>
+const char* canonical_name(const std::vector<Spelling<E>>& table, E value) {
+  for (const auto& s : table)
+    if (s.canonical && s.value == value) return s.name;
+  DENSE_FAIL("model config: value {} has no name", int(value));
+}
+
+// `what` is the kind of setting in the error ("norm", "activation", ...).
+template <typename E>
+E parse_spelling(const std::vector<Spelling<E>>& table, const std::string& name, const std::string& field,
+                 const char* what) {
+  for (const auto& s : table)
+    if (name == s.name) return s.value;
+  std::string allowed;
+  for (const auto& s : table)
+    if (s.canonical) allowed += (allowed.empty() ? "" : ", ") + std::string(s.name);
+  DENSE_FAIL("{}: unknown {} '{}'; allowed: {}", field, what, name, allowed);
+}
+
+// The parser of a fixed-choice member's type.
+NormType parse_value(NormType*, const std::string& name, const std::string& field) {
+  return parse_norm_type(name, field);
+}
+ActivationType parse_value(ActivationType*, const std::string& name, const std::string& field) {
+  return parse_activation_type(name, field);
+}
+PositionEmbedding parse_value(PositionEmbedding*, const std::string& name, const std::string& field) {
+  return parse_spelling(position_spellings(), name, field, "position embedding");
+}
+nn::AttentionComplexity parse_value(nn::AttentionComplexity*, const std::string& name, const std::string& field) {
+  return parse_spelling(complexity_spellings(), name, field, "attention complexity");
+}
+nn::RelPEType parse_value(nn::RelPEType*, const std::string& name, const std::string& field) {
+  // The reference's multiplicative learned RelPE is broken; say so rather than "unknown".
+  DENSE_CHECK(name != "learned",
+              "{}: 'learned' (the multiplicative learned RelPE) is not supported: it is broken in the reference "
+              "implementation (docs/model.md §1.6); allowed: none, cosine, cos_minus_sin, rope",
+              field);
+  return parse_spelling(relpe_spellings(), name, field, "RelPE type");
+}
+nn::PoolFunction parse_value(nn::PoolFunction*, const std::string& name, const std::string& field) {
+  return parse_spelling(pool_spellings(), name, field, "pooler function");
+}
 
 const std::vector<std::pair<std::string, Field>>& fields() {
   static const std::vector<std::pair<std::string, Field>> table = {
@@ -131,6 +272,25 @@ std::string parse_attention(const nlohmann::json& v, const std::string& path) {
 
 }  // namespace
 
+const char* config_name(ModelType v) { return v == ModelType::Danet ? "danet" : "bert"; }
+const char* config_name(NormType v) { return canonical_name(norm_spellings(), v); }
+const char* config_name(ActivationType v) { return canonical_name(activation_spellings(), v); }
+const char* config_name(PositionEmbedding v) { return canonical_name(position_spellings(), v); }
+const char* config_name(nn::AttentionComplexity v) { return canonical_name(complexity_spellings(), v); }
+const char* config_name(nn::RelPEType v) { return canonical_name(relpe_spellings(), v); }
+const char* config_name(nn::PoolFunction v) { return canonical_name(pool_spellings(), v); }
+
+NormType parse_norm_type(const std::string& name, const std::string& field) {
+  return parse_spelling(norm_spellings(), name, field, "norm");
+}
+ActivationType parse_activation_type(const std::string& name, const std::string& field) {
+  return parse_spelling(activation_spellings(), name, field, "activation");
+}
+
+// The canonical names are nn's registry names, so nn::parse_norm cannot fail on them.
+nn::NormSpec norm_spec(NormType v) { return nn::parse_norm(config_name(v), "norm"); }
+nn::NormSpec activation_spec(ActivationType v) { return nn::parse_activation(config_name(v), "activation"); }
+
 std::optional<nn::PatternSpec> ModelConfig::sparse_pattern() const {
   if (attention_pattern.empty()) return std::nullopt;
   return nn::parse_pattern(attention_pattern, "model.attention");
@@ -207,8 +367,10 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& p
             DENSE_CHECK(value.is_boolean(), "{}: expected true or false, got {} ({})", full, json_type(value),
                         value.dump());
             c.*member = value.get<bool>();
-          } else {
+          } else if constexpr (std::is_same_v<T, std::string>) {
             c.*member = read_string(value, full);
+          } else {
+            c.*member = parse_value(static_cast<T*>(nullptr), read_string(value, full), full);
           }
         },
         it->second);
@@ -219,8 +381,17 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& p
 
 nlohmann::json ModelConfig::to_json() const {
   nlohmann::json j;
-  j["model_type"] = model_type == ModelType::Danet ? "danet" : "bert";
-  for (const auto& [key, f] : fields()) std::visit([&](auto member) { j[key] = this->*member; }, f);
+  j["model_type"] = config_name(model_type);
+  for (const auto& [key, f] : fields())
+    std::visit(
+        [&](auto member) {
+          using T = std::remove_cvref_t<decltype(this->*member)>;
+          if constexpr (std::is_enum_v<T>)
+            j[key] = config_name(this->*member);
+          else
+            j[key] = this->*member;
+        },
+        f);
   nlohmann::json a{{"type", "dense"}};
   if (const auto spec = sparse_pattern()) {
     a["type"] = "sparse";
@@ -258,31 +429,16 @@ void ModelConfig::validate() const {
   }
 
   if (model_type == ModelType::Bert) {
-    nn::parse_activation(hidden_act, "hidden_act");
     DENSE_CHECK(layer_norm_eps > 0.0, "layer_norm_eps must be > 0, got {}", layer_norm_eps);
     return;
   }
 
-  nn::parse_complexity(attention_complexity, "attention_complexity");
-  for (auto [v, key] : {std::pair{&pre_attn_ln_type, "pre_attn_ln_type"},
-                        std::pair{&post_attn_ln_type, "post_attn_ln_type"},
-                        std::pair{&embedding_ln_type, "embedding_ln_type"},
-                        std::pair{&final_ln_type, "final_ln_type"}, std::pair{&pooler_ln_type, "pooler_ln_type"},
-                        std::pair{&lm_head_ln_type, "lm_head_ln_type"}})
-    nn::parse_norm(*v, key);
-  nn::parse_activation(pooler_act, "pooler_act");
-  nn::parse_activation(lm_head_act, "lm_head_act");
-  DENSE_CHECK(pos_emb_type == "learned" || pos_emb_type == "sinusoidal" || pos_emb_type == "relpe",
-              "pos_emb_type: unknown value '{}'; allowed: learned, sinusoidal, relpe", pos_emb_type);
-  if (pos_emb_type == "relpe") {
-    const nn::RelPEType t = nn::parse_relpe_type(relpe_type, "relpe_type");
+  // The fixed-choice settings were read as enums by from_json; what is left are the cross-field rules.
+  if (pos_emb_type == PositionEmbedding::RelPE) {
     nn::RelPEScheme::parse(relpe_scheme, "relpe_scheme");
-    DENSE_CHECK(t != nn::RelPEType::Rope || head_size() % 2 == 0,
+    DENSE_CHECK(relpe_type != nn::RelPEType::Rope || head_size() % 2 == 0,
                 "relpe_type: rope needs an even head size, got hidden_size/num_attention_heads = {}", head_size());
   }
-  DENSE_CHECK(pooler_function == "first" || pooler_function == "mean" || pooler_function == "max" ||
-                  pooler_function == "masked_mean",
-              "pooler_function: unknown value '{}'; allowed: first, mean, max, masked_mean", pooler_function);
   if (token_type_embeddings) positive(type_vocab_size, "type_vocab_size");
   if (causal) positive(chunk_size, "chunk_size");
   if (local_attention) {

@@ -9,10 +9,44 @@
 #include <vector>
 
 #include "nn/attention_patterns.h"
+#include "nn/dense_attention.h"
+#include "nn/heads.h"
+#include "nn/norm.h"
+#include "nn/relpe.h"
 
 namespace dense::models {
 
+// The settings chosen from a fixed set of names are enums: from_json reads each name once (an unknown one is a
+// dense::Error naming the key and every accepted name), to_json writes the canonical name back, so a config
+// written by to_json reads back to the same text. Aliases the registry also accepts ("no_ln", "null" or "" for
+// none; "swish" for silu; "linear" for identity; "dummy" for no RelPE) read as their canonical value.
 enum class ModelType { Danet, Bert };
+// A norm slot (pre/post/embedding/final/pooler/LM-head): the reference's Activation2Class registry, where every
+// slot also accepts every activation (docs/model.md §1.2).
+enum class NormType : uint8_t {
+  None, MaxNorm, ScaledMaxNorm, PrescaledMaxNorm, UncenteredLn, UncenteredFixedLn, StandardLn,
+  Gelu, LegacyGelu, GeluTanh, Relu, Tanh, Silu, Sigmoid, LeakyRelu, LeakyRelu01, Hardtanh, Identity
+};
+// An activation slot (pooler_act, lm_head_act, hidden_act).
+enum class ActivationType : uint8_t {
+  Gelu, LegacyGelu, GeluTanh, Relu, Tanh, Silu, Sigmoid, LeakyRelu, LeakyRelu01, Hardtanh, Identity
+};
+enum class PositionEmbedding : uint8_t { Learned, Sinusoidal, RelPE };
+
+// The canonical name of each value: what the config files hold and to_json writes.
+const char* config_name(ModelType v);
+const char* config_name(NormType v);
+const char* config_name(ActivationType v);
+const char* config_name(PositionEmbedding v);
+const char* config_name(nn::AttentionComplexity v);
+const char* config_name(nn::RelPEType v);
+const char* config_name(nn::PoolFunction v);
+// Reads a name (`field` names the key in the error, which lists every accepted name).
+NormType parse_norm_type(const std::string& name, const std::string& field);
+ActivationType parse_activation_type(const std::string& name, const std::string& field);
+// The nn modules' description of a slot.
+nn::NormSpec norm_spec(NormType v);
+nn::NormSpec activation_spec(ActivationType v);
 
 struct ModelConfig {
   ModelType model_type = ModelType::Danet;
@@ -32,22 +66,22 @@ struct ModelConfig {
 
   // DANet
   bool swiglu_ffn = false;
-  std::string attention_complexity = "auto";
-  std::string pre_attn_ln_type = "max_norm";
-  std::string post_attn_ln_type = "max_norm";
-  std::string embedding_ln_type = "hardtanh";
-  std::string final_ln_type = "none";
+  nn::AttentionComplexity attention_complexity = nn::AttentionComplexity::Auto;
+  NormType pre_attn_ln_type = NormType::MaxNorm;
+  NormType post_attn_ln_type = NormType::MaxNorm;
+  NormType embedding_ln_type = NormType::Hardtanh;
+  NormType final_ln_type = NormType::None;
   bool token_type_embeddings = false;
   int64_t type_vocab_size = 2;
-  std::string pos_emb_type = "learned";
-  std::string relpe_type = "none";
-  std::string relpe_scheme = "qkv";
-  std::string pooler_function = "mean";
+  PositionEmbedding pos_emb_type = PositionEmbedding::Learned;
+  nn::RelPEType relpe_type = nn::RelPEType::None;
+  std::string relpe_scheme = "qkv";  // a list of targets (nn::RelPEScheme), checked in validate()
+  nn::PoolFunction pooler_function = nn::PoolFunction::Mean;
   bool pooler_no_dense = false;
-  std::string pooler_act = "gelu";
-  std::string pooler_ln_type = "none";
-  std::string lm_head_act = "gelu";
-  std::string lm_head_ln_type = "uncentered_ln";
+  ActivationType pooler_act = ActivationType::Gelu;
+  NormType pooler_ln_type = NormType::None;
+  ActivationType lm_head_act = ActivationType::Gelu;
+  NormType lm_head_ln_type = NormType::UncenteredLn;
   bool causal = false;
   int64_t chunk_size = 1024;
   bool local_attention = false;
@@ -61,7 +95,7 @@ struct ModelConfig {
   std::string attention_pattern;
   std::optional<nn::PatternSpec> sparse_pattern() const;
   // BERT
-  std::string hidden_act = "gelu";
+  ActivationType hidden_act = ActivationType::Gelu;
   double layer_norm_eps = 1e-12;
 
   int64_t padded_vocab_size() const { return (vocab_size + 7) / 8 * 8; }

@@ -8,7 +8,6 @@
 
 #include "core/error.h"
 #include "data/hdf5_util.h"
-#include "data/prep_common.h"
 #include "data/shard.h"
 #include "data/shard_bert.h"
 

@@ -10,7 +10,7 @@
 #include "models/model.h"
 #include "parallel/communicator.h"
 #include "train/data_loader.h"
-#include "train/train_config.h"
+#include "config/train_config.h"
 
 namespace dense::train {
 

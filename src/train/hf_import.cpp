@@ -150,9 +150,9 @@ HfImport import_hf_bert(const std::string& folder, models::Model& model) {
   if (auto it = hf_activations().find(act); it == hf_activations().end())
     diffs.push_back(fmt::format("{}: hidden_act '{}' has no densetrain counterpart (gelu, gelu_new, "
                                 "gelu_pytorch_tanh, relu, silu, swish, tanh)", cfg_path, act));
-  else if (it->second != mc.hidden_act)
+  else if (it->second != models::config_name(mc.hidden_act))
     diffs.push_back(fmt::format("model.hidden_act: the config has '{}', {} has '{}' (set hidden_act: {})",
-                                mc.hidden_act, cfg_path, act, it->second));
+                                models::config_name(mc.hidden_act), cfg_path, act, it->second));
   const double eps = conf.value("layer_norm_eps", 1e-12);
   if (std::abs(eps - mc.layer_norm_eps) > 1e-6 * std::abs(eps))
     diffs.push_back(fmt::format("model.layer_norm_eps: the config has {}, {} has {}", mc.layer_norm_eps, cfg_path, eps));

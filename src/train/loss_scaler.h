@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "train/train_config.h"
+#include "config/train_config.h"
 
 namespace dense::train {
 

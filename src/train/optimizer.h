@@ -12,7 +12,7 @@
 
 #include "core/tensor.h"
 #include "nn/parameter.h"
-#include "train/train_config.h"
+#include "config/train_config.h"
 
 namespace dense::train {
 

@@ -2,7 +2,7 @@
 // Learning-rate schedules (docs/model.md §4.2): the LR is computed from the optimizer step t before step t's update.
 #include <cstdint>
 
-#include "train/train_config.h"
+#include "config/train_config.h"
 
 namespace dense::train {
 

@@ -23,7 +23,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/safetensors.h"
-#include "data/prep_common.h"
+#include "data/shard.h"
 #include "data/progress.h"
 #include "models/model.h"
 #include "train/checkpoint.h"
@@ -38,7 +38,7 @@
 #include "train/schedule.h"
 #include "train/tensorboard.h"
 #include "train/zero_optimizer.h"
-#include "train/train_config_yaml.h"
+#include "config/train_config_yaml.h"
 
 namespace dense::train {
 

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-#include "train/train_config.h"
+#include "config/train_config.h"
 
 namespace dense::train {
 

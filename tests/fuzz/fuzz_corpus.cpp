@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "core/error.h"
-#include "data/corpus.h"
-#include "data/lra_idx.h"
+#include "data_prep/corpus.h"
+#include "data_prep/lra_idx.h"
 #include "data/text_normalize.h"
 #include "fuzz_common.h"
 

@@ -1,6 +1,6 @@
 // LRA IDX arrays (MNIST layout), raw or gzip-compressed as read_idx takes them, on arbitrary bytes.
 #include "core/error.h"
-#include "data/lra_idx.h"
+#include "data_prep/lra_idx.h"
 #include "fuzz_common.h"
 
 using namespace dense::data::lra;

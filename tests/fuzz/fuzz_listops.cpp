@@ -1,7 +1,7 @@
 // LRA ListOps: the release tokenization of a "Source" field, then the evaluator and the renderer on the
 // tokens it gives, on arbitrary bytes.
 #include "core/error.h"
-#include "data/lra_listops.h"
+#include "data_prep/lra_listops.h"
 #include "fuzz_common.h"
 
 using namespace dense::data::lra;

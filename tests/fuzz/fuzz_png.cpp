@@ -1,6 +1,6 @@
 // The grey 8-bit PNG decoder (Pathfinder / Path-X images) on arbitrary bytes.
 #include "core/error.h"
-#include "data/lra_png.h"
+#include "data_prep/lra_png.h"
 #include "fuzz_common.h"
 
 using namespace dense::data::lra;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""GLUE metrics computed independently of src/train/metrics.cpp, for its tests.
+"""GLUE metrics computed independently of src/eval/metrics.cpp, for its tests.
 
     metrics_reference.py IN.json OUT.json
 

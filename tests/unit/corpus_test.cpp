@@ -1,6 +1,6 @@
 // Corpus readers: plain text (folders, sorted, recursive; blank-line / per-file / per-line documents), JSON
 // lines, gzip, the WikiText layout (fixture and the real WikiText-2), UTF-8 repair, and bad input.
-#include "data/corpus.h"
+#include "data_prep/corpus.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

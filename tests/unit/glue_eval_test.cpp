@@ -14,8 +14,8 @@
 #include "backend/backend.h"
 #include "core/safetensors.h"
 #include "models/model.h"
-#include "train/glue_eval.h"
-#include "train/metrics.h"
+#include "eval/glue_eval.h"
+#include "eval/metrics.h"
 
 namespace fs = std::filesystem;
 using namespace dense::train;
@@ -176,8 +176,8 @@ TEST(GlueEval, WideningThePositionTableIsLogged) {
   mc.num_hidden_layers = 2;
   mc.intermediate_size = 2;
   mc.max_position_embeddings = 128;
-  mc.pooler_function = "mean";
-  mc.pooler_act = "tanh";
+  mc.pooler_function = dense::nn::PoolFunction::Mean;
+  mc.pooler_act = dense::models::ActivationType::Tanh;
   mc.classifier_bias = true;
   auto model = dense::models::build_model(mc, dense::DType::F32, dense::Device::cpu(), 1);
   std::vector<std::pair<std::string, dense::Tensor>> tensors;

@@ -28,7 +28,7 @@ models::ModelConfig small_bert() {
   mc.num_attention_heads = 2;
   mc.intermediate_size = 16;
   mc.max_position_embeddings = 16;
-  mc.hidden_act = "gelu";
+  mc.hidden_act = models::ActivationType::Gelu;
   mc.layer_norm_eps = 1e-12;
   mc.classifier_bias = true;
   mc.hidden_dropout_prob = 0;

@@ -10,13 +10,13 @@
 #include <sstream>
 
 #include "core/safetensors.h"
-#include "data/lra_idx.h"
-#include "data/prep_lra.h"
+#include "data_prep/lra_idx.h"
+#include "data_prep/prep_lra.h"
 #include "data/shard.h"
 #include "test_files.h"
 #include "models/model.h"
-#include "train/lra_eval.h"
-#include "train/train_config_yaml.h"
+#include "eval/lra_eval.h"
+#include "config/train_config_yaml.h"
 
 namespace fs = std::filesystem;
 using namespace dense;
@@ -310,7 +310,7 @@ TEST(LraEval, BatchesAreCutToTheirLongestRowWhereThatIsExact) {
   for (int k = 0; k < 13; ++k) r.attention_mask[size_t(40 + k)] = 1;  // row 1: 13 tokens
   for (int k = 0; k < 40; ++k) r.attention_mask[size_t(80 + k)] = 1;  // row 2: full
   models::ModelConfig m;
-  m.pooler_function = "first";
+  m.pooler_function = nn::PoolFunction::First;
   EXPECT_EQ(trimmed_batch_length(r, {0}, m), 8);
   EXPECT_EQ(trimmed_batch_length(r, {0, 1}, m), 16);
   EXPECT_EQ(trimmed_batch_length(r, {1, 2}, m), 40);
@@ -321,9 +321,9 @@ TEST(LraEval, BatchesAreCutToTheirLongestRowWhereThatIsExact) {
   m.window_size = 20;  // lcm(8, 20) = 40
   EXPECT_EQ(trimmed_batch_length(r, {0}, m), 40);
   m.local_attention = false;
-  m.pooler_function = "masked_mean";
+  m.pooler_function = nn::PoolFunction::MaskedMean;
   EXPECT_EQ(trimmed_batch_length(r, {0}, m), 8);
-  for (const char* pool : {"mean", "max"}) {  // read the pads
+  for (const nn::PoolFunction pool : {nn::PoolFunction::Mean, nn::PoolFunction::Max}) {  // read the pads
     m.pooler_function = pool;
     EXPECT_EQ(trimmed_batch_length(r, {0}, m), 40);
   }

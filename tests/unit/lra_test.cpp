@@ -16,12 +16,12 @@
 #include <string>
 
 #include "core/error.h"
-#include "data/lra_aan.h"
-#include "data/lra_idx.h"
-#include "data/lra_imdb.h"
-#include "data/lra_listops.h"
-#include "data/lra_pathfinder.h"
-#include "data/lra_png.h"
+#include "data_prep/lra_aan.h"
+#include "data_prep/lra_idx.h"
+#include "data_prep/lra_imdb.h"
+#include "data_prep/lra_listops.h"
+#include "data_prep/lra_pathfinder.h"
+#include "data_prep/lra_png.h"
 #include "test_files.h"
 
 using namespace dense;

@@ -9,7 +9,7 @@
 #include <random>
 
 #include "test_files.h"
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 using namespace dense::train;
 using dense::testing::contains;

@@ -225,6 +225,67 @@ TEST(ModelConfig, ErrorsNameTheFieldAndAllowedValues) {
   EXPECT_NE(message({{"attention_complexity", "cubic"}}).find("attention_complexity"), std::string::npos);
 }
 
+TEST(ModelConfig, FixedChoicesReadOnceAsEnumsAndWriteBackTheirNames) {
+  // The defaults write the names the config files have always held (a checkpoint's config.json is unchanged).
+  const json d = models::ModelConfig{}.to_json();
+  const std::map<std::string, std::string> defaults = {
+      {"model_type", "danet"},     {"attention_complexity", "auto"}, {"pre_attn_ln_type", "max_norm"},
+      {"post_attn_ln_type", "max_norm"}, {"embedding_ln_type", "hardtanh"}, {"final_ln_type", "none"},
+      {"pos_emb_type", "learned"}, {"relpe_type", "none"},        {"relpe_scheme", "qkv"},
+      {"pooler_function", "mean"}, {"pooler_act", "gelu"},         {"pooler_ln_type", "none"},
+      {"lm_head_act", "gelu"},     {"lm_head_ln_type", "uncentered_ln"}, {"hidden_act", "gelu"},
+      {"local_scheme", "l_sl_g"}};
+  for (const auto& [key, name] : defaults) EXPECT_EQ(d.at(key), name) << key;
+
+  const json j = {{"attention_complexity", "quadratic"}, {"pre_attn_ln_type", "scaled_max_norm"},
+                  {"final_ln_type", nullptr},            {"lm_head_ln_type", "no_ln"},
+                  {"pooler_act", "swish"},               {"pos_emb_type", "relpe"},
+                  {"relpe_type", "rope"},                {"pooler_function", "masked_mean"},
+                  {"embedding_ln_type", "leaky_relu_0.1"}};
+  const models::ModelConfig c = models::ModelConfig::from_json(j);
+  EXPECT_EQ(c.attention_complexity, nn::AttentionComplexity::Quadratic);
+  EXPECT_EQ(c.pre_attn_ln_type, models::NormType::ScaledMaxNorm);
+  EXPECT_EQ(c.final_ln_type, models::NormType::None);    // null: no norm
+  EXPECT_EQ(c.lm_head_ln_type, models::NormType::None);  // an alias
+  EXPECT_EQ(c.pooler_act, models::ActivationType::Silu);
+  EXPECT_EQ(c.pos_emb_type, models::PositionEmbedding::RelPE);
+  EXPECT_EQ(c.relpe_type, nn::RelPEType::Rope);
+  EXPECT_EQ(c.pooler_function, nn::PoolFunction::MaskedMean);
+  EXPECT_EQ(c.embedding_ln_type, models::NormType::LeakyRelu01);
+  const json back = c.to_json();
+  EXPECT_EQ(back.at("final_ln_type"), "none");
+  EXPECT_EQ(back.at("lm_head_ln_type"), "none");
+  EXPECT_EQ(back.at("pooler_act"), "silu");
+  EXPECT_EQ(back.at("embedding_ln_type"), "leaky_relu_0.1");
+  EXPECT_EQ(models::ModelConfig::from_json(back).to_json(), back);
+  // The nn modules get the registry's spec for the name.
+  EXPECT_EQ(models::norm_spec(models::NormType::ScaledMaxNorm).row, RowNorm::ScaledMaxNorm);
+  EXPECT_EQ(models::activation_spec(models::ActivationType::LeakyRelu01).slope, 0.1);
+
+  auto message = [](const json& bad) {
+    try {
+      models::ModelConfig::from_json(bad);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{"pooler_act", "fancy"}})
+                .find("model.pooler_act: unknown activation 'fancy'; allowed: gelu, legacy_gelu, gelu_tanh, relu, "
+                      "tanh, silu, sigmoid, leaky_relu, leaky_relu_0.1, hardtanh, identity"),
+            std::string::npos);
+  EXPECT_NE(message({{"pooler_function", "avg"}}).find("model.pooler_function: unknown pooler function 'avg'; "
+                                                        "allowed: first, mean, max, masked_mean"),
+            std::string::npos);
+  EXPECT_NE(message({{"pos_emb_type", "rotary"}}).find("allowed: learned, sinusoidal, relpe"), std::string::npos);
+  EXPECT_NE(message({{"relpe_type", "learned"}}).find("model.relpe_type: 'learned' (the multiplicative learned "
+                                                       "RelPE) is not supported"),
+            std::string::npos);
+  // Read whatever the model type: a BERT config with a DANet key of an unknown name fails too.
+  EXPECT_NE(message({{"model_type", "bert"}, {"pooler_ln_type", "fancy"}}).find("model.pooler_ln_type: unknown norm"),
+            std::string::npos);
+}
+
 TEST(ModelConfig, ShippedModelConfigsBuild) {
   // Every configs/models/*.json parses and describes the parameter count the spec gives (§1.15).
   const std::string dir = std::string(DENSE_TEST_DATA_DIR) + "/../../configs/models";

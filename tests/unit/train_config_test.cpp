@@ -1,4 +1,4 @@
-// The YAML training configuration (src/train/train_config_yaml.h, docs/config.md).
+// The YAML training configuration (src/config/train_config_yaml.h, docs/config.md).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "models/model.h"
 #include "test_files.h"
-#include "train/train_config_yaml.h"
+#include "config/train_config_yaml.h"
 
 namespace dense {
 namespace {
@@ -79,7 +79,7 @@ TEST(TrainConfig, ReadsEveryKind) {
   EXPECT_DOUBLE_EQ(c.training.optimizer.eps, 1e-16);
   EXPECT_EQ(c.model.hidden_size, 256);
   EXPECT_EQ(c.model.num_hidden_layers, 2);
-  EXPECT_EQ(c.model.final_ln_type, "none");
+  EXPECT_EQ(std::string(models::config_name(c.model.final_ln_type)), "none");
   EXPECT_TRUE(c.model.swiglu_ffn);
 }
 
@@ -113,8 +113,9 @@ TEST(TrainConfig, GlueConfigsCarryThePapersRecipe) {
     EXPECT_EQ(c.training.global_batch, 32);
     EXPECT_EQ(c.model.hidden_dropout_prob, dropout);
     EXPECT_TRUE(c.model.classifier_bias);
-    EXPECT_EQ(c.model.pooler_function, "mean");
-    EXPECT_EQ(c.model.pre_attn_ln_type, task == "cola" ? "max_norm" : "scaled_max_norm");
+    EXPECT_EQ(std::string(models::config_name(c.model.pooler_function)), "mean");
+    EXPECT_EQ(std::string(models::config_name(c.model.pre_attn_ln_type)),
+              task == "cola" ? "max_norm" : "scaled_max_norm");
     EXPECT_GT(models::count_parameters(c.model), 300'000'000);
     ++seen;
   }
@@ -157,15 +158,15 @@ TEST(TrainConfig, LraConfigsCarryThePapersRecipe) {
                               m.window_size, m.max_position_embeddings),
               std::make_tuple(r.d, r.L, r.H, r.r, r.w, r.N));
     EXPECT_EQ(m.model_type, models::ModelType::Danet);
-    EXPECT_EQ(m.pos_emb_type, "relpe");
-    EXPECT_EQ(m.relpe_type, "cosine");
+    EXPECT_EQ(std::string(models::config_name(m.pos_emb_type)), "relpe");
+    EXPECT_EQ(std::string(models::config_name(m.relpe_type)), "cosine");
     EXPECT_TRUE(m.local_attention);
     EXPECT_EQ(m.local_scheme, "l_sl_g");
     EXPECT_EQ(m.initializer_range, 0.2);
     EXPECT_FALSE(m.classifier_bias);
-    EXPECT_EQ(m.final_ln_type, "none");
-    EXPECT_EQ(m.embedding_ln_type, r.emb_norm);
-    EXPECT_EQ(m.pooler_function, r.pool);
+    EXPECT_EQ(std::string(models::config_name(m.final_ln_type)), "none");
+    EXPECT_EQ(std::string(models::config_name(m.embedding_ln_type)), r.emb_norm);
+    EXPECT_EQ(std::string(models::config_name(m.pooler_function)), r.pool);
     EXPECT_EQ(m.pooler_no_dense, !r.pooler_dense);
     EXPECT_EQ(m.hidden_dropout_prob, r.hidden_dropout);
     EXPECT_EQ(m.pair_matching, task == "retrieval");
@@ -267,7 +268,7 @@ TEST(TrainConfig, ShippedConfigsLoadAndBuild) {
       // The N = 512 model without its 512 x 1024 learned position table (RoPE has no parameters).
       EXPECT_EQ(params, json_model_parameters("danet_bert_large_seq512.json") - 512 * 1024);
       EXPECT_EQ(c.model.max_position_embeddings, 16384);
-      EXPECT_EQ(c.model.relpe_type, "rope");
+      EXPECT_EQ(std::string(models::config_name(c.model.relpe_type)), "rope");
       EXPECT_EQ(c.model.relpe_scheme, "q,k");
       EXPECT_TRUE(c.model.local_attention);
       EXPECT_EQ(c.model.layer_codes()[2], "g");
@@ -382,7 +383,7 @@ TEST(TrainConfig, Overrides) {
   EXPECT_EQ(c.name, "my run");
   EXPECT_EQ(c.data.validation, "");
   EXPECT_EQ(c.model.hidden_size, 256);
-  EXPECT_EQ(c.model.relpe_type, "rope");
+  EXPECT_EQ(std::string(models::config_name(c.model.relpe_type)), "rope");
   EXPECT_EQ(c.training.schedule.type, "constant");
   EXPECT_DOUBLE_EQ(c.training.schedule.lr_offset, 0.5);
   EXPECT_EQ(c.training.device, "cuda:0");
@@ -620,7 +621,7 @@ TEST(TrainConfig, DocsAreInSync) {
   }
   const std::string fresh = (std::filesystem::path(::testing::TempDir()) / "config.md").string();
   write_bytes(fresh, expected_doc);
-  ADD_FAILURE() << "docs/config.md is out of date with the schema in src/train/train_config_yaml.cpp. The "
+  ADD_FAILURE() << "docs/config.md is out of date with the schema in src/config/train_config_yaml.cpp. The "
                    "regenerated file is "
                 << fresh << ": cp " << fresh << " docs/config.md, or run DENSE_UPDATE_DOCS=1 "
                 << "build/tests/dense_unit_tests --gtest_filter=TrainConfig.DocsAreInSync";

@@ -11,7 +11,7 @@
 #include <map>
 #include <set>
 
-#include "data/prep_pretrain.h"
+#include "data_prep/prep_pretrain.h"
 #include "data/vocab.h"
 #include "test_files.h"
 #include "train/checkpoint.h"

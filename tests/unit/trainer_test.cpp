@@ -13,10 +13,10 @@
 
 #include "backend/backend.h"
 #include "core/safetensors.h"
-#include "data/prep_pretrain.h"
+#include "data_prep/prep_pretrain.h"
 #include "test_files.h"
 #include "train/checkpoint.h"
-#include "train/train_config_yaml.h"
+#include "config/train_config_yaml.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -426,10 +426,10 @@ TEST(Trainer, F16StopAndResumeIsBitwiseTheStraightRun) {
 TEST(Trainer, InitFromResizesTheLearnedPositionTable) {
   const std::string dir = temp_dir();
   TrainConfig c = config_in(dir + "/a", 5);
-  c.model.pos_emb_type = "learned";
+  c.model.pos_emb_type = models::PositionEmbedding::Learned;
   const TrainResult a = dense::train::train(c, opts("none"));
   TrainConfig longer = config_in(dir + "/b", 1);
-  longer.model.pos_emb_type = "learned";
+  longer.model.pos_emb_type = models::PositionEmbedding::Learned;
   longer.model.max_position_embeddings = 160;
   longer.training.optimizer.learning_rate = 0.0;  // the saved weights are then the loaded ones
   longer.training.schedule.type = "constant";

@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "data/vocab.h"
-#include "data/vocab_train.h"
+#include "data_prep/vocab_train.h"
 #include "data/wordpiece.h"
 
 using namespace dense;

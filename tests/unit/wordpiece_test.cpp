@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "core/error.h"
-#include "data/char_tokenizer.h"
+#include "data_prep/char_tokenizer.h"
 #include "data/text_normalize.h"
 #include "data/vocab.h"
 #include "data/wordpiece.h"
