@@ -9,6 +9,7 @@
 // dropout RNG, so a resumed run continues bit for bit as if it had never stopped (f32, CPU).
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "train/train_config.h"
@@ -28,6 +29,13 @@ struct TrainOptions {
   // unscale and before clipping, as <dir>/grads-rank<R>.safetensors (f32, parameter names). For comparing a
   // run with another implementation or another world size; not with ZeRO-1 (no rank holds the whole sum).
   std::string dump_gradients_dir;
+  // The MFU denominator of the step line and metrics.jsonl, in FLOP/s; 0: the device's datasheet peak
+  // (peak_flops_for in run_log.h). dense-train sets it from --peak-flops or DENSE_PEAK_FLOPS.
+  double peak_flops = 0;
+  // Called on every rank right after a step's update (with the step just reached), before that step's log line,
+  // evaluation and checkpoint. dense-train's --kill-at-step uses it to SIGKILL the process there, the crash
+  // tests' fault injection.
+  std::function<void(int64_t step, int64_t rank)> after_step;
 };
 
 struct TrainResult {
