@@ -19,7 +19,6 @@
 #include "train/loss_scaler.h"
 #include "train/optimizer.h"
 #include "train/run_folder.h"
-#include "train/train_config.h"
 #include "train/trainer.h"
 #include "train/zero_optimizer.h"
 

@@ -9,7 +9,6 @@
 
 #include "train/data_loader.h"
 #include "train/run_log.h"
-#include "train/train_config.h"
 #include "train/train_state.h"
 
 namespace dense::train {

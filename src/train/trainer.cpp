@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "backend/ops.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/safetensors.h"
@@ -18,15 +17,10 @@
 #include "train/data_loader.h"
 #include "train/evaluate.h"
 #include "train/gradient_sync.h"
-#include "train/hf_import.h"
-#include "train/loss_scaler.h"
-#include "train/optimizer.h"
 #include "train/run_folder.h"
 #include "train/run_log.h"
 #include "train/train_state.h"
 #include "train/train_step.h"
-#include "train/schedule.h"
-#include "train/tensorboard.h"
 #include "train/zero_optimizer.h"
 #include "train/train_config_yaml.h"
 

@@ -3,6 +3,8 @@
 // forward + backward (gradients averaged over accumulation steps), the learning rate set before the update,
 // non-finite steps skipped (and the run stopped after too many in a row, naming the first bad tensor), the
 // update, then logging, evaluation and checkpoints when due.
+// Its pieces: train_state.h (what a run holds; set-up, resume, checkpoint), train_step.h (one optimizer step),
+// run_log.h (train.log, metrics.jsonl, the step line).
 //
 // A run folder holds config.yaml (the resolved configuration), train.log, metrics.jsonl, tensorboard/ and
 // checkpoints/. Resuming from a checkpoint restores weights, optimizer state, step, data cursor and the
