@@ -1,6 +1,7 @@
 // dense-train: trains a DANet or BERT encoder from a YAML config (docs/config.md). Thin: parsing and signal
 // handling here, the loop in src/train/trainer.cpp.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -38,7 +39,22 @@ int main(int argc, char** argv) {
   app.add_option("--dump-gradients", opts.dump_gradients_dir,
                  "write each rank's gradients of the first step (summed over ranks, unscaled, before clipping) to "
                  "DIR/grads-rank<R>.safetensors, to compare runs or implementations");
+  app.add_option("--peak-flops", opts.peak_flops,
+                 "the MFU denominator of the step line and metrics.jsonl, in FLOP/s (default: the device's datasheet "
+                 "peak; dense_bench_gpu --only gemm measures the real one)")
+      ->envname("DENSE_PEAK_FLOPS");
   app.add_flag("-q,--quiet", opts.quiet, "no progress lines");
+  int64_t kill_at_step = 0, kill_rank = -1;
+  CLI::Option* kill_flag =
+      app.add_option("--kill-at-step", kill_at_step,
+                     "fault injection for testing crash safety: the process SIGKILLs itself right after step N's "
+                     "update, before that step's log line and checkpoint")
+          ->check(CLI::PositiveNumber)
+          ->group("Testing");
+  app.add_option("--kill-rank", kill_rank, "with --kill-at-step: only rank R kills itself (default: every rank)")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(kill_flag)
+      ->group("Testing");
   app.add_flag("--print-config", print_config, "print the resolved config (YAML) and exit");
   app.add_flag("--config-reference", reference, "print the reference of every config key (Markdown) and exit");
   try {
@@ -61,6 +77,10 @@ int main(int argc, char** argv) {
       std::fputs(dense::train::train_config_to_yaml(cfg).c_str(), stdout);
       return 0;
     }
+    if (kill_at_step > 0)
+      opts.after_step = [kill_at_step, kill_rank](int64_t step, int64_t rank) {
+        if (step == kill_at_step && (kill_rank < 0 || rank == kill_rank)) ::kill(::getpid(), SIGKILL);
+      };
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     const dense::train::TrainResult r = dense::train::train(cfg, opts);

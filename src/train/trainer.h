@@ -3,12 +3,15 @@
 // forward + backward (gradients averaged over accumulation steps), the learning rate set before the update,
 // non-finite steps skipped (and the run stopped after too many in a row, naming the first bad tensor), the
 // update, then logging, evaluation and checkpoints when due.
+// Its pieces: train_state.h (what a run holds; set-up, resume, checkpoint), train_step.h (one optimizer step),
+// run_log.h (train.log, metrics.jsonl, the step line).
 //
 // A run folder holds config.yaml (the resolved configuration), train.log, metrics.jsonl, tensorboard/ and
 // checkpoints/. Resuming from a checkpoint restores weights, optimizer state, step, data cursor and the
 // dropout RNG, so a resumed run continues bit for bit as if it had never stopped (f32, CPU).
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "config/train_config.h"
@@ -28,6 +31,13 @@ struct TrainOptions {
   // unscale and before clipping, as <dir>/grads-rank<R>.safetensors (f32, parameter names). For comparing a
   // run with another implementation or another world size; not with ZeRO-1 (no rank holds the whole sum).
   std::string dump_gradients_dir;
+  // The MFU denominator of the step line and metrics.jsonl, in FLOP/s; 0: the device's datasheet peak
+  // (peak_flops_for in run_log.h). dense-train sets it from --peak-flops or DENSE_PEAK_FLOPS.
+  double peak_flops = 0;
+  // Called on every rank right after a step's update (with the step just reached), before that step's log line,
+  // evaluation and checkpoint. dense-train's --kill-at-step uses it to SIGKILL the process there, the crash
+  // tests' fault injection.
+  std::function<void(int64_t step, int64_t rank)> after_step;
 };
 
 struct TrainResult {

@@ -164,7 +164,7 @@ if mpi 1 "$TRAIN" -q --config "$WORK/z1.yaml" > "$WORK/out" 2>&1 && grep -q "res
 # 3. Rank 1 SIGKILLed after step 13: every rank exits non-zero within 60 s; the checkpoint of step 10 is whole.
 config k2 20 16 8
 start=$(date +%s)
-DENSE_TRAIN_KILL_AT_STEP=13 DENSE_TRAIN_KILL_RANK=1 timeout 60 "$MPIEXEC" -np 2 --bind-to none "$TRAIN" -q \
+timeout 60 "$MPIEXEC" -np 2 --bind-to none "$TRAIN" -q --kill-at-step 13 --kill-rank 1 \
   --config "$WORK/k2.yaml" > "$WORK/out" 2>&1
 rc=$?
 elapsed=$(( $(date +%s) - start ))

@@ -229,7 +229,7 @@ TEST(Trainer, SigkilledRunResumesBitwise) {
   std::string out;
   ASSERT_EQ(run_binary(bin + " -q --config " + dir + "/a/tiny.yaml", &out), 0) << out;
   // Killed after step 13: the newest checkpoint is step 10; resume --auto continues from it.
-  EXPECT_EQ(run_binary("DENSE_TRAIN_KILL_AT_STEP=13 " + bin + " -q --config " + dir + "/b/tiny.yaml", &out), 128 + 9)
+  EXPECT_EQ(run_binary(bin + " -q --kill-at-step 13 --config " + dir + "/b/tiny.yaml", &out), 128 + 9)
       << out;
   EXPECT_EQ(list_checkpoints(dir + "/b/run/checkpoints"), (std::vector<int64_t>{10}));
   ASSERT_EQ(run_binary(bin + " -q --config " + dir + "/b/tiny.yaml", &out), 0) << out;
