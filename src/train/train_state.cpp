@@ -12,7 +12,7 @@
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/hf_import.h"
-#include "train/train_config_yaml.h"
+#include "config/train_config_yaml.h"
 
 namespace dense::train {
 
