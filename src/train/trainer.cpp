@@ -220,6 +220,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   lo.shuffle = cfg.data.shuffle;
   lo.seq_len = cfg.data.seq_len;
   lo.prefetch = cfg.data.prefetch_batches;
+  lo.mix_shards = cfg.data.mix_shards;
   lo.rank = rank;
   lo.world = world;
   lo.vocab_size = cfg.model.vocab_size;
