@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   pre->add_option("--format", p_format, "bert or packed")->check(CLI::IsMember({"bert", "packed"}));
   pre->add_option("-N,--seq-len", pc.seq_len, "tokens per row")->check(integer_at_least(1));
   // 0 inside the library means "the default size"; on the command line it is a mistake, like -5.
-  pre->add_option("--shard-rows", pc.shard_rows, "rows per shard (bert: about; default 2^23 / seq-len)")
+  pre->add_option("--shard-rows", pc.shard_rows, "rows per shard (bert: about; default 2^19 / seq-len: 512K tokens, so that a corpus spans many shards)")
       ->check(integer_at_least(1));
   pre->add_option("--max-rows", pc.max_rows, "packed: stop after this many rows; fail if the corpus has fewer")
       ->check(integer_at_least(1));

@@ -209,7 +209,7 @@ PretrainPrepResult prepare_pretraining(const PretrainPrepConfig& config_in) {
               "pretrain: --random-next-prob must be in [0, 1] (got {})", cfg.random_next_prob);
   DENSE_CHECK(!cfg.out_dir.empty(), "pretrain: no output folder given (-o)");
   check_output_outside_inputs(cfg.inputs, cfg.out_dir, "pretrain: -o");
-  if (cfg.shard_rows == 0) cfg.shard_rows = std::max<int64_t>(1, (int64_t(1) << 23) / cfg.seq_len);
+  if (cfg.shard_rows == 0) cfg.shard_rows = std::max<int64_t>(1, (int64_t(1) << 19) / cfg.seq_len);
   if (cfg.prefix.empty()) cfg.prefix = format_name(cfg.format);
   const int threads = resolve_threads(cfg.threads);
   const auto t0 = std::chrono::steady_clock::now();

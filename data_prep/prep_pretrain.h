@@ -52,7 +52,9 @@ struct PretrainPrepConfig {
   int64_t seq_len = 128;
   std::string out_dir;
   std::string prefix;           // shard file prefix; empty: the format name ("packed-00000.hdf5")
-  int64_t shard_rows = 0;       // rows per shard (bert: about); 0 = 2^23 / seq_len (32 MB of int32 ids)
+  // Rows per shard (bert: about); 0 = 2^19 / seq_len: 512K tokens (2 MB of int32 ids), so that a corpus spans
+  // many shards for the loader to mix (data.mix_shards) and ranks to share; WikiText-2 is about five.
+  int64_t shard_rows = 0;
   int64_t max_rows = 0;         // packed: stop after this many rows (the reference's total_samples); 0 = all
   uint64_t seed = 12345;
   int64_t duplicate = 1;        // bert: passes over each block with fresh randomness

@@ -24,6 +24,7 @@ struct DataConfig {
   bool mask_special_tokens = true;  // the reference masks [CLS]/[SEP] too
   bool shuffle = true;              // shard order and sample order per epoch from the seed
   int64_t prefetch_batches = 2;     // batches prepared ahead by the loader thread
+  int64_t mix_shards = 8;           // shards read and drawn from together: batches mix corpora (a shuffle buffer)
   std::string on_bad_shard = "fail";  // a shard failing its checksum mid-run: fail (checkpoint, exit) | skip
 };
 

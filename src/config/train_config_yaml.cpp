@@ -105,6 +105,11 @@ const std::vector<Key>& schema() {
       {DENSE_KEY(data.mask_special_tokens), "packed shards: [CLS]/[SEP] may be selected (the reference does)"},
       {DENSE_KEY(data.shuffle), "shuffle shard order and rows every epoch (from training.seed)"},
       {DENSE_KEY(data.prefetch_batches), "batches prepared ahead by the loader thread", at_least(1)},
+      {DENSE_KEY(data.mix_shards),
+       "shards read together and drawn from in one permutation (a shuffle buffer across shards, this many in "
+       "memory), so that every batch mixes the corpora and documents of several shards; 1: one shard at a time "
+       "(the order of runs from before this key); fixed for a run (a resume with another value is refused)",
+       at_least(1)},
       {DENSE_KEY(data.on_bad_shard),
        "a shard that fails its checksum when read mid-run (every shard's header, length and attributes are "
        "checked before step 1): `fail` saves a checkpoint at the current step and exits naming the shard; "

@@ -15,7 +15,9 @@ namespace dense::train {
 
 namespace fs = std::filesystem;
 
-nlohmann::json Cursor::to_json() const { return {{"epoch", epoch}, {"shard", shard}, {"offset", offset}}; }
+nlohmann::json Cursor::to_json() const {
+  return {{"epoch", epoch}, {"shard", shard}, {"offset", offset}, {"mix_shards", mix_shards}};
+}
 
 Cursor Cursor::from_json(const nlohmann::json& j) {
   Cursor c;
@@ -25,7 +27,12 @@ Cursor Cursor::from_json(const nlohmann::json& j) {
   c.epoch = j["epoch"].get<int64_t>();
   c.shard = j["shard"].get<int64_t>();
   c.offset = j["offset"].get<int64_t>();
+  if (j.contains("mix_shards")) {
+    DENSE_CHECK(j["mix_shards"].is_number_integer(), "data cursor: 'mix_shards' is not an integer");
+    c.mix_shards = j["mix_shards"].get<int64_t>();
+  }
   DENSE_CHECK(c.epoch >= 0 && c.shard >= 0 && c.offset >= 0, "data cursor: negative position {}", j.dump());
+  DENSE_CHECK(c.mix_shards >= 1, "data cursor: mix_shards {} < 1", c.mix_shards);
   return c;
 }
 
@@ -123,6 +130,15 @@ ShardLoader::ShardLoader(LoaderOptions options, Cursor start) : opt_(std::move(o
   DENSE_CHECK(opt_.batch_size >= 1, "data loader: batch size {} < 1", opt_.batch_size);
   DENSE_CHECK(opt_.world >= 1 && opt_.rank >= 0 && opt_.rank < opt_.world, "data loader: rank {} of {}", opt_.rank,
               opt_.world);
+  DENSE_CHECK(opt_.mix_shards >= 1, "data loader: data.mix_shards {} < 1", opt_.mix_shards);
+  // A cursor counts rows within groups of its own size: carried to another size it would point elsewhere.
+  DENSE_CHECK(start.at_start() || start.mix_shards == group_size(),
+              "the data position to resume from was saved with data.mix_shards {}, but the config has {}: resume "
+              "with --set data.mix_shards={} (the group size cannot change within a run)",
+              start.mix_shards, group_size(), start.mix_shards);
+  DENSE_CHECK(start.shard % group_size() == 0, "data cursor: shard position {} is not the start of a group of {}",
+              start.shard, group_size());
+  start.mix_shards = group_size();
   ShardSetInfo set = check_shards(opt_);
   format_ = set.format;
   seq_len_ = set.seq_len;
@@ -165,7 +181,36 @@ std::vector<int64_t> ShardLoader::row_order(int64_t epoch, int64_t file, int64_t
   return order;
 }
 
+ShardLoader::Shard ShardLoader::read_shard(const std::string& path, int64_t file) const {
+  Shard s;
+  data::ShardExpect expect;
+  expect.vocab_hash = opt_.vocab_hash;
+  expect.seq_len = seq_len_;
+  expect.allow_foreign = true;
+  if (format_ == "packed") {
+    data::PackedShardReader r(path, expect);
+    s.rows = r.rows();
+    s.ids = r.read_all();
+  } else {
+    data::BertShardReader r(path, expect);
+    data::BertRows rows = r.read_all();
+    s.rows = rows.rows;
+    s.ids = std::move(rows.input_ids);
+    s.labels = std::move(rows.masked_lm_labels);
+    s.mask = std::move(rows.input_mask);
+    s.types = std::move(rows.segment_ids);
+  }
+  DENSE_CHECK(s.rows == file_rows_[size_t(file)], "{}: holds {} rows now, {} when the run started", path, s.rows,
+              file_rows_[size_t(file)]);
+  return s;
+}
+
 void ShardLoader::run(Cursor c) {
+  auto at = [&](int64_t epoch, int64_t shard, int64_t offset) {
+    Cursor next{epoch, shard, offset};
+    next.mix_shards = group_size();
+    return next;
+  };
   try {
     const int64_t N = seq_len_;
     auto fresh = [&] {
@@ -209,50 +254,58 @@ void ShardLoader::run(Cursor c) {
       const std::vector<int64_t> order = shard_order(c.epoch);
       if (c.shard >= int64_t(order.size())) {
         if (!opt_.loop) break;
-        c = {c.epoch + 1, 0, 0};
+        c = at(c.epoch + 1, 0, 0);
         continue;
       }
-      const int64_t file = order[size_t(c.shard)];
-      const std::string& path = opt_.files[size_t(file)];
-      Shard s;
-      data::ShardExpect expect;
-      expect.vocab_hash = opt_.vocab_hash;
-      expect.seq_len = N;
-      expect.allow_foreign = true;
-      try {
-        if (format_ == "packed") {
-          data::PackedShardReader r(path, expect);
-          s.rows = r.rows();
-          s.ids = r.read_all();
-        } else {
-          data::BertShardReader r(path, expect);
-          data::BertRows rows = r.read_all();
-          s.rows = rows.rows;
-          s.ids = std::move(rows.input_ids);
-          s.labels = std::move(rows.masked_lm_labels);
-          s.mask = std::move(rows.input_mask);
-          s.types = std::move(rows.segment_ids);
+      // The group: positions [c.shard, c.shard + K) of the epoch's order, every shard of it in memory.
+      const int64_t K = group_size();
+      const int64_t group_end = std::min<int64_t>(c.shard + K, int64_t(order.size()));
+      std::vector<int64_t> group_files;
+      std::vector<Shard> group;
+      for (int64_t at = c.shard; at < group_end; ++at) {
+        const int64_t file = order[size_t(at)];
+        const std::string& path = opt_.files[size_t(file)];
+        try {
+          group.push_back(read_shard(path, file));
+          group_files.push_back(file);
+          bad_in_a_row = 0;
+        } catch (const Error& e) {
+          if (!opt_.skip_bad_shards)
+            throw BadShardError(path, fmt::format("damaged shard: {}; re-create it with dense-prep (or set "
+                                                  "data.on_bad_shard: skip to train without it)", e.what()));
+          // Every shard bad would otherwise loop over the epochs for ever.
+          DENSE_CHECK(++bad_in_a_row < int64_t(opt_.files.size()),
+                      "every shard failed to read, the last {}: {}; data.on_bad_shard: skip has nothing left to train "
+                      "on", path, e.what());
+          warn(fmt::format("skipping shard {} for the rest of epoch {} (data.on_bad_shard: skip): {}", path, c.epoch,
+                           e.what()));
         }
-        DENSE_CHECK(s.rows == file_rows_[size_t(file)], "{}: holds {} rows now, {} when the run started", path,
-                    s.rows, file_rows_[size_t(file)]);
-        bad_in_a_row = 0;
-      } catch (const Error& e) {
-        if (!opt_.skip_bad_shards)
-          throw BadShardError(path, fmt::format("damaged shard: {}; re-create it with dense-prep (or set "
-                                                "data.on_bad_shard: skip to train without it)", e.what()));
-        // Every shard bad would otherwise loop over the epochs for ever.
-        DENSE_CHECK(++bad_in_a_row < int64_t(opt_.files.size()),
-                    "every shard failed to read, the last {}: {}; data.on_bad_shard: skip has nothing left to train on",
-                    path, e.what());
-        warn(fmt::format("skipping shard {} for the rest of epoch {} (data.on_bad_shard: skip): {}", path, c.epoch,
-                         e.what()));
-        c = {c.epoch, c.shard + 1, 0};
-        continue;
       }
-      const std::vector<int64_t> perm = row_order(c.epoch, file, s.rows);
+      // The group's rows as (slot in `group`, row): one shard alone keeps its own permutation (the order runs
+      // had before groups existed); several are drawn in one permutation of all their rows.
+      std::vector<int64_t> first_row(group.size() + 1, 0);
+      for (size_t j = 0; j < group.size(); ++j) first_row[j + 1] = first_row[j] + group[j].rows;
+      const int64_t group_rows = first_row.back();
+      std::vector<int64_t> perm;
+      if (group.size() == 1) {
+        perm = row_order(c.epoch, group_files[0], group[0].rows);
+      } else {
+        perm.resize(size_t(group_rows));
+        for (int64_t i = 0; i < group_rows; ++i) perm[size_t(i)] = i;
+        if (opt_.shuffle) {
+          data::PhiloxRng rng(data::mix_seed(opt_.seed, uint64_t(c.epoch), 0x4D4958000000ull + uint64_t(c.shard)));  // "MIX"
+          rng.shuffle(perm);
+        }
+      }
       const uint64_t epoch_seed = data::mix_seed(opt_.seed, uint64_t(c.epoch), 0x4D41534Bull);  // "MASK"
-      while (c.offset < s.rows) {
-        const int64_t row = perm[size_t(c.offset)];
+      while (c.offset < group_rows) {
+        const int64_t drawn = perm[size_t(c.offset)];
+        const size_t slot = group.size() == 1 ? 0
+                            : size_t(std::upper_bound(first_row.begin(), first_row.end(), drawn) - first_row.begin() - 1);
+        const Shard& s = group[slot];
+        const int64_t file = group_files[slot];
+        const std::string& path = opt_.files[size_t(file)];
+        const int64_t row = group.size() == 1 ? drawn : drawn - first_row[slot];
         const bool mine = block_pos >= mine_begin && block_pos < mine_end;
         ++c.offset;
         if (!mine) {
@@ -295,7 +348,7 @@ void ShardLoader::run(Cursor c) {
           batch = fresh();
         }
       }
-      c = {c.epoch, c.shard + 1, 0};
+      c = at(c.epoch, c.shard + K, 0);
     }
     if (batch.batch > 0) {  // the end of a one-pass read: this rank's part of a short last block
       batch.next = c;

@@ -4,13 +4,16 @@
 // ahead of the trainer (a bounded queue of `prefetch` batches, so at most two shards are in memory).
 //
 // Order: one global stream of rows, the same for any number of ranks. Epoch e visits every shard in an order
-// shuffled from (seed, e), and each shard's rows in a permutation from (seed, e, file index); batches run
-// across shard boundaries. The stream is cut into blocks of batch_size x world rows and rank r takes rows
+// shuffled from (seed, e), `mix_shards` shards at a time: the rows of each group of mix_shards consecutive
+// shards of that order are read together and drawn in one permutation from (seed, e, group), so that a batch
+// mixes the corpora and documents of several shards (a shuffle buffer across shards; with mix_shards = 1 each
+// shard's rows are drawn alone, in a permutation from (seed, e, file index)). Batches run across group
+// boundaries. The stream is cut into blocks of batch_size x world rows and rank r takes rows
 // [r x batch_size, (r + 1) x batch_size) of each block, so the ranks' batches are disjoint and their union
 // is what one process with world x batch_size rows per batch would see. Packed rows are masked from
 // (seed, e, file index, row), so every epoch sees fresh masks and any batch can be rebuilt alone. The Cursor
-// after a batch (epoch, position in the epoch's shard order, rows taken from that shard: the end of its
-// block) is the same on every rank and is all a resumed run needs, with any world size, to see exactly the
+// after a batch (epoch, position in the epoch's shard order of its group's first shard, rows taken from that
+// group: the end of its block, and the group size) is the same on every rank and is all a resumed run needs, with any world size, to see exactly the
 // rows it would have seen. (The reference gives each rank whole shards, docs/model.md §3.3, which ties the data order
 // to the world size; docs/decisions.md.)
 #include <condition_variable>
@@ -43,8 +46,12 @@ class BadShardError : public Error {
 
 struct Cursor {
   int64_t epoch = 0;
-  int64_t shard = 0;   // position in the epoch's shard order
-  int64_t offset = 0;  // rows of that shard already taken
+  int64_t shard = 0;   // position in the epoch's shard order of the current group's first shard
+  int64_t offset = 0;  // rows of that group already taken
+  // The group size the positions are counted in (LoaderOptions::mix_shards). A cursor saved before groups
+  // existed has none in its JSON and reads as 1, which is how those runs read their shards.
+  int64_t mix_shards = 1;
+  bool at_start() const { return epoch == 0 && shard == 0 && offset == 0; }
   bool operator==(const Cursor&) const = default;
   nlohmann::json to_json() const;
   static Cursor from_json(const nlohmann::json& j);  // errors name the missing key
@@ -56,6 +63,9 @@ struct LoaderOptions {
   int64_t batch_size = 8;          // sequences per batch
   uint64_t seed = 0;
   bool shuffle = true;
+  // Shards read and drawn from together (see Order above); memory holds this many shards. Validation passes
+  // (loop = false) read one shard at a time in file order whatever it is.
+  int64_t mix_shards = 1;
   std::string vocab_hash;  // required shard vocab_hash; empty: any
   int64_t seq_len = 0;     // required length; 0: the shards' (all must agree)
   data::PackedMaskConfig masking;
@@ -120,8 +130,10 @@ class ShardLoader {
   void run(Cursor start);
   std::vector<int64_t> shard_order(int64_t epoch) const;
   std::vector<int64_t> row_order(int64_t epoch, int64_t file, int64_t rows) const;
+  int64_t group_size() const { return opt_.loop ? opt_.mix_shards : 1; }
 
   struct Shard;
+  Shard read_shard(const std::string& path, int64_t file) const;  // the whole shard; errors name it
   LoaderOptions opt_;
   std::vector<int64_t> file_rows_;  // rows per file (indexed like opt_.files)
   void warn(const std::string& message) const;

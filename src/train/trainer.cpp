@@ -97,6 +97,7 @@ DataStreams open_data(const TrainConfig& cfg, const TrainState& st) {
   lo.shuffle = cfg.data.shuffle;
   lo.seq_len = cfg.data.seq_len;
   lo.prefetch = cfg.data.prefetch_batches;
+  lo.mix_shards = cfg.data.mix_shards;
   lo.rank = st.rank;
   lo.world = st.world;
   lo.vocab_size = cfg.model.vocab_size;

@@ -260,19 +260,21 @@ if [ "$FULL" = 1 ]; then
   expect "a shard with extra bytes is found before step 1" 1 "t-long/packed-00002.hdf5: has extra bytes" \
     train "$WORK/long-run" --set data.train="$WORK/t-long"
 fi
-# A flipped byte inside the data is found by the shard's CRC when it is read: shard 2 of 4 (no shuffling) at
-# step 24, between checkpoints (every 10).
+# A flipped byte inside the data is found by the shard's CRC when it is read: shard 2 of 4 (no shuffling, one
+# shard at a time: data.mix_shards=1; a group of shards is read together, at its start) at step 24, between
+# checkpoints (every 10).
 shards t-flip
 f="$WORK/t-flip/packed-00002.hdf5" && flip "$f" $(($(size "$f") / 2))
 R="$WORK/flip-run"
 fault
 expect "a corrupt shard mid-run: checkpoint, then an error naming it" 1 "t-flip/packed-00002.hdf5: corrupt: CRC-32" \
-  train "$R" --set data.train="$WORK/t-flip" --set data.shuffle=false --set checkpoint.every_steps=10
+  train "$R" --set data.train="$WORK/t-flip" --set data.shuffle=false --set data.mix_shards=1 \
+  --set checkpoint.every_steps=10
 grep -q "step-00000024" "$WORK/out" && [ -d "$(ckpt "$R" 24)" ] && grep -q "on_bad_shard: skip" "$WORK/out" &&
   { survived=$((survived + 1)); ok "  the step reached (24) was saved"; } || { lost=$((lost + 1)); bad "  the step reached (24) was saved"; }
 expect "  data.on_bad_shard: skip continues without it" 0 "at step $S \(from 24\)" \
-  train "$R" --set data.train="$WORK/t-flip" --set data.shuffle=false --set checkpoint.every_steps=10 \
-  --set data.on_bad_shard=skip
+  train "$R" --set data.train="$WORK/t-flip" --set data.shuffle=false --set data.mix_shards=1 \
+  --set checkpoint.every_steps=10 --set data.on_bad_shard=skip
 grep -q "skipping shard .*t-flip/packed-00002.hdf5" "$R/train.log" && ok "  with a warning naming the shard" ||
   bad "  with a warning naming the shard"
 rm -rf "$WORK/v-flip" && cp -a "$WORK/valid" "$WORK/v-flip"

@@ -11,6 +11,8 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "data_prep/prep_pretrain.h"
 #include "data/vocab.h"
 #include "test_files.h"
@@ -111,6 +113,94 @@ TEST(TrainData, ResumingFromACursorGivesExactlyTheSameBatches) {
   // Epoch 1 has another order and other masks than epoch 0.
   EXPECT_GT(straight[60].epoch, 0);
   EXPECT_NE(straight[0].input_ids, straight[53].input_ids);
+}
+
+// Two corpora prepared separately (WikiText-2's validation and test articles, each its own dense-prep run and
+// shard prefix in one folder): with a shuffle buffer of 8 shards nearly every batch holds rows of both, in
+// proportion to their sizes; one shard at a time, batches come from one corpus each. Resuming mid-group is exact.
+TEST(TrainData, BatchesMixCorporaPreparedSeparately) {
+  const std::string dir = temp_dir() + "/two_corpora";
+  std::map<std::vector<int32_t>, int> corpus_of_row;  // a row's tokens -> 0 (valid) or 1 (test)
+  for (int corpus = 0; corpus < 2; ++corpus) {
+    data::PretrainPrepConfig c;
+    c.inputs = {std::string(DENSE_SHARED_DIR) + (corpus == 0 ? "/data/wikitext-2/valid.txt" : "/data/wikitext-2/test.txt")};
+    c.corpus.format = data::CorpusFormat::WikiText;
+    c.vocab_path = kVocab;
+    c.format = data::PretrainFormat::kPacked;
+    c.seq_len = 32;
+    c.shard_rows = 40;
+    c.max_rows = 640;  // 16 shards each
+    c.prefix = corpus == 0 ? "valid" : "test";
+    c.out_dir = dir;
+    c.progress.enabled = false;
+    for (const std::string& shard : data::prepare_pretraining(c).shards) {
+      data::PackedShardReader r(dir + "/" + fs::path(shard).filename().string(), {});
+      const std::vector<int32_t> ids = r.read_all();
+      for (int64_t row = 0; row < r.rows(); ++row)
+        corpus_of_row[std::vector<int32_t>(ids.begin() + row * 32, ids.begin() + (row + 1) * 32)] = corpus;
+    }
+  }
+  ASSERT_EQ(list_shards(dir).size(), 32u);
+  ASSERT_GT(corpus_of_row.size(), 1200u);  // rows are told apart by their tokens
+
+  struct Mixing {
+    int batches_with_both = 0;
+    int64_t rows_of_valid = 0, rows = 0;
+  };
+  auto first_50_batches = [&](int64_t mix_shards) {
+    LoaderOptions o = options(dir, 8);
+    o.mix_shards = mix_shards;
+    ShardLoader loader(o);
+    Mixing m;
+    for (int i = 0; i < 50; ++i) {
+      HostBatch b;
+      EXPECT_TRUE(loader.next(b));
+      int in_batch[2] = {0, 0};
+      for (int64_t r = 0; r < b.batch; ++r) {
+        const std::vector<int64_t> row = original_row(b, r);
+        const auto it = corpus_of_row.find(std::vector<int32_t>(row.begin(), row.end()));
+        EXPECT_NE(it, corpus_of_row.end()) << "batch " << i << " row " << r << " is in neither corpus";
+        if (it != corpus_of_row.end()) ++in_batch[it->second];
+      }
+      m.batches_with_both += in_batch[0] > 0 && in_batch[1] > 0;
+      m.rows_of_valid += in_batch[0];
+      m.rows += b.batch;
+    }
+    return m;
+  };
+  const Mixing mixed = first_50_batches(8), alone = first_50_batches(1);
+  EXPECT_GE(mixed.batches_with_both, 40) << "a batch of 8 rows drawn from 8 shards of two equal corpora";
+  EXPECT_NEAR(double(mixed.rows_of_valid) / double(mixed.rows), 0.5, 0.15);
+  EXPECT_LE(alone.batches_with_both, 12) << "one shard at a time mixes only where a shard ends";
+
+  // Exact resume inside and across groups (a group is 8 x 40 = 320 rows = 40 batches).
+  LoaderOptions o = options(dir, 8);
+  o.mix_shards = 8;
+  ShardLoader a(o);
+  std::vector<HostBatch> straight(100);
+  for (auto& b : straight) ASSERT_TRUE(a.next(b));
+  EXPECT_EQ(straight[39].next.shard, 0);  // a batch that ends a group leaves the cursor at its end
+  EXPECT_EQ(straight[39].next.offset, 320);
+  EXPECT_EQ(straight[40].next.shard, 8);
+  EXPECT_EQ(straight[40].next.offset, 8);
+  EXPECT_EQ(straight[40].next.mix_shards, 8);
+  for (int cut : {7, 40, 83}) {
+    ShardLoader b(o, straight[size_t(cut - 1)].next);
+    for (size_t i = size_t(cut); i < straight.size(); ++i) {
+      HostBatch x;
+      ASSERT_TRUE(b.next(x));
+      ASSERT_EQ(x.input_ids, straight[i].input_ids) << "cut " << cut << " batch " << i;
+    }
+  }
+  // The cursor carries its group size through JSON; a cursor of another size is refused, naming the key.
+  const Cursor saved = Cursor::from_json(straight[10].next.to_json());
+  EXPECT_EQ(saved, straight[10].next);
+  LoaderOptions other = o;
+  other.mix_shards = 4;
+  EXPECT_TRUE(contains(error_of([&] { ShardLoader l(other, saved); }), "data.mix_shards 8, but the config has 4"));
+  nlohmann::json old_cursor = saved.to_json();
+  old_cursor.erase("mix_shards");  // saved before groups existed: one shard at a time
+  EXPECT_EQ(Cursor::from_json(old_cursor).mix_shards, 1);
 }
 
 TEST(TrainData, ValidationIsOnePassInFileOrder) {
