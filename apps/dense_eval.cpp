@@ -1,6 +1,7 @@
 // dense-eval: scores a trained encoder. `mlm`: MLM loss and accuracy on held-out shards at any length
 // (src/train/mlm_evaluation.cpp); `glue`: fine-tune and score one GLUE task (src/train/glue_eval.cpp); `lra`:
-// train and score one Long Range Arena task (src/train/lra_eval.cpp).
+// train and score one Long Range Arena task (src/train/lra_eval.cpp); `logits`: a checkpoint's float32 logits on
+// given texts or token ids, to compare other runtimes with (src/train/logits_dump.cpp).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include "data/progress.h"
 #include "parallel/communicator.h"
 #include "train/glue_eval.h"
+#include "train/logits_dump.h"
 #include "train/lra_eval.h"
 #include "train/mlm_evaluation.h"
 
@@ -77,6 +79,28 @@ int main(int argc, char** argv) {
       ->check(integer_at_least(0));
   l->add_flag("--save-weights", lra.save_weights, "write each seed's best-epoch weights to <out>/seed-<s>/");
   l->add_flag("-q,--quiet", lra.quiet, "no per-epoch lines");
+  dense::train::LogitsRequest lg;
+  CLI::App* x = app.add_subcommand(
+      "logits", "a checkpoint's float32 logits on texts or token ids, written for numpy / node (docs/export.md)");
+  x->add_option("--checkpoint", lg.checkpoint,
+                "a checkpoint folder, a run folder (its newest complete checkpoint), a .safetensors file (e.g. "
+                "dense-eval glue --save-weights' seed-<s>/model.safetensors) or a Hugging Face BERT folder")
+      ->required();
+  x->add_option("--config", lg.config, "the model's YAML config (default: the run's config.yaml)");
+  x->add_option("--set", lg.overrides, "override a config key (repeatable)");
+  x->add_option("--head", lg.head, "mlm: [rows, N, V] logits at every position; classifier: [rows, num_labels]")
+      ->check(CLI::IsMember({"mlm", "classifier"}));
+  x->add_option("--text", lg.texts, "a text (repeatable); a tab separates a sentence pair");
+  x->add_option("--texts", lg.texts_file, "a UTF-8 file of texts, one per line (after any --text)");
+  x->add_option("--ids", lg.ids, "token ids of one row, e.g. \"2 1045 2066 4 3\" (repeatable; no special token added)");
+  x->add_option("--vocab", lg.vocab, "the WordPiece vocab.txt for texts (default: the config's data.vocab); it also "
+                "cuts MLM logits to its tokens");
+  x->add_flag("--cased", lg.cased, "cased WordPiece (default: uncased, as dense-prep)");
+  x->add_option("--batch", lg.batch, "rows per forward pass")->check(integer_at_least(1));
+  x->add_option("-o,--out", lg.out,
+                "FILE.safetensors: logits (F32) + input_ids, attention_mask, token_type_ids (I64), the rows padded "
+                "to the longest with [PAD]; FILE.npy: the logits alone. Written atomically")
+      ->required();
   if (!dense::cli::check_subcommand(app, argc, argv, "dense-eval")) return 109;
   try {
     app.parse(argc, argv);
@@ -96,6 +120,19 @@ int main(int argc, char** argv) {
       for (const auto& f : r.submission_files) std::printf("  submission: %s\n", f.c_str());
       for (const auto& run : r.runs)
         if (!run.weights.empty()) std::printf("  weights: %s\n", run.weights.c_str());
+      return 0;
+    }
+    if (x->parsed()) {
+      const dense::train::LogitsReport r = dense::train::run_logits_dump(lg);
+      for (const auto& n : r.notes) std::fprintf(stderr, "dense-eval: note: %s\n", n.c_str());
+      if (r.truncated_rows > 0)
+        std::fprintf(stderr, "dense-eval: warning: %lld text(s) cut to the model's positions\n",
+                     static_cast<long long>(r.truncated_rows));
+      std::string shape;
+      for (const int64_t d : r.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+      std::printf("dense-eval logits: %s [%s] float32 (%s head)\n  weights: %s\n  config:  %s\n", lg.out.c_str(),
+                  shape.c_str(), lg.head.c_str(), r.weights.c_str(), r.config.c_str());
+      if (!r.vocab.empty()) std::printf("  vocab:   %s\n", r.vocab.c_str());
       return 0;
     }
     if (l->parsed()) {
