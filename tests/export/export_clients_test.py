@@ -542,6 +542,26 @@ def glue_shard_ids(glue_out):
     return [list(map(int, row[m.astype(bool)])) for row, m in zip(ids, mask)]
 
 
+def dense_eval_logits(T, checkpoint, head, texts, config=None, vocab=None):
+    """dense-eval logits on `texts` (dense-prep's WordPiece): {logits (float32), input_ids, attention_mask, ...}
+    as the file it wrote, and the same logits from its .npy form (checked equal)."""
+    text_file = os.path.join(WORK, f"texts-{len(os.listdir(WORK))}.txt")
+    with open(text_file, "w", encoding="utf-8") as f:
+        f.write("".join(t + "\n" for t in texts))
+    out, out_npy = text_file + ".safetensors", text_file + ".npy"
+    args = [T.exe("dense-eval"), "logits", "--checkpoint", checkpoint, "--head", head, "--texts", text_file]
+    args += ["--config", config] if config else []
+    args += ["--vocab", vocab] if vocab else []
+    run_bin(args + ["-o", out])
+    run_bin(args + ["-o", out_npy])
+    t, meta = sio.load_file(out)
+    got = {k: v.numpy() for k, v in t.items()}
+    assert got["logits"].dtype == np.float32 and meta["head"] == head, (got["logits"].dtype, meta)
+    npy = np.load(out_npy)
+    assert npy.dtype == np.float32 and np.array_equal(npy, got["logits"]), "the .npy and .safetensors logits differ"
+    return got
+
+
 def trained_groups(bindir):
     T = Trained(bindir)
 
@@ -582,6 +602,19 @@ def trained_groups(bindir):
             diff = float(np.max(np.abs(ort.astype(np.float64) - want)))
             measure(f"trained {kind}, onnxruntime MLM logits vs reference", diff)
             assert diff <= TOL, f"onnxruntime logits differ from the reference by {diff:.3g}"
+            # densetrain's own forward pass (dense-eval logits, C++, float32) on the same texts, tokenized by
+            # dense-prep's WordPiece: the same padded batch, and the clients' logits within 1e-4 in float32.
+            de = dense_eval_logits(T, run_dir, "mlm", texts)
+            assert np.array_equal(de["input_ids"], ids) and np.array_equal(de["attention_mask"], mask), \
+                ("dense-eval's WordPiece ids differ from Transformers.js's", de["input_ids"], ids)
+            assert de["logits"].shape == got.shape, (de["logits"].shape, got.shape)
+            for client, logits in (("Transformers.js fill-mask", got.astype(np.float32)), ("onnxruntime-node", ort)):
+                diff = float(np.max(np.abs(logits.astype(np.float32) - de["logits"])))
+                measure(f"trained {kind}, {client} MLM logits vs dense-eval logits (float32)", diff)
+                assert diff <= TOL, f"{client} logits differ from dense-eval's by {diff:.3g}"
+            diff = float(np.max(np.abs(de["logits"].astype(np.float64) - want)))
+            measure(f"trained {kind}, dense-eval MLM logits vs reference", diff)
+            assert diff <= TOL, f"dense-eval's logits differ from the reference by {diff:.3g}"
             mask_id = 4
             for text, tids, result in zip(texts, res["ids"], res["results"]):
                 tids = np.array([tids], dtype=np.int64)
@@ -625,6 +658,15 @@ def trained_groups(bindir):
             sd = max(abs(r["score"] - p[i].max()) for i, r in enumerate(res["results"]))
             measure(f"fine-tuned {kind}, text-classification scores vs reference softmax", sd)
             assert sd <= TOL, sd
+            # dense-eval logits on the saved weights and the same sentences: the same ids, labels and logits.
+            de = dense_eval_logits(T, weights, "classifier", dev, config=cfg)
+            assert np.array_equal(de["input_ids"], ids) and np.array_equal(de["attention_mask"], mask), \
+                "dense-eval's WordPiece ids differ from Transformers.js's"
+            de_labels = [["short", "long"][int(i)] for i in np.argmax(de["logits"], -1)]
+            assert de_labels == got_labels == want_labels, (de_labels, got_labels, want_labels)
+            diff = float(np.max(np.abs(got.astype(np.float32) - de["logits"])))
+            measure(f"fine-tuned {kind}, Transformers.js classifier logits vs dense-eval logits (float32)", diff)
+            assert diff <= TOL, f"Transformers.js classifier logits differ from dense-eval's by {diff:.3g}"
             # Both labels must occur, or equal labels would not show that the classifier's outputs came through.
             assert set(want_labels) == {"short", "long"}, f"dense-eval predicted one label only: {want_labels}"
             print(f"     {kind}: {len(dev)} dev sentences, {want_labels.count('long')} long / "
@@ -633,10 +675,10 @@ def trained_groups(bindir):
 
     def group():
         for kind in ("danet", "bert"):
-            check(f"{kind} trained by dense-train: Transformers.js fill-mask and onnxruntime = reference (1e-4)",
-                  fill_mask(kind))
-            check(f"{kind} fine-tuned by dense-eval glue: text-classification labels = dense-eval's, tokenizer ids "
-                  f"= dense-prep's", classify(kind))
+            check(f"{kind} trained by dense-train: Transformers.js fill-mask and onnxruntime = dense-eval logits and "
+                  f"the reference (1e-4)", fill_mask(kind))
+            check(f"{kind} fine-tuned by dense-eval glue: text-classification labels and logits = dense-eval's, "
+                  f"tokenizer ids = dense-prep's", classify(kind))
     return [("trained", group)]
 
 
