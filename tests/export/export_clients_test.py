@@ -683,6 +683,96 @@ def trained_groups(bindir):
 
 
 # ------------------------------------------------------------------------------------------------
+# 5b. The real BERT uncased vocabulary: Transformers.js's tokenizer = dense-prep's WordPiece
+# ------------------------------------------------------------------------------------------------
+
+# Beside WikiText's sentences, text that exercises every step of the tokenizer: accents stripped, CJK split,
+# punctuation, contractions, digits, a word past the vocabulary (WordPiece pieces), one over 100 characters
+# ([UNK]), control and odd whitespace characters, an emoji, and [MASK] written in the text.
+TOKENIZER_TEXTS = [
+    "Café au lait, naïve résumé — Ångström's façade!",
+    "東京タワーは1958年に完成した。 北京 and 서울",
+    "He didn't say \"hello\"; she said: 'goodbye...' (twice) [MASK] #hashtag @user $3.50 50% 1,000,000",
+    "Antidisestablishmentarianism electroencephalography pneumonoultramicroscopic unbelievably",
+    "x" * 120 + " after a word of 120 letters",
+    "tab\u00a0non-breaking\u2003em-space\u200bzero-width\u0007bell end",
+    "Emoji 🙂 and ümlaut ÜBER straße ΑΘΗΝΑ Москва",
+]
+
+
+def full_vocab_path():
+    """The real BERT uncased vocab.txt ($DENSE_VOCAB_DIR or data/vocab, scripts/fetch_vocab.sh), or None."""
+    d = os.environ.get("DENSE_VOCAB_DIR")
+    p = os.path.join(d, "vocab.txt") if d else os.path.join(REPO, "data", "vocab", "vocab.txt")
+    return p if os.path.isfile(p) else None
+
+
+def full_vocab_groups(bindir):
+    T = Trained(bindir)
+
+    def yaml_model(section):
+        return "model:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in section.items())
+
+    def tokenizer_and_logits(kind):
+        def run():
+            vocab = full_vocab_path()
+            with open(vocab, encoding="utf-8") as f:
+                tokens = f.read().split("\n")[:-1]
+            assert len(tokens) == 30522, f"{vocab}: {len(tokens)} tokens, expected BERT uncased's 30522"
+            model_file = "danet_bert_large_glue.json" if kind == "danet" else "bert_large_baseline.json"
+            with open(os.path.join(REPO, "configs", "models", model_file), encoding="utf-8") as f:
+                section = dict(shrink(json.load(f)), vocab_size=30528, max_position_embeddings=128)
+            if kind == "danet":
+                # The pipeline classifies each text unpadded, the batch is padded: `mean` pooling (this config's)
+                # would read the padding (docs/export.md, Limits); masked_mean does not.
+                section["pooler_function"] = "masked_mean"
+            params = random_params(section, 21)
+            d = write_case(f"full-vocab-{kind}", section, params)
+            cfg = os.path.join(d, "model.yaml")
+            with open(cfg, "w", encoding="utf-8") as f:
+                f.write(yaml_model(section) + "training:\n  threads: 2\n")
+            folder = os.path.join(WORK, f"hf-full-vocab-{kind}")
+            weights = os.path.join(d, "model.safetensors")
+            export_hf.export_folder(weights, folder, "classifier", vocab, config=os.path.join(d, "model.json"),
+                                    labels="negative,positive")
+            texts = T.sents[:40] + TOKENIZER_TEXTS
+            res = pipelines("text-classification", folder, texts)
+            de = dense_eval_logits(T, weights, "classifier", texts, config=cfg, vocab=vocab)
+            prep_ids = [list(map(int, row[m.astype(bool)])) for row, m in zip(de["input_ids"], de["attention_mask"])]
+            differ = [(t, a, b) for t, a, b in zip(texts, res["ids"], prep_ids) if a != b]
+            assert not differ, f"{len(differ)} of {len(texts)} texts tokenized differently (Transformers.js, " \
+                               f"dense-prep): {differ[:3]}"
+            flat = [i for row in prep_ids for i in row]
+            pieces = sum(tokens[i].startswith("##") for i in flat)
+            unk = flat.count(tokens.index("[UNK]"))
+            assert pieces >= 10 and unk >= 1 and tokens.index("[MASK]") in flat, (pieces, unk)
+            got = as_array(res["logits"], np.float32)
+            assert got.shape == de["logits"].shape, (got.shape, de["logits"].shape)
+            diff = float(np.max(np.abs(got - de["logits"])))
+            measure(f"full vocabulary, random-weight {kind}, Transformers.js classifier logits vs dense-eval logits "
+                    f"(float32)", diff)
+            assert diff <= TOL, diff
+            de_labels = [["negative", "positive"][int(i)] for i in np.argmax(de["logits"], -1)]
+            margin = np.abs(de["logits"][:, 0] - de["logits"][:, 1])
+            flips = [i for i, r in enumerate(res["results"]) if r["label"] != de_labels[i] and margin[i] > 10 * TOL]
+            assert not flips, [(texts[i], res["results"][i], de["logits"][i]) for i in flips]
+            print(f"     {kind}: {len(texts)} texts, {len(flat)} tokens ({pieces} ## pieces, {unk} [UNK]): "
+                  f"Transformers.js ids = dense-prep's")
+        return run
+
+    def group():
+        if full_vocab_path() is None:
+            print("SKIP full_vocab: the BERT uncased vocab.txt is not present (run scripts/fetch_vocab.sh data/vocab "
+                  "or set DENSE_VOCAB_DIR)")
+            return
+        for kind in ("danet", "bert"):
+            check(f"real BERT uncased vocabulary ({kind} classifier, random weights): Transformers.js tokenizer ids "
+                  f"= dense-prep's WordPiece on {40 + len(TOKENIZER_TEXTS)} texts, logits = dense-eval's (1e-4)",
+                  tokenizer_and_logits(kind))
+    return [("full_vocab", group)]
+
+
+# ------------------------------------------------------------------------------------------------
 # 6. Hugging Face BERT checkpoints -> dense-train / dense-eval --init-from
 # ------------------------------------------------------------------------------------------------
 
@@ -861,7 +951,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "apps"), help="folder of dense-train/prep/eval")
     ap.add_argument("--only", default="", help="comma-separated: run only the groups whose name contains one of "
-                    "these (variants, unsupported, round_trips, trained, hf_import)")
+                    "these (variants, unsupported, round_trips, trained, full_vocab, hf_import)")
     ap.add_argument("--shared", help="the shared folder holding data/wikitext-2 (default: ../shared beside the "
                                      "repository; tests/data/corpus when absent)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -872,7 +962,8 @@ def main():
     # (name, function, needs the node clients)
     groups = [("variants", test_variants, True), ("unsupported", lambda: test_unsupported(), False),
               ("round_trips", test_round_trips, False)]
-    groups += [(n, f, True) for n, f in trained_groups(a.bin)] + [(n, f, False) for n, f in hf_import_groups(a.bin)]
+    groups += [(n, f, True) for n, f in trained_groups(a.bin) + full_vocab_groups(a.bin)]
+    groups += [(n, f, False) for n, f in hf_import_groups(a.bin)]
     wanted = [w for w in a.only.split(",") if w]
     groups = [g for g in groups if not wanted or any(w in g[0] for w in wanted)]
     clients = True
