@@ -40,6 +40,10 @@ int main(int argc, char** argv) {
   m->add_option("--max-batches", mlm.max_batches, "stop after this many batches (default: every row)")
       ->check(integer_at_least(1));
   m->add_option("--json", json_out, "also write the result as JSON to this file");
+  m->add_option("--dump-logits", mlm.dump_logits,
+                "write the masked positions' float32 logits with the rows as masked (.safetensors: logits, positions, "
+                "input_ids, attention_mask, token_type_ids, mlm_labels; .npy: the logits alone); one process only; "
+                "--max-batches bounds its size");
   dense::train::GlueEvalRequest glue;
   CLI::App* g = app.add_subcommand("glue", "fine-tune and score a GLUE task (best epoch on dev, median over seeds)");
   g->add_option("--task", glue.task, "CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE or WNLI")->required();
@@ -60,6 +64,9 @@ int main(int argc, char** argv) {
       ->check(integer_at_least(0));
   g->add_flag("--save-weights", glue.save_weights, "write each seed's best-epoch weights to <out>/seed-<s>/");
   g->add_flag("-q,--quiet", glue.quiet, "no per-epoch lines");
+  g->add_option("--dump-logits", glue.dump_logits,
+                "write the median run's best-epoch float32 dev logits (dev_predictions.tsv's rows) with their inputs "
+                "(.safetensors: logits, input_ids, attention_mask, ...; .npy: the logits alone)");
   dense::train::LraEvalRequest lra;
   CLI::App* l = app.add_subcommand("lra", "train and score a Long Range Arena task (best val epoch, median over seeds)");
   l->add_option("--task", lra.task, "listops, text, retrieval, image, pathfinder or pathx")
@@ -79,6 +86,9 @@ int main(int argc, char** argv) {
       ->check(integer_at_least(0));
   l->add_flag("--save-weights", lra.save_weights, "write each seed's best-epoch weights to <out>/seed-<s>/");
   l->add_flag("-q,--quiet", lra.quiet, "no per-epoch lines");
+  l->add_option("--dump-logits", lra.dump_logits,
+                "write the median run's best-epoch float32 test logits (test_predictions.tsv's rows) with their "
+                "inputs (.safetensors: logits, input_ids, attention_mask, ...; .npy: the logits alone)");
   dense::train::LogitsRequest lg;
   CLI::App* x = app.add_subcommand(
       "logits", "a checkpoint's float32 logits on texts or token ids, written for numpy / node (docs/export.md)");
@@ -118,6 +128,7 @@ int main(int argc, char** argv) {
       std::printf("%s", r.results_markdown.c_str());
       std::printf("  results: %s/results.md, %s/results.json\n", glue.out_dir.c_str(), glue.out_dir.c_str());
       for (const auto& f : r.submission_files) std::printf("  submission: %s\n", f.c_str());
+      if (!glue.dump_logits.empty()) std::printf("  logits: %s\n", glue.dump_logits.c_str());
       for (const auto& run : r.runs)
         if (!run.weights.empty()) std::printf("  weights: %s\n", run.weights.c_str());
       return 0;
@@ -140,6 +151,7 @@ int main(int argc, char** argv) {
       std::printf("%s", r.results_markdown.c_str());
       std::printf("  results: %s/results.md, %s/results.json, %s/test_predictions.tsv\n", lra.out_dir.c_str(),
                   lra.out_dir.c_str(), lra.out_dir.c_str());
+      if (!lra.dump_logits.empty()) std::printf("  logits: %s\n", lra.dump_logits.c_str());
       for (const auto& run : r.runs)
         if (!run.weights.empty()) std::printf("  weights: %s\n", run.weights.c_str());
       return 0;
@@ -153,6 +165,7 @@ int main(int argc, char** argv) {
                 e.accuracy, dense::data::with_thousands(e.tokens).c_str(), dense::data::with_thousands(e.rows).c_str(),
                 static_cast<long long>(r.seq_len));
     if (!r.chosen_checkpoint.empty()) std::printf("  checkpoint: %s\n", r.chosen_checkpoint.c_str());
+    if (!mlm.dump_logits.empty()) std::printf("  logits:  %s\n", mlm.dump_logits.c_str());
     std::printf("  weights: %s\n  config:  %s%s\n", r.weights.c_str(), r.config.c_str(),
                 r.seq_len > r.trained_positions ? " (positions extended beyond the trained length)" : "");
     if (e.tokens == 0) std::fprintf(stderr, "dense-eval: warning: no masked token in %s\n", mlm.data.c_str());

@@ -103,6 +103,70 @@ void write_logits_file(const std::string& path, const Tensor& logits,
   write_safetensors(path, tensors, metadata);
 }
 
+void write_split_logits(const std::string& path, const ClassificationSplit& split, const std::vector<float>& logits,
+                        const std::map<std::string, std::string>& metadata) {
+  const data::ClassificationRows& r = split.rows;
+  const int64_t rows = r.rows;
+  DENSE_CHECK(rows > 0 && !logits.empty() && int64_t(logits.size()) % rows == 0,
+              "{}: {} logits for {} rows (the best epoch's logits of every row are needed)", split.path, logits.size(),
+              rows);
+  const Shape inputs_shape{rows, r.seq_len};
+  const auto as_i64 = [&](const auto& v) {
+    return Tensor::from_vector(std::vector<int64_t>(v.begin(), v.end()), inputs_shape, DType::I64);
+  };
+  std::vector<std::pair<std::string, Tensor>> inputs = {{"input_ids", as_i64(r.input_ids)},
+                                                        {"attention_mask", as_i64(r.attention_mask)}};
+  if (!r.token_type_ids.empty()) inputs.emplace_back("token_type_ids", as_i64(r.token_type_ids));
+  if (!r.input_ids2.empty()) {
+    inputs.emplace_back("input_ids2", as_i64(r.input_ids2));
+    inputs.emplace_back("attention_mask2", as_i64(r.attention_mask2));
+  }
+  std::map<std::string, std::string> meta = metadata;
+  meta["split"] = split.path;
+  write_logits_file(path, Tensor::from_vector(logits, {rows, int64_t(logits.size()) / rows}, DType::F32), inputs, meta);
+}
+
+void MlmLogitsDump::add(const HostBatch& h, const models::Outputs* out) {
+  DENSE_CHECK(seq_len_ == 0 || h.seq_len == seq_len_, "--dump-logits: rows of {} and {} tokens in one evaluation",
+              seq_len_, h.seq_len);
+  seq_len_ = h.seq_len;
+  const size_t n = size_t(h.batch * h.seq_len);
+  input_ids_.insert(input_ids_.end(), h.input_ids.begin(), h.input_ids.end());
+  labels_.insert(labels_.end(), h.mlm_labels.begin(), h.mlm_labels.end());
+  for (size_t i = 0; i < n; ++i) {
+    attention_mask_.push_back(h.attention_mask.empty() ? 1 : int64_t(h.attention_mask[i] != 0.0f));
+    token_type_ids_.push_back(h.token_type_ids.empty() ? 0 : h.token_type_ids[i]);
+  }
+  if (out != nullptr && out->mlm_count > 0) {
+    const Tensor logits = out->mlm_logits.to(Device::cpu()).to(DType::F32).contiguous();
+    const int64_t V = logits.size(1);
+    DENSE_CHECK(width_ <= V, "--dump-logits: {} logit columns asked for, the model has {}", width_, V);
+    const float* p = logits.data<float>();
+    int64_t r = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (h.mlm_labels[i] < 0) continue;
+      DENSE_CHECK(r < logits.size(0), "--dump-logits: {} MLM logits rows for more masked positions", logits.size(0));
+      logits_.insert(logits_.end(), p + r * V, p + r * V + width_);
+      positions_.push_back(rows_ + int64_t(i) / h.seq_len);
+      positions_.push_back(int64_t(i) % h.seq_len);
+      ++r;
+    }
+  }
+  rows_ += h.batch;
+}
+
+void MlmLogitsDump::write(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  const int64_t masked = int64_t(positions_.size()) / 2;
+  const Shape rows_shape{rows_, seq_len_};
+  write_logits_file(path, Tensor::from_vector(logits_, {masked, width_}, DType::F32),
+                    {{"positions", Tensor::from_vector(positions_, {masked, 2}, DType::I64)},
+                     {"input_ids", Tensor::from_vector(input_ids_, rows_shape, DType::I64)},
+                     {"attention_mask", Tensor::from_vector(attention_mask_, rows_shape, DType::I64)},
+                     {"token_type_ids", Tensor::from_vector(token_type_ids_, rows_shape, DType::I64)},
+                     {"mlm_labels", Tensor::from_vector(labels_, rows_shape, DType::I64)}},
+                    metadata);
+}
+
 LogitsReport run_logits_dump(const LogitsRequest& req) {
   LogitsReport report;
   DENSE_CHECK(req.head == "mlm" || req.head == "classifier", "--head: 'mlm' or 'classifier', got '{}'", req.head);

@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "models/model.h"
+#include "train/data_loader.h"
+#include "train/finetune.h"
 
 namespace dense::train {
 
@@ -44,5 +47,28 @@ LogitsReport run_logits_dump(const LogitsRequest& request);
 void write_logits_file(const std::string& path, const Tensor& logits,
                        const std::vector<std::pair<std::string, Tensor>>& inputs,
                        const std::map<std::string, std::string>& metadata);
+
+// dense-eval glue / lra --dump-logits: a classification split's logits (float32 row-major [rows, width], as
+// FinetuneResult keeps them) with the split's own inputs as the model saw them (int64 [rows, N]: input_ids,
+// attention_mask, token_type_ids when the shard has them, input_ids2 / attention_mask2 for two-document tasks).
+void write_split_logits(const std::string& path, const ClassificationSplit& split, const std::vector<float>& logits,
+                        const std::map<std::string, std::string>& metadata);
+
+// dense-eval mlm --dump-logits: every row the evaluation read (its inputs after masking, as the model saw them) and
+// the logits of its masked positions, in the evaluation's order.
+class MlmLogitsDump {
+ public:
+  // `width`: the logit columns kept (the vocabulary's tokens; the rest are vocabulary padding).
+  explicit MlmLogitsDump(int64_t width) : width_(width) {}
+  void add(const HostBatch& batch, const models::Outputs* outputs);
+  // logits F32 [masked, width]; positions I64 [masked, 2] (row, column of each logits row); input_ids,
+  // attention_mask, token_type_ids, mlm_labels I64 [rows, N] (labels -1 where not masked).
+  void write(const std::string& path, const std::map<std::string, std::string>& metadata) const;
+
+ private:
+  int64_t width_, rows_ = 0, seq_len_ = 0;
+  std::vector<float> logits_;
+  std::vector<int64_t> positions_, input_ids_, attention_mask_, token_type_ids_, labels_;
+};
 
 }  // namespace dense::train

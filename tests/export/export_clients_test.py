@@ -497,7 +497,8 @@ class Trained:
                     f"  optimizer:\n    type: adamw\n    learning_rate: 0.003\n")
         out = os.path.join(self.d, f"glue-{kind}")
         run_bin([self.exe("dense-eval"), "glue", "--task", "SST-2", "--data", glue, "--config", cfg, "--init-from",
-                 run_dir, "-o", out, "--seeds", "1", "--save-weights", "-q"])
+                 run_dir, "-o", out, "--seeds", "1", "--save-weights", "-q", "--dump-logits",
+                 os.path.join(out, "dev_logits.safetensors")])
         self.runs[key] = (out, cfg, dev)
         return self.runs[key]
 
@@ -615,6 +616,25 @@ def trained_groups(bindir):
             diff = float(np.max(np.abs(de["logits"].astype(np.float64) - want)))
             measure(f"trained {kind}, dense-eval MLM logits vs reference", diff)
             assert diff <= TOL, f"dense-eval's logits differ from the reference by {diff:.3g}"
+            # dense-eval mlm --dump-logits: the logits its evaluation scored (masked shard rows of 64 tokens),
+            # reproduced by onnxruntime from the dumped inputs.
+            dump = os.path.join(WORK, f"mlm-dump-{kind}.safetensors")
+            run_bin([T.exe("dense-eval"), "mlm", "--checkpoint", run_dir, "--data", T.shards(), "--batch", "4",
+                     "--max-batches", "2", "--dump-logits", dump])
+            t, _ = sio.load_file(dump)
+            d = {k: v.numpy() for k, v in t.items()}
+            assert d["input_ids"].shape == (8, 64) and d["logits"].shape[0] == len(d["positions"]) > 0, \
+                {k: v.shape for k, v in d.items()}
+            rows, cols = d["positions"][:, 0], d["positions"][:, 1]
+            assert np.all(d["mlm_labels"][rows, cols] >= 0) and (d["mlm_labels"] >= 0).sum() == len(rows)
+            (ort,) = ort_run([(os.path.join(folder, "onnx", "model.onnx"),
+                               {"input_ids": d["input_ids"], "attention_mask": d["attention_mask"]})])
+            width = d["logits"].shape[1]
+            assert width == ort.shape[-1], (width, ort.shape)
+            diff = float(np.max(np.abs(ort[rows, cols] - d["logits"])))
+            measure(f"trained {kind}, onnxruntime-node vs dense-eval mlm --dump-logits (masked positions, float32)",
+                    diff)
+            assert diff <= TOL, f"onnxruntime's logits differ from dense-eval mlm's by {diff:.3g}"
             mask_id = 4
             for text, tids, result in zip(texts, res["ids"], res["results"]):
                 tids = np.array([tids], dtype=np.int64)
@@ -667,6 +687,17 @@ def trained_groups(bindir):
             diff = float(np.max(np.abs(got.astype(np.float32) - de["logits"])))
             measure(f"fine-tuned {kind}, Transformers.js classifier logits vs dense-eval logits (float32)", diff)
             assert diff <= TOL, f"Transformers.js classifier logits differ from dense-eval's by {diff:.3g}"
+            # dense-eval glue --dump-logits: the dev logits fine-tuning scored (rows as in the shard, padded to its
+            # length), reproduced by onnxruntime from the dumped inputs, and the labels of dev_predictions.tsv.
+            t, meta = sio.load_file(os.path.join(out, "dev_logits.safetensors"))
+            d = {k: v.numpy() for k, v in t.items()}
+            assert d["logits"].shape == (len(dev), 2) and meta["task"] == "SST-2", (d["logits"].shape, meta)
+            assert [["short", "long"][int(i)] for i in np.argmax(d["logits"], -1)] == want_labels
+            (ort,) = ort_run([(os.path.join(folder, "onnx", "model.onnx"),
+                               {"input_ids": d["input_ids"], "attention_mask": d["attention_mask"]})])
+            diff = float(np.max(np.abs(ort - d["logits"])))
+            measure(f"fine-tuned {kind}, onnxruntime-node vs dense-eval glue --dump-logits (dev rows, float32)", diff)
+            assert diff <= TOL, f"onnxruntime's logits differ from dense-eval glue's by {diff:.3g}"
             # Both labels must occur, or equal labels would not show that the classifier's outputs came through.
             assert set(want_labels) == {"short", "long"}, f"dense-eval predicted one label only: {want_labels}"
             print(f"     {kind}: {len(dev)} dev sentences, {want_labels.count('long')} long / "
