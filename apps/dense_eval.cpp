@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
     }
     if (x->parsed()) {
       const dense::train::LogitsReport r = dense::train::run_logits_dump(lg);
+      for (const auto& w : r.warnings) std::fprintf(stderr, "dense-eval: warning: %s\n", w.c_str());
       for (const auto& n : r.notes) std::fprintf(stderr, "dense-eval: note: %s\n", n.c_str());
       if (r.truncated_rows > 0)
         std::fprintf(stderr, "dense-eval: warning: %lld text(s) cut to the model's positions\n",

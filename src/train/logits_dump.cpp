@@ -181,7 +181,7 @@ LogitsReport run_logits_dump(const LogitsRequest& req) {
               req.checkpoint);
   const ResolvedCheckpoint ckpt = hf ? ResolvedCheckpoint{req.checkpoint, {}, {}, {}}
                                      : resolve_checkpoint(req.checkpoint, "--checkpoint");
-  report.notes = ckpt.warnings;
+  report.warnings = ckpt.warnings;
   if (!ckpt.chosen.empty()) report.notes.push_back("checkpoint: " + ckpt.chosen);
   report.config = req.config.empty() ? find_run_config(ckpt.folder.empty() ? ckpt.weights : ckpt.folder) : req.config;
   TrainConfig cfg = load_train_config(report.config, req.overrides);

@@ -36,7 +36,8 @@ struct LogitsReport {
   std::string weights, config, vocab;  // the files read (vocab empty when none was used)
   std::vector<int64_t> shape;          // of the logits written
   int64_t truncated_rows = 0;          // texts cut to the model's positions
-  std::vector<std::string> notes;      // for the log
+  std::vector<std::string> warnings;   // newer checkpoints skipped as incomplete
+  std::vector<std::string> notes;      // the checkpoint picked, what a Hugging Face import filled in
 };
 
 LogitsReport run_logits_dump(const LogitsRequest& request);

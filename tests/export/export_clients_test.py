@@ -12,11 +12,17 @@
    BERT in BertForMaskedLM's), and the DANet file is what scripts/convert_reference_checkpoint.py converts back.
 4. A DANet and a BERT trained a few steps by dense-train on WikiText-2 with the small WordPiece vocabulary,
    exported with scripts/export_hf.py: Transformers.js `pipeline('fill-mask', folder)` offline; its tokenizer's
-   ids equal dense-prep's on the same sentences, its logits (and onnxruntime's) equal the reference's on them
-   within 1e-4, its top-k scores the softmax of those logits.
-5. `dense-eval glue --save-weights` fine-tunes a classifier on a small single-sentence task (rows from
-   WikiText-2); exported, `pipeline('text-classification', folder)` gives the labels of dense-eval's
-   dev_predictions.tsv and the reference's softmax scores.
+   ids equal dense-prep's on the same sentences, its logits (and onnxruntime's) equal `dense-eval logits`' (float32)
+   and the reference's on them within 1e-4, its top-k scores the softmax of those logits; onnxruntime on the rows
+   `dense-eval mlm --dump-logits` wrote reproduces its logits at the masked positions.
+5. `dense-eval glue --save-weights --dump-logits` fine-tunes a classifier on a small single-sentence task (rows
+   from WikiText-2); exported, `pipeline('text-classification', folder)` gives the labels of dense-eval's
+   dev_predictions.tsv, the logits of `dense-eval logits` on the saved weights and the reference's softmax scores;
+   onnxruntime on the dumped dev rows gives the dumped logits.
+5b. With the real BERT uncased vocabulary (data/vocab from scripts/fetch_vocab.sh, or $DENSE_VOCAB_DIR; skipped
+   with a message without it): Transformers.js's tokenizer on an exported folder gives dense-prep's WordPiece ids
+   (`dense-eval logits`' input_ids) on WikiText-2 sentences and texts exercising every tokenizer step, and the
+   classifier logits of random-weight DANet and BERT models equal dense-eval's.
 6. HF BERT import: checkpoints with standard names built with torch (with / without `bert.`, safetensors and
    pytorch_model.bin) are read by `dense-train --init-from` and `dense-eval glue --init-from`; RoBERTa and
    DistilBERT layouts fail with an error naming them.
