@@ -594,7 +594,7 @@ def trained_groups(bindir):
             diff = float(np.max(np.abs(got - want)))
             measure(f"trained {kind}, Transformers.js fill-mask logits vs reference", diff)
             assert diff <= TOL, f"Transformers.js logits differ from the reference by {diff:.3g}"
-            # The documented way to get the reference's logits of a checkpoint (dense-eval prints no logits), on the
+            # The float64 reference's logits of a checkpoint (scripts/reference_logits.py), on the
             # run folder itself, for the first sentence unpadded: its rows equal the padded batch's real rows.
             n0 = len(res["ids"][0])
             r = subprocess.run([PY, os.path.join(REPO, "scripts", "reference_logits.py"), run_dir, "--ids",
