@@ -198,11 +198,15 @@ LogitsReport run_logits_dump(const LogitsRequest& req) {
   report.vocab = req.vocab.empty() ? cfg.data.vocab : req.vocab;
   DENSE_CHECK(texts.empty() || !report.vocab.empty(), "{}: texts need a WordPiece vocabulary: pass --vocab or set "
               "data.vocab", report.config);
+  DENSE_CHECK(!mc.pair_matching, "{}: model.pair_matching takes two documents per example, which dense-eval logits "
+              "does not pass; dense-eval lra --dump-logits writes such a model's logits", report.config);
   std::unique_ptr<data::WordPieceTokenizer> tok;
   int64_t pad_id = 0;
   if (!report.vocab.empty()) {
     tok = std::make_unique<data::WordPieceTokenizer>(data::WordPieceTokenizer::from_file(
         report.vocab, req.cased ? data::WordPieceOptions::cased() : data::WordPieceOptions::uncased()));
+    DENSE_CHECK(tok->vocab().size() <= mc.vocab_size, "{}: {} tokens, more than the model's vocab_size {}",
+                report.vocab, tok->vocab().size(), mc.vocab_size);
     pad_id = tok->vocab().pad_id();
   }
   const int64_t positions = mc.max_position_embeddings;
@@ -246,15 +250,14 @@ LogitsReport run_logits_dump(const LogitsRequest& req) {
     for (auto& n : imported.notes) report.notes.push_back(std::move(n));
     load_model_weights(*model, imported.tensors, imported.source, /*resize_positions=*/false);
   } else {
-    const std::vector<std::string> unused = load_model_weights(*model, weights.tensors, ckpt.weights, false);
-    (void)unused;  // optimizer state or heads of another task: not part of this forward pass
+    // Tensors the model does not have (another model's heads) take no part in this forward pass.
+    load_model_weights(*model, weights.tensors, ckpt.weights, /*resize_positions=*/false);
   }
 
   // The MLM head is asked for every position (padding included, as an exported graph computes it); logits beyond
   // the vocabulary's tokens are the rows densetrain pads the vocabulary with and are dropped when it is known.
   const bool mlm = req.head == "mlm";
-  const int64_t width = mlm ? (tok ? std::min<int64_t>(tok->vocab().size(), mc.vocab_size) : mc.vocab_size)
-                            : mc.num_labels;
+  const int64_t width = mlm ? (tok ? int64_t(tok->vocab().size()) : mc.vocab_size) : mc.num_labels;
   std::vector<float> logits;
   logits.reserve(size_t(B * (mlm ? N : 1) * width));
   nn::Context ctx;
