@@ -1,6 +1,7 @@
 // dense-eval: scores a trained encoder. `mlm`: MLM loss and accuracy on held-out shards at any length
 // (src/train/mlm_evaluation.cpp); `glue`: fine-tune and score one GLUE task (src/train/glue_eval.cpp); `lra`:
-// train and score one Long Range Arena task (src/train/lra_eval.cpp).
+// train and score one Long Range Arena task (src/train/lra_eval.cpp); `logits`: a checkpoint's float32 logits on
+// given texts or token ids, to compare other runtimes with (src/train/logits_dump.cpp).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include "data/progress.h"
 #include "parallel/communicator.h"
 #include "eval/glue_eval.h"
+#include "eval/logits_dump.h"
 #include "eval/lra_eval.h"
 #include "eval/mlm_evaluation.h"
 
@@ -38,6 +40,10 @@ int main(int argc, char** argv) {
   m->add_option("--max-batches", mlm.max_batches, "stop after this many batches (default: every row)")
       ->check(integer_at_least(1));
   m->add_option("--json", json_out, "also write the result as JSON to this file");
+  m->add_option("--dump-logits", mlm.dump_logits,
+                "write the masked positions' float32 logits with the rows as masked (.safetensors: logits, positions, "
+                "input_ids, attention_mask, token_type_ids, mlm_labels; .npy: the logits alone); one process only; "
+                "--max-batches bounds its size");
   dense::train::GlueEvalRequest glue;
   CLI::App* g = app.add_subcommand("glue", "fine-tune and score a GLUE task (best epoch on dev, median over seeds)");
   g->add_option("--task", glue.task, "CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE or WNLI")->required();
@@ -58,6 +64,9 @@ int main(int argc, char** argv) {
       ->check(integer_at_least(0));
   g->add_flag("--save-weights", glue.save_weights, "write each seed's best-epoch weights to <out>/seed-<s>/");
   g->add_flag("-q,--quiet", glue.quiet, "no per-epoch lines");
+  g->add_option("--dump-logits", glue.dump_logits,
+                "write the median run's best-epoch float32 dev logits (dev_predictions.tsv's rows) with their inputs "
+                "(.safetensors: logits, input_ids, attention_mask, ...; .npy: the logits alone)");
   dense::train::LraEvalRequest lra;
   CLI::App* l = app.add_subcommand("lra", "train and score a Long Range Arena task (best val epoch, median over seeds)");
   l->add_option("--task", lra.task, "listops, text, retrieval, image, pathfinder or pathx")
@@ -77,6 +86,31 @@ int main(int argc, char** argv) {
       ->check(integer_at_least(0));
   l->add_flag("--save-weights", lra.save_weights, "write each seed's best-epoch weights to <out>/seed-<s>/");
   l->add_flag("-q,--quiet", lra.quiet, "no per-epoch lines");
+  l->add_option("--dump-logits", lra.dump_logits,
+                "write the median run's best-epoch float32 test logits (test_predictions.tsv's rows) with their "
+                "inputs (.safetensors: logits, input_ids, attention_mask, ...; .npy: the logits alone)");
+  dense::train::LogitsRequest lg;
+  CLI::App* x = app.add_subcommand(
+      "logits", "a checkpoint's float32 logits on texts or token ids, written for numpy / node (docs/export.md)");
+  x->add_option("--checkpoint", lg.checkpoint,
+                "a checkpoint folder, a run folder (its newest complete checkpoint), a .safetensors file (e.g. "
+                "dense-eval glue --save-weights' seed-<s>/model.safetensors) or a Hugging Face BERT folder")
+      ->required();
+  x->add_option("--config", lg.config, "the model's YAML config (default: the run's config.yaml)");
+  x->add_option("--set", lg.overrides, "override a config key (repeatable)");
+  x->add_option("--head", lg.head, "mlm: [rows, N, V] logits at every position; classifier: [rows, num_labels]")
+      ->check(CLI::IsMember({"mlm", "classifier"}));
+  x->add_option("--text", lg.texts, "a text (repeatable); a tab separates a sentence pair");
+  x->add_option("--texts", lg.texts_file, "a UTF-8 file of texts, one per line (after any --text)");
+  x->add_option("--ids", lg.ids, "token ids of one row, e.g. \"2 1045 2066 4 3\" (repeatable; no special token added)");
+  x->add_option("--vocab", lg.vocab, "the WordPiece vocab.txt for texts (default: the config's data.vocab); it also "
+                "cuts MLM logits to its tokens");
+  x->add_flag("--cased", lg.cased, "cased WordPiece (default: uncased, as dense-prep)");
+  x->add_option("--batch", lg.batch, "rows per forward pass")->check(integer_at_least(1));
+  x->add_option("-o,--out", lg.out,
+                "FILE.safetensors: logits (F32) + input_ids, attention_mask, token_type_ids (I64), the rows padded "
+                "to the longest with [PAD]; FILE.npy: the logits alone. Written atomically")
+      ->required();
   if (!dense::cli::check_subcommand(app, argc, argv, "dense-eval")) return 109;
   try {
     app.parse(argc, argv);
@@ -94,8 +128,23 @@ int main(int argc, char** argv) {
       std::printf("%s", r.results_markdown.c_str());
       std::printf("  results: %s/results.md, %s/results.json\n", glue.out_dir.c_str(), glue.out_dir.c_str());
       for (const auto& f : r.submission_files) std::printf("  submission: %s\n", f.c_str());
+      if (!glue.dump_logits.empty()) std::printf("  logits: %s\n", glue.dump_logits.c_str());
       for (const auto& run : r.runs)
         if (!run.weights.empty()) std::printf("  weights: %s\n", run.weights.c_str());
+      return 0;
+    }
+    if (x->parsed()) {
+      const dense::train::LogitsReport r = dense::train::run_logits_dump(lg);
+      for (const auto& w : r.warnings) std::fprintf(stderr, "dense-eval: warning: %s\n", w.c_str());
+      for (const auto& n : r.notes) std::fprintf(stderr, "dense-eval: note: %s\n", n.c_str());
+      if (r.truncated_rows > 0)
+        std::fprintf(stderr, "dense-eval: warning: %lld text(s) cut to the model's positions\n",
+                     static_cast<long long>(r.truncated_rows));
+      std::string shape;
+      for (const int64_t d : r.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+      std::printf("dense-eval logits: %s [%s] float32 (%s head)\n  weights: %s\n  config:  %s\n", lg.out.c_str(),
+                  shape.c_str(), lg.head.c_str(), r.weights.c_str(), r.config.c_str());
+      if (!r.vocab.empty()) std::printf("  vocab:   %s\n", r.vocab.c_str());
       return 0;
     }
     if (l->parsed()) {
@@ -103,6 +152,7 @@ int main(int argc, char** argv) {
       std::printf("%s", r.results_markdown.c_str());
       std::printf("  results: %s/results.md, %s/results.json, %s/test_predictions.tsv\n", lra.out_dir.c_str(),
                   lra.out_dir.c_str(), lra.out_dir.c_str());
+      if (!lra.dump_logits.empty()) std::printf("  logits: %s\n", lra.dump_logits.c_str());
       for (const auto& run : r.runs)
         if (!run.weights.empty()) std::printf("  weights: %s\n", run.weights.c_str());
       return 0;
@@ -116,6 +166,7 @@ int main(int argc, char** argv) {
                 e.accuracy, dense::data::with_thousands(e.tokens).c_str(), dense::data::with_thousands(e.rows).c_str(),
                 static_cast<long long>(r.seq_len));
     if (!r.chosen_checkpoint.empty()) std::printf("  checkpoint: %s\n", r.chosen_checkpoint.c_str());
+    if (!mlm.dump_logits.empty()) std::printf("  logits:  %s\n", mlm.dump_logits.c_str());
     std::printf("  weights: %s\n  config:  %s%s\n", r.weights.c_str(), r.config.c_str(),
                 r.seq_len > r.trained_positions ? " (positions extended beyond the trained length)" : "");
     if (e.tokens == 0) std::fprintf(stderr, "dense-eval: warning: no masked token in %s\n", mlm.data.c_str());

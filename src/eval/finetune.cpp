@@ -90,9 +90,10 @@ models::Batch make_batch(const ClassificationSplit& s, const std::vector<int64_t
   return batch;
 }
 
-// Class ids (argmax) or regression scores for the first `rows` rows of a split.
+// Class ids (argmax) or regression scores for the first `rows` rows of a split, and their float32 logits
+// appended to `logits_out` row-major ([rows, num_labels], for --dump-logits).
 std::vector<double> predict(models::Model& model, const ClassificationSplit& s, int64_t rows, int64_t batch_size,
-                            bool trim, Device device) {
+                            bool trim, Device device, std::vector<float>* logits_out = nullptr) {
   nn::Context ctx;
   ctx.training = false;
   std::vector<double> out;
@@ -104,6 +105,7 @@ std::vector<double> predict(models::Model& model, const ClassificationSplit& s, 
     const Tensor logits = o.class_logits.to(Device::cpu()).to(DType::F32).contiguous();
     const int64_t L = logits.size(1);
     const float* p = logits.data<float>();
+    if (logits_out) logits_out->insert(logits_out->end(), p, p + int64_t(idx.size()) * L);
     for (size_t b = 0; b < idx.size(); ++b) {
       const float* row = p + int64_t(b) * L;
       out.push_back(L == 1 ? double(row[0]) : double(std::max_element(row, row + L) - row));
@@ -271,7 +273,8 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
     EpochScore score;
     score.epoch = epoch;
     score.train_loss = loss_steps > 0 ? loss_sum / double(loss_steps) : NAN;
-    std::vector<double> dev_pred = predict(*model, dev, eval_rows, 2 * micro, o.trim_padding, device);
+    std::vector<float> dev_logits;
+    std::vector<double> dev_pred = predict(*model, dev, eval_rows, 2 * micro, o.trim_padding, device, &dev_logits);
     const TaskMetrics m = metric(dev_pred, dev);
     score.metrics = m.values;
     result.main_metric = m.main;
@@ -281,9 +284,18 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
     if (better) {
       result.best_epoch = epoch;
       result.best = m.values;
-      result.dev_predictions = eval_rows == dev.size() ? dev_pred : predict(*model, dev, dev.size(), 2 * micro, o.trim_padding, device);
+      result.dev_logits.clear();
+      if (eval_rows == dev.size()) {
+        result.dev_predictions = dev_pred;
+        result.dev_logits = std::move(dev_logits);
+      } else {
+        result.dev_predictions = predict(*model, dev, dev.size(), 2 * micro, o.trim_padding, device, &result.dev_logits);
+      }
       result.extra_predictions.clear();
-      for (const ClassificationSplit* x : extra) result.extra_predictions.push_back(predict(*model, *x, x->size(), 2 * micro, o.trim_padding, device));
+      result.extra_logits.assign(extra.size(), {});
+      for (size_t i = 0; i < extra.size(); ++i)
+        result.extra_predictions.push_back(
+            predict(*model, *extra[i], extra[i]->size(), 2 * micro, o.trim_padding, device, &result.extra_logits[i]));
       if (o.keep_best_weights) {
         result.best_weights.clear();
         for (const auto& p : params.all())  // host copies: the next epoch updates the live weights

@@ -44,6 +44,9 @@ struct FinetuneResult {
   std::map<std::string, double> best;  // the best epoch's dev metrics
   std::vector<double> dev_predictions;                 // every dev row, at the best epoch
   std::vector<std::vector<double>> extra_predictions;  // each of `extra` splits, at the best epoch
+  // The logits behind those predictions, float32 row-major [rows, num_labels] (dense-eval --dump-logits).
+  std::vector<float> dev_logits;
+  std::vector<std::vector<float>> extra_logits;
   std::vector<std::pair<std::string, Tensor>> best_weights;  // with FinetuneOptions::keep_best_weights
   int64_t parameters = 0;                                    // of the model fine-tuned
 };

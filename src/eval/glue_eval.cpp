@@ -10,6 +10,7 @@
 #include "data/glue.h"
 #include "data/prep_glue.h"
 #include "config/train_config_yaml.h"
+#include "eval/logits_dump.h"
 
 namespace dense::train {
 
@@ -155,6 +156,10 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
     write_file_atomic(req.out_dir + "/" + file, tsv);
   };
   write_predictions(dev, med.result.dev_predictions, "dev_predictions.tsv");
+  if (!req.dump_logits.empty())
+    write_split_logits(req.dump_logits, dev, med.result.dev_logits,
+                       {{"task", info.name}, {"seed", std::to_string(med.seed)},
+                        {"best_epoch", std::to_string(med.result.best_epoch)}, {"weights", med.weights}});
   for (size_t i = 0; i < extras.size(); ++i)
     if (extras[i].labeled)
       write_predictions(extras[i], med.result.extra_predictions[i], extra_names[i] + "_predictions.tsv");

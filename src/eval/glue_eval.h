@@ -24,6 +24,7 @@ struct GlueEvalRequest {
   int64_t max_train_rows = 0;
   bool save_weights = false;  // each seed's best-epoch weights to <out_dir>/seed-<s>/model.safetensors
   bool quiet = false;
+  std::string dump_logits;    // the median run's best-epoch dev logits and inputs (train/logits_dump.h)
 };
 
 struct GlueSeedRun {

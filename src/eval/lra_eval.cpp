@@ -11,8 +11,9 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "data/shard_classification.h"
-#include "eval/metrics.h"
 #include "config/train_config_yaml.h"
+#include "eval/logits_dump.h"
+#include "eval/metrics.h"
 
 namespace dense::train {
 
@@ -208,6 +209,10 @@ LraEvalReport run_lra_evaluation(const LraEvalRequest& req) {
   for (size_t i = 0; i < pred.size(); ++i)
     tsv += fmt::format("{}\t{}\t{}\n", i, int64_t(pred[i]), test.rows.labels[i]);
   write_file_atomic(req.out_dir + "/test_predictions.tsv", tsv);
+  if (!req.dump_logits.empty())
+    write_split_logits(req.dump_logits, test, has_val ? med.result.extra_logits.at(0) : med.result.dev_logits,
+                       {{"task", info.name}, {"seed", std::to_string(med.seed)},
+                        {"best_epoch", std::to_string(med.result.best_epoch)}, {"weights", med.weights}});
   return report;
 }
 

@@ -33,6 +33,7 @@ struct LraEvalRequest {
   int64_t max_train_rows = 0;  // train on the first rows only (0: all)
   bool save_weights = false;   // write each seed's best-epoch weights
   bool quiet = false;
+  std::string dump_logits;  // the median run's best-epoch test logits and inputs (train/logits_dump.h)
 };
 
 struct LraSeedRun {

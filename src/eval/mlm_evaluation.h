@@ -18,6 +18,7 @@ struct MlmEvalRequest {
   std::string data;        // a shard file or folder
   int64_t batch = 0;       // rows per batch per rank; 0: the config's micro batch
   int64_t max_batches = 0;  // per rank; 0: every row
+  std::string dump_logits;  // the masked positions' logits and the inputs (train/logits_dump.h); one process only
 };
 
 struct MlmEvalReport {

@@ -62,7 +62,8 @@ int64_t mlm_correct(const models::Outputs& out, const HostBatch& h) {
 }  // namespace
 
 MlmEval evaluate_mlm(models::Model& model, const LoaderOptions& base, int64_t max_batches, Device device,
-                     parallel::Communicator& comm) {
+                     parallel::Communicator& comm,
+                     const std::function<void(const HostBatch&, const models::Outputs*)>& on_batch) {
   LoaderOptions o = base;
   o.loop = false;
   o.shuffle = false;
@@ -75,8 +76,12 @@ MlmEval evaluate_mlm(models::Model& model, const LoaderOptions& base, int64_t ma
   while ((max_batches <= 0 || batches < max_batches) && loader.next(h)) {
     ++batches;
     rows += h.batch;
-    if (h.masked == 0) continue;
+    if (h.masked == 0) {
+      if (on_batch) on_batch(h, nullptr);
+      continue;
+    }
     const models::Outputs out = model.forward(to_model_batch(h, model.config(), device), ctx);
+    if (on_batch) on_batch(h, &out);
     loss_sum += out.mlm_loss * double(out.mlm_count);
     count += out.mlm_count;
     correct += mlm_correct(out, h);

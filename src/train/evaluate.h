@@ -31,8 +31,11 @@ struct MlmEval {
 // One pass over `base.files` in file order (no shuffling; packed shards masked from base.seed exactly as
 // training masks them), at most max_batches batches per rank (0: all). Every rank of `comm` reads its slice;
 // the result is the same on all.
+// `on_batch` (dense-eval mlm --dump-logits) sees every batch read and its outputs (null for a batch with no masked
+// token, which is not run).
 MlmEval evaluate_mlm(models::Model& model, const LoaderOptions& base, int64_t max_batches, Device device,
-                     parallel::Communicator& comm);
+                     parallel::Communicator& comm,
+                     const std::function<void(const HostBatch&, const models::Outputs*)>& on_batch = {});
 
 // Copies named weights into the model: every parameter must be present with its shape (dense::Error naming
 // the tensor and `source` otherwise); tensors the model does not have are returned (the caller reports them).

@@ -12,11 +12,17 @@
    BERT in BertForMaskedLM's), and the DANet file is what scripts/convert_reference_checkpoint.py converts back.
 4. A DANet and a BERT trained a few steps by dense-train on WikiText-2 with the small WordPiece vocabulary,
    exported with scripts/export_hf.py: Transformers.js `pipeline('fill-mask', folder)` offline; its tokenizer's
-   ids equal dense-prep's on the same sentences, its logits (and onnxruntime's) equal the reference's on them
-   within 1e-4, its top-k scores the softmax of those logits.
-5. `dense-eval glue --save-weights` fine-tunes a classifier on a small single-sentence task (rows from
-   WikiText-2); exported, `pipeline('text-classification', folder)` gives the labels of dense-eval's
-   dev_predictions.tsv and the reference's softmax scores.
+   ids equal dense-prep's on the same sentences, its logits (and onnxruntime's) equal `dense-eval logits`' (float32)
+   and the reference's on them within 1e-4, its top-k scores the softmax of those logits; onnxruntime on the rows
+   `dense-eval mlm --dump-logits` wrote reproduces its logits at the masked positions.
+5. `dense-eval glue --save-weights --dump-logits` fine-tunes a classifier on a small single-sentence task (rows
+   from WikiText-2); exported, `pipeline('text-classification', folder)` gives the labels of dense-eval's
+   dev_predictions.tsv, the logits of `dense-eval logits` on the saved weights and the reference's softmax scores;
+   onnxruntime on the dumped dev rows gives the dumped logits.
+5b. With the real BERT uncased vocabulary (data/vocab from scripts/fetch_vocab.sh, or $DENSE_VOCAB_DIR; skipped
+   with a message without it): Transformers.js's tokenizer on an exported folder gives dense-prep's WordPiece ids
+   (`dense-eval logits`' input_ids) on WikiText-2 sentences and texts exercising every tokenizer step, and the
+   classifier logits of random-weight DANet and BERT models equal dense-eval's.
 6. HF BERT import: checkpoints with standard names built with torch (with / without `bert.`, safetensors and
    pytorch_model.bin) are read by `dense-train --init-from` and `dense-eval glue --init-from`; RoBERTa and
    DistilBERT layouts fail with an error naming them.
@@ -497,7 +503,8 @@ class Trained:
                     f"  optimizer:\n    type: adamw\n    learning_rate: 0.003\n")
         out = os.path.join(self.d, f"glue-{kind}")
         run_bin([self.exe("dense-eval"), "glue", "--task", "SST-2", "--data", glue, "--config", cfg, "--init-from",
-                 run_dir, "-o", out, "--seeds", "1", "--save-weights", "-q"])
+                 run_dir, "-o", out, "--seeds", "1", "--save-weights", "-q", "--dump-logits",
+                 os.path.join(out, "dev_logits.safetensors")])
         self.runs[key] = (out, cfg, dev)
         return self.runs[key]
 
@@ -542,6 +549,26 @@ def glue_shard_ids(glue_out):
     return [list(map(int, row[m.astype(bool)])) for row, m in zip(ids, mask)]
 
 
+def dense_eval_logits(T, checkpoint, head, texts, config=None, vocab=None):
+    """dense-eval logits on `texts` (dense-prep's WordPiece): {logits (float32), input_ids, attention_mask, ...}
+    as the file it wrote, and the same logits from its .npy form (checked equal)."""
+    text_file = os.path.join(WORK, f"texts-{len(os.listdir(WORK))}.txt")
+    with open(text_file, "w", encoding="utf-8") as f:
+        f.write("".join(t + "\n" for t in texts))
+    out, out_npy = text_file + ".safetensors", text_file + ".npy"
+    args = [T.exe("dense-eval"), "logits", "--checkpoint", checkpoint, "--head", head, "--texts", text_file]
+    args += ["--config", config] if config else []
+    args += ["--vocab", vocab] if vocab else []
+    run_bin(args + ["-o", out])
+    run_bin(args + ["-o", out_npy])
+    t, meta = sio.load_file(out)
+    got = {k: v.numpy() for k, v in t.items()}
+    assert got["logits"].dtype == np.float32 and meta["head"] == head, (got["logits"].dtype, meta)
+    npy = np.load(out_npy)
+    assert npy.dtype == np.float32 and np.array_equal(npy, got["logits"]), "the .npy and .safetensors logits differ"
+    return got
+
+
 def trained_groups(bindir):
     T = Trained(bindir)
 
@@ -567,7 +594,7 @@ def trained_groups(bindir):
             diff = float(np.max(np.abs(got - want)))
             measure(f"trained {kind}, Transformers.js fill-mask logits vs reference", diff)
             assert diff <= TOL, f"Transformers.js logits differ from the reference by {diff:.3g}"
-            # The documented way to get the reference's logits of a checkpoint (dense-eval prints no logits), on the
+            # The float64 reference's logits of a checkpoint (scripts/reference_logits.py), on the
             # run folder itself, for the first sentence unpadded: its rows equal the padded batch's real rows.
             n0 = len(res["ids"][0])
             r = subprocess.run([PY, os.path.join(REPO, "scripts", "reference_logits.py"), run_dir, "--ids",
@@ -582,6 +609,38 @@ def trained_groups(bindir):
             diff = float(np.max(np.abs(ort.astype(np.float64) - want)))
             measure(f"trained {kind}, onnxruntime MLM logits vs reference", diff)
             assert diff <= TOL, f"onnxruntime logits differ from the reference by {diff:.3g}"
+            # densetrain's own forward pass (dense-eval logits, C++, float32) on the same texts, tokenized by
+            # dense-prep's WordPiece: the same padded batch, and the clients' logits within 1e-4 in float32.
+            de = dense_eval_logits(T, run_dir, "mlm", texts)
+            assert np.array_equal(de["input_ids"], ids) and np.array_equal(de["attention_mask"], mask), \
+                ("dense-eval's WordPiece ids differ from Transformers.js's", de["input_ids"], ids)
+            assert de["logits"].shape == got.shape, (de["logits"].shape, got.shape)
+            for client, logits in (("Transformers.js fill-mask", got.astype(np.float32)), ("onnxruntime-node", ort)):
+                diff = float(np.max(np.abs(logits.astype(np.float32) - de["logits"])))
+                measure(f"trained {kind}, {client} MLM logits vs dense-eval logits (float32)", diff)
+                assert diff <= TOL, f"{client} logits differ from dense-eval's by {diff:.3g}"
+            diff = float(np.max(np.abs(de["logits"].astype(np.float64) - want)))
+            measure(f"trained {kind}, dense-eval MLM logits vs reference", diff)
+            assert diff <= TOL, f"dense-eval's logits differ from the reference by {diff:.3g}"
+            # dense-eval mlm --dump-logits: the logits its evaluation scored (masked shard rows of 64 tokens),
+            # reproduced by onnxruntime from the dumped inputs.
+            dump = os.path.join(WORK, f"mlm-dump-{kind}.safetensors")
+            run_bin([T.exe("dense-eval"), "mlm", "--checkpoint", run_dir, "--data", T.shards(), "--batch", "4",
+                     "--max-batches", "2", "--dump-logits", dump])
+            t, _ = sio.load_file(dump)
+            d = {k: v.numpy() for k, v in t.items()}
+            assert d["input_ids"].shape == (8, 64) and d["logits"].shape[0] == len(d["positions"]) > 0, \
+                {k: v.shape for k, v in d.items()}
+            rows, cols = d["positions"][:, 0], d["positions"][:, 1]
+            assert np.all(d["mlm_labels"][rows, cols] >= 0) and (d["mlm_labels"] >= 0).sum() == len(rows)
+            (ort,) = ort_run([(os.path.join(folder, "onnx", "model.onnx"),
+                               {"input_ids": d["input_ids"], "attention_mask": d["attention_mask"]})])
+            width = d["logits"].shape[1]
+            assert width == ort.shape[-1], (width, ort.shape)
+            diff = float(np.max(np.abs(ort[rows, cols] - d["logits"])))
+            measure(f"trained {kind}, onnxruntime-node vs dense-eval mlm --dump-logits (masked positions, float32)",
+                    diff)
+            assert diff <= TOL, f"onnxruntime's logits differ from dense-eval mlm's by {diff:.3g}"
             mask_id = 4
             for text, tids, result in zip(texts, res["ids"], res["results"]):
                 tids = np.array([tids], dtype=np.int64)
@@ -625,6 +684,26 @@ def trained_groups(bindir):
             sd = max(abs(r["score"] - p[i].max()) for i, r in enumerate(res["results"]))
             measure(f"fine-tuned {kind}, text-classification scores vs reference softmax", sd)
             assert sd <= TOL, sd
+            # dense-eval logits on the saved weights and the same sentences: the same ids, labels and logits.
+            de = dense_eval_logits(T, weights, "classifier", dev, config=cfg)
+            assert np.array_equal(de["input_ids"], ids) and np.array_equal(de["attention_mask"], mask), \
+                "dense-eval's WordPiece ids differ from Transformers.js's"
+            de_labels = [["short", "long"][int(i)] for i in np.argmax(de["logits"], -1)]
+            assert de_labels == got_labels == want_labels, (de_labels, got_labels, want_labels)
+            diff = float(np.max(np.abs(got.astype(np.float32) - de["logits"])))
+            measure(f"fine-tuned {kind}, Transformers.js classifier logits vs dense-eval logits (float32)", diff)
+            assert diff <= TOL, f"Transformers.js classifier logits differ from dense-eval's by {diff:.3g}"
+            # dense-eval glue --dump-logits: the dev logits fine-tuning scored (rows as in the shard, padded to its
+            # length), reproduced by onnxruntime from the dumped inputs, and the labels of dev_predictions.tsv.
+            t, meta = sio.load_file(os.path.join(out, "dev_logits.safetensors"))
+            d = {k: v.numpy() for k, v in t.items()}
+            assert d["logits"].shape == (len(dev), 2) and meta["task"] == "SST-2", (d["logits"].shape, meta)
+            assert [["short", "long"][int(i)] for i in np.argmax(d["logits"], -1)] == want_labels
+            (ort,) = ort_run([(os.path.join(folder, "onnx", "model.onnx"),
+                               {"input_ids": d["input_ids"], "attention_mask": d["attention_mask"]})])
+            diff = float(np.max(np.abs(ort - d["logits"])))
+            measure(f"fine-tuned {kind}, onnxruntime-node vs dense-eval glue --dump-logits (dev rows, float32)", diff)
+            assert diff <= TOL, f"onnxruntime's logits differ from dense-eval glue's by {diff:.3g}"
             # Both labels must occur, or equal labels would not show that the classifier's outputs came through.
             assert set(want_labels) == {"short", "long"}, f"dense-eval predicted one label only: {want_labels}"
             print(f"     {kind}: {len(dev)} dev sentences, {want_labels.count('long')} long / "
@@ -633,11 +712,101 @@ def trained_groups(bindir):
 
     def group():
         for kind in ("danet", "bert"):
-            check(f"{kind} trained by dense-train: Transformers.js fill-mask and onnxruntime = reference (1e-4)",
-                  fill_mask(kind))
-            check(f"{kind} fine-tuned by dense-eval glue: text-classification labels = dense-eval's, tokenizer ids "
-                  f"= dense-prep's", classify(kind))
+            check(f"{kind} trained by dense-train: Transformers.js fill-mask and onnxruntime = dense-eval logits and "
+                  f"the reference (1e-4)", fill_mask(kind))
+            check(f"{kind} fine-tuned by dense-eval glue: text-classification labels and logits = dense-eval's, "
+                  f"tokenizer ids = dense-prep's", classify(kind))
     return [("trained", group)]
+
+
+# ------------------------------------------------------------------------------------------------
+# 5b. The real BERT uncased vocabulary: Transformers.js's tokenizer = dense-prep's WordPiece
+# ------------------------------------------------------------------------------------------------
+
+# Beside WikiText's sentences, text that exercises every step of the tokenizer: accents stripped, CJK split,
+# punctuation, contractions, digits, a word past the vocabulary (WordPiece pieces), one over 100 characters
+# ([UNK]), control and odd whitespace characters, an emoji, and [MASK] written in the text.
+TOKENIZER_TEXTS = [
+    "Café au lait, naïve résumé — Ångström's façade!",
+    "東京タワーは1958年に完成した。 北京 and 서울",
+    "He didn't say \"hello\"; she said: 'goodbye...' (twice) [MASK] #hashtag @user $3.50 50% 1,000,000",
+    "Antidisestablishmentarianism electroencephalography pneumonoultramicroscopic unbelievably",
+    "x" * 120 + " after a word of 120 letters",
+    "tab\u00a0non-breaking\u2003em-space\u200bzero-width\u0007bell end",
+    "Emoji 🙂 and ümlaut ÜBER straße ΑΘΗΝΑ Москва",
+]
+
+
+def full_vocab_path():
+    """The real BERT uncased vocab.txt ($DENSE_VOCAB_DIR or data/vocab, scripts/fetch_vocab.sh), or None."""
+    d = os.environ.get("DENSE_VOCAB_DIR")
+    p = os.path.join(d, "vocab.txt") if d else os.path.join(REPO, "data", "vocab", "vocab.txt")
+    return p if os.path.isfile(p) else None
+
+
+def full_vocab_groups(bindir):
+    T = Trained(bindir)
+
+    def yaml_model(section):
+        return "model:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in section.items())
+
+    def tokenizer_and_logits(kind):
+        def run():
+            vocab = full_vocab_path()
+            with open(vocab, encoding="utf-8") as f:
+                tokens = f.read().split("\n")[:-1]
+            assert len(tokens) == 30522, f"{vocab}: {len(tokens)} tokens, expected BERT uncased's 30522"
+            model_file = "danet_bert_large_glue.json" if kind == "danet" else "bert_large_baseline.json"
+            with open(os.path.join(REPO, "configs", "models", model_file), encoding="utf-8") as f:
+                section = dict(shrink(json.load(f)), vocab_size=30528, max_position_embeddings=128)
+            if kind == "danet":
+                # The pipeline classifies each text unpadded, the batch is padded: `mean` pooling (this config's)
+                # would read the padding (docs/export.md, Limits); masked_mean does not.
+                section["pooler_function"] = "masked_mean"
+            params = random_params(section, 21)
+            d = write_case(f"full-vocab-{kind}", section, params)
+            cfg = os.path.join(d, "model.yaml")
+            with open(cfg, "w", encoding="utf-8") as f:
+                f.write(yaml_model(section) + "training:\n  threads: 2\n")
+            folder = os.path.join(WORK, f"hf-full-vocab-{kind}")
+            weights = os.path.join(d, "model.safetensors")
+            export_hf.export_folder(weights, folder, "classifier", vocab, config=os.path.join(d, "model.json"),
+                                    labels="negative,positive")
+            texts = T.sents[:40] + TOKENIZER_TEXTS
+            res = pipelines("text-classification", folder, texts)
+            de = dense_eval_logits(T, weights, "classifier", texts, config=cfg, vocab=vocab)
+            prep_ids = [list(map(int, row[m.astype(bool)])) for row, m in zip(de["input_ids"], de["attention_mask"])]
+            differ = [(t, a, b) for t, a, b in zip(texts, res["ids"], prep_ids) if a != b]
+            assert not differ, f"{len(differ)} of {len(texts)} texts tokenized differently (Transformers.js, " \
+                               f"dense-prep): {differ[:3]}"
+            flat = [i for row in prep_ids for i in row]
+            pieces = sum(tokens[i].startswith("##") for i in flat)
+            unk = flat.count(tokens.index("[UNK]"))
+            assert pieces >= 10 and unk >= 1 and tokens.index("[MASK]") in flat, (pieces, unk)
+            got = as_array(res["logits"], np.float32)
+            assert got.shape == de["logits"].shape, (got.shape, de["logits"].shape)
+            diff = float(np.max(np.abs(got - de["logits"])))
+            measure(f"full vocabulary, random-weight {kind}, Transformers.js classifier logits vs dense-eval logits "
+                    f"(float32)", diff)
+            assert diff <= TOL, diff
+            de_labels = [["negative", "positive"][int(i)] for i in np.argmax(de["logits"], -1)]
+            margin = np.abs(de["logits"][:, 0] - de["logits"][:, 1])
+            flips = [i for i, r in enumerate(res["results"]) if r["label"] != de_labels[i] and margin[i] > 10 * TOL]
+            assert not flips, [(texts[i], res["results"][i], de["logits"][i]) for i in flips]
+            print(f"     {kind}: {len(texts)} texts, {len(flat)} tokens ({pieces} ## pieces, {unk} [UNK]): "
+                  f"Transformers.js ids = dense-prep's")
+        return run
+
+    def group():
+        if full_vocab_path() is None:
+            print("SKIP full_vocab: the BERT uncased vocab.txt is not present (run scripts/fetch_vocab.sh data/vocab "
+                  "or set DENSE_VOCAB_DIR)")
+            return
+        for kind in ("danet", "bert"):
+            check(f"real BERT uncased vocabulary ({kind} classifier, random weights): Transformers.js tokenizer ids "
+                  f"= dense-prep's WordPiece on {40 + len(TOKENIZER_TEXTS)} texts, logits = dense-eval's (1e-4)",
+                  tokenizer_and_logits(kind))
+    return [("full_vocab", group)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -819,7 +988,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "apps"), help="folder of dense-train/prep/eval")
     ap.add_argument("--only", default="", help="comma-separated: run only the groups whose name contains one of "
-                    "these (variants, unsupported, round_trips, trained, hf_import)")
+                    "these (variants, unsupported, round_trips, trained, full_vocab, hf_import)")
     ap.add_argument("--shared", help="the shared folder holding data/wikitext-2 (default: ../shared beside the "
                                      "repository; tests/data/corpus when absent)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -830,7 +999,8 @@ def main():
     # (name, function, needs the node clients)
     groups = [("variants", test_variants, True), ("unsupported", lambda: test_unsupported(), False),
               ("round_trips", test_round_trips, False)]
-    groups += [(n, f, True) for n, f in trained_groups(a.bin)] + [(n, f, False) for n, f in hf_import_groups(a.bin)]
+    groups += [(n, f, True) for n, f in trained_groups(a.bin) + full_vocab_groups(a.bin)]
+    groups += [(n, f, False) for n, f in hf_import_groups(a.bin)]
     wanted = [w for w in a.only.split(",") if w]
     groups = [g for g in groups if not wanted or any(w in g[0] for w in wanted)]
     clients = True

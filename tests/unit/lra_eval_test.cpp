@@ -136,6 +136,27 @@ double rescored_accuracy(const std::string& path, int64_t expected_rows) {
   return rows > 0 ? double(right) / double(rows) : -1;
 }
 
+// --dump-logits: one float32 row of logits per test row whose argmax is test_predictions.tsv's prediction, and the
+// rows' inputs as the shard holds them.
+void expect_dumped_logits(const std::string& dump, const std::string& predictions_tsv, int64_t rows, int64_t seq_len,
+                          int64_t labels) {
+  const SafeTensors st = read_safetensors(dump);
+  const Tensor& logits = st.at("logits");
+  ASSERT_EQ(logits.dtype(), DType::F32);
+  ASSERT_EQ(logits.shape(), (Shape{rows, labels}));
+  EXPECT_EQ(st.at("input_ids").shape(), (Shape{rows, seq_len}));
+  EXPECT_EQ(st.at("attention_mask").dtype(), DType::I64);
+  std::istringstream tsv(read_bytes(predictions_tsv));
+  std::string line;
+  std::getline(tsv, line);  // header
+  const float* p = logits.data<float>();
+  for (int64_t i = 0; i < rows && std::getline(tsv, line); ++i) {
+    long index = 0, pred = 0, label = 0;
+    ASSERT_EQ(std::sscanf(line.c_str(), "%ld\t%ld\t%ld", &index, &pred, &label), 3) << line;
+    EXPECT_EQ(std::max_element(p + i * labels, p + (i + 1) * labels) - (p + i * labels), pred) << "row " << i;
+  }
+}
+
 LraEvalRequest request(const std::string& task, const std::string& data, const std::string& config,
                        const std::string& out) {
   LraEvalRequest r;
@@ -155,6 +176,7 @@ TEST(LraEval, ImageTaskLearnsOverSeedsWithTheMedianResultsAndWeights) {
   LraEvalRequest r = request("image", data, tiny_lra_config(dir, 256, 80, "mean", 6), dir + "/out");
   r.seeds = 3;
   r.save_weights = true;
+  r.dump_logits = dir + "/out/test_logits.safetensors";
   const LraEvalReport rep = run_lra_evaluation(r);
   ASSERT_EQ(rep.runs.size(), 3u);
   EXPECT_EQ(rep.seq_len, 80);
@@ -198,6 +220,7 @@ TEST(LraEval, ImageTaskLearnsOverSeedsWithTheMedianResultsAndWeights) {
   EXPECT_EQ(j["runs"].size(), 3u);
   EXPECT_EQ(j["runs"][0]["epochs"].size(), 6u);
   EXPECT_DOUBLE_EQ(rescored_accuracy(dir + "/out/test_predictions.tsv", 100), rep.median_test);
+  expect_dumped_logits(r.dump_logits, dir + "/out/test_predictions.tsv", 100, 80, 10);
   const std::string md = read_bytes(dir + "/out/results.md");
   EXPECT_TRUE(contains(md, "| image | " + fmt::format("{:.2f}", 100 * rep.median_test))) << md;
 
@@ -213,12 +236,13 @@ TEST(LraEval, ListOpsThroughTheBinaryAndTextValidatesOnTheTestSet) {
   const std::string config = tiny_lra_config(dir, 32, 40, "first", 2);
   std::string out;
   ASSERT_EQ(run_binary(std::string(DENSE_EVAL_BIN) + " lra --task listops --data " + listops + " --config " + config +
-                           " -o " + dir + "/out --seeds 2 -q",
+                           " -o " + dir + "/out --seeds 2 -q --dump-logits " + dir + "/out/test_logits.safetensors",
                        &out),
             0)
       << out;
   EXPECT_TRUE(contains(out, "| listops | ")) << out;
   EXPECT_TRUE(contains(out, "results: " + dir + "/out/results.md")) << out;
+  EXPECT_TRUE(contains(out, "logits: " + dir + "/out/test_logits.safetensors")) << out;
   const auto j = nlohmann::json::parse(read_bytes(dir + "/out/results.json"));
   EXPECT_EQ(j["train_rows"], 160);
   EXPECT_EQ(j["seq_len"], 40);
@@ -228,6 +252,7 @@ TEST(LraEval, ListOpsThroughTheBinaryAndTextValidatesOnTheTestSet) {
   for (const auto& run : j["runs"])
     if (run["seed"] == j["median_seed"]) median_run_accuracy = run["test_accuracy"].get<double>();
   EXPECT_DOUBLE_EQ(rescored_accuracy(dir + "/out/test_predictions.tsv", 40), median_run_accuracy);
+  expect_dumped_logits(dir + "/out/test_logits.safetensors", dir + "/out/test_predictions.tsv", 40, 40, 10);
   EXPECT_DOUBLE_EQ(j["median_test_accuracy"].get<double>(),
                    (j["runs"][0]["test_accuracy"].get<double>() + j["runs"][1]["test_accuracy"].get<double>()) / 2);
 
@@ -249,9 +274,11 @@ TEST(LraEval, ListOpsThroughTheBinaryAndTextValidatesOnTheTestSet) {
   t.progress.enabled = false;
   data::prepare_lra(t);
   ASSERT_FALSE(fs::exists(dir + "/text/val.hdf5"));
-  const LraEvalReport rep = run_lra_evaluation(request("text", dir + "/text", tiny_lra_config(dir, 64, 32, "mean", 6),
-                                                       dir + "/text_out"));
+  LraEvalRequest text = request("text", dir + "/text", tiny_lra_config(dir, 64, 32, "mean", 6), dir + "/text_out");
+  text.dump_logits = dir + "/text_out/test_logits.safetensors";
+  const LraEvalReport rep = run_lra_evaluation(text);
   EXPECT_TRUE(rep.val_is_test);
+  expect_dumped_logits(text.dump_logits, dir + "/text_out/test_predictions.tsv", 24, 32, 2);
   EXPECT_EQ(rep.val_rows, 24);
   EXPECT_EQ(rep.test_rows, 24);
   // Validation is the test set: the best epoch's validation accuracy is its test accuracy.
