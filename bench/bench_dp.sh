@@ -10,14 +10,14 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-0}
 "$BUILD/apps/dense-prep" pretrain "$ROOT/../shared/data/wikitext-2/train.txt" --corpus-format wikitext \
-  --vocab "$ROOT/tests/data/wordpiece_vocab_small.txt" -o "$WORK/shards" -N 128 -q > /dev/null
+  --vocab "$ROOT/tests/fixtures/wordpiece_vocab_small.txt" -o "$WORK/shards" -N 128 -q > /dev/null
 run() {  # NAME RANKS THREADS MICRO
   cat > "$WORK/$1.yaml" <<YAML
 name: $1
 run_dir: $WORK/runs/$1
 model: {model_type: danet, vocab_size: 560, hidden_size: 256, num_hidden_layers: 4, intermediate_size: 4,
         max_position_embeddings: 128}
-data: {train: $WORK/shards, vocab: $ROOT/tests/data/wordpiece_vocab_small.txt}
+data: {train: $WORK/shards, vocab: $ROOT/tests/fixtures/wordpiece_vocab_small.txt}
 training: {max_steps: $STEPS, global_batch: $(( $4 * $2 )), micro_batch: $4, threads: $3}
 checkpoint: {every_steps: 0}
 logging: {every_steps: 5, progress: false, tensorboard: false}

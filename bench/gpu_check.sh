@@ -99,7 +99,7 @@ step setup 90 setup || exit 1
 P=$ROOT/.deps/prefix
 # shellcheck disable=SC1091
 . .deps/env.sh
-export DENSE_TRAIN_BIN=$BIN/dense-train DENSE_EVAL_BIN=$BIN/dense-eval DENSE_TEST_DATA_DIR=$ROOT/tests/data \
+export DENSE_TRAIN_BIN=$BIN/dense-train DENSE_EVAL_BIN=$BIN/dense-eval DENSE_TEST_DATA_DIR=$ROOT/tests/fixtures \
        DENSE_SHARED_DIR=$GPU/shared DENSE_NUM_THREADS=8
 
 # The carried binaries, if they start here; otherwise a build with every core, CUDA forced on.

@@ -7,9 +7,9 @@
 dense-eval reports losses and metrics, not logits; this prints, as JSON, what the model computes for the given
 token-id rows (one --ids per row; shorter rows are padded with id 0 and attention mask 0): `logits`
 [B, N, V] (mlm) or [B, num_labels] (classifier), in float64 unless --float32. The reference implementations are the
-ones densetrain's golden tests hold the C++ forward pass to, and the ones tests/export compares onnxruntime and
+ones densetrain's golden tests hold the C++ forward pass to, and the ones tests/e2e/export compares onnxruntime and
 Transformers.js with (docs/export.md). Token ids: dense-prep's WordPiece ids, e.g. Transformers.js's tokenizer on
-an exported folder, which tests/export checks equal to them.
+an exported folder, which tests/e2e/export checks equal to them.
 """
 
 import argparse

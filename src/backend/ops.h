@@ -3,7 +3,7 @@
 // throwing dense::Error with a message that starts with the op's name and says what was expected, then calls
 // the kernel of the tensors' backend. Backends trust these checks and do not repeat them; they check only what
 // they alone can know (values behind device pointers, launch errors, their own kernel limits).
-// tests/unit/op_contract_test.cpp feeds every op a wrong dtype, shape and pairing. Modules in src/nn use only these.
+// tests/backend/op_contract_test.cpp feeds every op a wrong dtype, shape and pairing. Modules in src/nn use only these.
 #include <cstdint>
 
 #include "backend/backend.h"

@@ -24,7 +24,7 @@ is the mean matching cross-entropy. The unused MLM-head parameters get exactly-z
 
 and OUTDIR/cases.txt with the case names, one per line.
 
-Sparse attention (sparse_reference.py; tests/unit/sparse_golden_test.cpp): for every SPARSE_CASES entry,
+Sparse attention (sparse_reference.py; tests/nn/sparse_golden_test.cpp): for every SPARSE_CASES entry,
 OUTDIR/sparse_<case>.safetensors with
 
     metadata  {"case", "pattern": the nn::parse_pattern string, "heads", "layer", "score": softmax|linear|none}

@@ -36,8 +36,8 @@ DENSE_TRAIN = os.environ.get("DENSE_TRAIN_BIN") or os.path.join(REPO, "build", "
 DENSE_PREP = os.environ.get("DENSE_PREP_BIN") or os.path.join(REPO, "build", "apps", "dense-prep")
 # dense-eval is built beside dense-train.
 DENSE_EVAL = os.environ.get("DENSE_EVAL_BIN") or os.path.join(os.path.dirname(DENSE_TRAIN), "dense-eval")
-SMALL_VOCAB = os.path.join(REPO, "tests", "data", "wordpiece_vocab_small.txt")
-TEST_CORPUS = os.path.join(REPO, "tests", "data", "corpus")
+SMALL_VOCAB = os.path.join(REPO, "tests", "fixtures", "wordpiece_vocab_small.txt")
+TEST_CORPUS = os.path.join(REPO, "tests", "fixtures", "corpus")
 
 TMP = tempfile.mkdtemp(prefix="dense_convert_test_")
 

@@ -1,7 +1,7 @@
 // Cross-check generator for the WordPiece tests: runs the independent JavaScript BertTokenizer of
 // @huggingface/transformers (test-only, never a build dependency) over tests/tokenizer/cases.json and writes
-// the expected ids to tests/data/wordpiece_expected.json, for the full BERT uncased vocab.txt and for the small
-// fixture vocabulary tests/data/wordpiece_vocab_small.txt (which this script also writes: the tokens the cases
+// the expected ids to tests/fixtures/wordpiece_expected.json, for the full BERT uncased vocab.txt and for the small
+// fixture vocabulary tests/fixtures/wordpiece_vocab_small.txt (which this script also writes: the tokens the cases
 // need, in the full vocabulary's order, so the C++ tests run without the real vocabulary).
 //
 // Regenerate (see README.md):
@@ -22,8 +22,8 @@ if (!hfDir || !vocabPath) {
 const here = __dirname;
 const repoTests = path.resolve(here, '..');
 const casesPath = path.join(here, 'cases.json');
-const smallVocabPath = path.join(repoTests, 'data', 'wordpiece_vocab_small.txt');
-const outPath = path.join(repoTests, 'data', 'wordpiece_expected.json');
+const smallVocabPath = path.join(repoTests, 'fixtures', 'wordpiece_vocab_small.txt');
+const outPath = path.join(repoTests, 'fixtures', 'wordpiece_expected.json');
 
 const hfRequire = createRequire(path.resolve(hfDir) + '/');
 const transformers = hfRequire('@huggingface/transformers');

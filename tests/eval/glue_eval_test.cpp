@@ -343,7 +343,7 @@ TEST(GlueEval, ZeroInitPoolerZeroesOnlyThePoolerDenseWeight) {
 }
 
 TEST(GlueEval, MnliScoresMatchedAndMismatchedAndWritesBothSubmissions) {
-  // The hand-made MNLI folder of tests/data/glue (official column layout): the best epoch is chosen on
+  // The hand-made MNLI folder of tests/fixtures/glue (official column layout): the best epoch is chosen on
   // dev_matched; dev_mismatched is predicted at that epoch and scored; each test split gets its file.
   const std::string dir = temp_dir();
   GlueEvalRequest r;

@@ -1,6 +1,6 @@
 // GLUE loaders and the strict TSV reader: the task table, the real CoLA / SST-2 / WNLI folders in ../shared
 // (row counts, first and last examples, label balances from SOURCES.md), hand-made fixtures in the official
-// layouts of the other six tasks (tests/data/glue), and bad input (tests/data/glue_bad): wrong column count,
+// layouts of the other six tasks (tests/fixtures/glue), and bad input (tests/fixtures/glue_bad): wrong column count,
 // bad label, bad score, missing split, bad header, blank line, BOM, CRLF.
 #include "data/glue.h"
 

@@ -1,4 +1,4 @@
-// Runs ONNX files with onnxruntime-node (the bundled CPU runtime) for tests/export/export_clients_test.py.
+// Runs ONNX files with onnxruntime-node (the bundled CPU runtime) for tests/e2e/export/export_clients_test.py.
 //   node ort_run.cjs REQUEST.json
 // REQUEST: {"runs": [{"model": "a.onnx", "inputs": {"input_ids": {"dims": [B, N], "data": [...]}, ...},
 //                     "out": "result.f32"}]}

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Exports checked by real clients (issue #22): onnxruntime-node and Transformers.js against densetrain.
 
-    /usr/bin/python3 tests/export/export_clients_test.py [--bin BUILD/apps] [--only NAME]
+    /usr/bin/python3 tests/e2e/export/export_clients_test.py [--bin BUILD/apps] [--only NAME]
 
 1. Every DANet variant configs/models uses (shrunk), extra variants (causal, sinusoidal, token types, other
    poolers) and the BERT baseline, with random weights: scripts/export_onnx.py's graph run by onnxruntime-node
@@ -27,7 +27,7 @@
    pytorch_model.bin) are read by `dense-train --init-from` and `dense-eval glue --init-from`; RoBERTa and
    DistilBERT layouts fail with an error naming them.
 
-Prints `N passed, M failed`. The clients come from tests/export/node_modules (npm install --ignore-scripts,
+Prints `N passed, M failed`. The clients come from tests/e2e/export/node_modules (npm install --ignore-scripts,
 done here when missing); DENSE_SKIP_EXPORT_CLIENTS=1 skips the client checks with a message instead of failing
 when npm cannot be reached.
 """
@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
@@ -59,7 +59,7 @@ import export_hf  # noqa: E402
 PY = "/usr/bin/python3"
 TOL = 1e-4
 NODE_PACKAGES = {"onnxruntime-node": "1.30.0", "@huggingface/transformers": "4.3.1"}
-SMALL_VOCAB = os.path.join(REPO, "tests", "data", "wordpiece_vocab_small.txt")
+SMALL_VOCAB = os.path.join(REPO, "tests", "fixtures", "wordpiece_vocab_small.txt")
 WORK = tempfile.mkdtemp(prefix="dense-export-")
 RESULTS = {"passed": 0, "failed": 0}
 MEASURED = {}
@@ -372,7 +372,7 @@ def test_round_trips():
 # ------------------------------------------------------------------------------------------------
 
 WIKITEXT = os.path.join(REPO, "..", "shared", "data", "wikitext-2", "valid.txt")
-CORPUS_FALLBACK = os.path.join(REPO, "tests", "data", "corpus", "wiki_sample.tokens")
+CORPUS_FALLBACK = os.path.join(REPO, "tests", "fixtures", "corpus", "wiki_sample.tokens")
 
 DANET_MODEL = """  model_type: danet
   vocab_size: 560
@@ -990,7 +990,7 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated: run only the groups whose name contains one of "
                     "these (variants, unsupported, round_trips, trained, full_vocab, hf_import)")
     ap.add_argument("--shared", help="the shared folder holding data/wikitext-2 (default: ../shared beside the "
-                                     "repository; tests/data/corpus when absent)")
+                                     "repository; tests/fixtures/corpus when absent)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     a = ap.parse_args()
     global WIKITEXT

@@ -1,7 +1,7 @@
 // WordPiece tokenization (BERT-exact), vocab.txt loading and hashing, and the LRA byte/character tokenizers.
-//   * tests/data/wordpiece_expected.json: 57 multilingual / edge-case texts whose ids were produced once by an
+//   * tests/fixtures/wordpiece_expected.json: 57 multilingual / edge-case texts whose ids were produced once by an
 //     independent implementation (the JavaScript BertTokenizer of @huggingface/transformers; generator and
-//     instructions in tests/tokenizer/), for the small fixture vocabulary tests/data/wordpiece_vocab_small.txt
+//     instructions in tests/tokenizer/), for the small fixture vocabulary tests/fixtures/wordpiece_vocab_small.txt
 //     (always checked) and for the real BERT uncased vocab.txt (checked when it is present: $DENSE_VOCAB_DIR or
 //     data/vocab/, fetched by scripts/fetch_vocab.sh; skipped otherwise).
 //   * the published vectors of data-sources §2 and the unit tests of google-research/bert tokenization_test.py.

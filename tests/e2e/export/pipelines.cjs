@@ -1,4 +1,4 @@
-// Transformers.js on an exported folder, offline, for tests/export/export_clients_test.py.
+// Transformers.js on an exported folder, offline, for tests/e2e/export/export_clients_test.py.
 //   node pipelines.cjs REQUEST.json OUT.json
 // REQUEST: {"task": "fill-mask" | "text-classification", "folder": "/abs/path/to/export", "texts": [...],
 //           "top_k": 5}

@@ -1,7 +1,7 @@
 // CQS-Attention in sequential mode: the W workers' outputs merged by the tiler, and the second-round backward,
 // equal full attention over the same graph (softmax with the log-sum-exp merge, DenseAttention's linear score
 // with the plain sum), for W = 3, 7, 13 with N not divisible by W, with and without a base pattern and padding.
-// tests/mpi/cqs_mpi_test.cpp runs the same with one MPI rank per worker.
+// tests/parallel/mpi/cqs_mpi_test.cpp runs the same with one MPI rank per worker.
 #include <gtest/gtest.h>
 
 #include <cmath>

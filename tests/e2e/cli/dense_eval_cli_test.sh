@@ -116,7 +116,7 @@ PYEOF
     "$EVAL" logits --checkpoint "$WORK/run" --ids "$(seq -s ' ' 5 21)" -o "$WORK/x.npy"
   expect "mlm --dump-logits" 0 "logits: .*mlm_logits.safetensors" \
     "$EVAL" mlm --checkpoint "$WORK/run" --data "$WORK/shards" --max-batches 2 --dump-logits "$WORK/mlm_logits.safetensors"
-  if /usr/bin/python3 - "$WORK" "$(dirname "$0")/../reference" > "$WORK/out" 2>&1 <<'PYEOF'
+  if /usr/bin/python3 - "$WORK" "$(dirname "$0")/../../reference" > "$WORK/out" 2>&1 <<'PYEOF'
 import os, sys
 import numpy as np
 sys.path.insert(0, sys.argv[2])

@@ -341,7 +341,7 @@ TEST(ShardWriter, FullDiskFailureClosesEveryHandleAndFreesTheSpace) {
   const std::string disk = temp_dir() + "/disk";
   fs::create_directories(disk);
   if (::mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=256k") != 0)
-    GTEST_SKIP() << "cannot mount a tmpfs (" << std::strerror(errno) << "); tests/faults/prep_faults_test.sh too";
+    GTEST_SKIP() << "cannot mount a tmpfs (" << std::strerror(errno) << "); tests/e2e/faults/prep_faults_test.sh too";
   struct Unmount {
     std::string dir;
     ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }

@@ -1,5 +1,5 @@
 // The communicator layer in one process: the local engine, make_communicator's choices and errors, and how the
-// launcher's environment is read. (The MPI engine runs under mpirun in tests/mpi/communicator_test.cpp.)
+// launcher's environment is read. (The MPI engine runs under mpirun in tests/parallel/mpi/communicator_test.cpp.)
 #include <gtest/gtest.h>
 
 #include <cstdlib>
