@@ -2,8 +2,8 @@
 // Command-line checks shared by dense-prep and dense-eval. CLI11's PositiveNumber / NonNegativeNumber report
 // "Value 0 not in range 0 to 1.797...e308", which reads as if 0 were allowed; these say what the flag needs.
 // CLI11 prefixes the flag name: "--shard-rows: must be a positive integer (got -5)".
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -46,7 +46,8 @@ inline CLI::Validator number_in(double lo, double hi, bool lo_open = false, bool
 inline bool check_subcommand(const CLI::App& app, int argc, char** argv, const std::string& program,
                              const std::vector<std::string>& options_with_values = {}) {
   std::vector<std::string> names;
-  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) names.push_back(sub->get_name());
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    names.push_back(sub->get_name());
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--") break;

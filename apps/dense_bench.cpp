@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "core/error.h"
-#include "data_prep/lra_png.h"
 #include "data/progress.h"
+#include "data_prep/lra_png.h"
 #include "nn/attention_patterns.h"
 
 namespace {

@@ -1,7 +1,7 @@
 // dense-eval: scores a trained encoder. `mlm`: MLM loss and accuracy on held-out shards at any length
-// (src/train/mlm_evaluation.cpp); `glue`: fine-tune and score one GLUE task (src/train/glue_eval.cpp); `lra`:
-// train and score one Long Range Arena task (src/train/lra_eval.cpp); `logits`: a checkpoint's float32 logits on
-// given texts or token ids, to compare other runtimes with (src/train/logits_dump.cpp).
+// (src/eval/mlm_evaluation.cpp); `glue`: fine-tune and score one GLUE task (src/eval/glue_eval.cpp); `lra`:
+// train and score one Long Range Arena task (src/eval/lra_eval.cpp); `logits`: a checkpoint's float32 logits on
+// given texts or token ids, to compare other runtimes with (src/eval/logits_dump.cpp).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -13,11 +13,11 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "data/progress.h"
-#include "parallel/communicator.h"
 #include "eval/glue_eval.h"
 #include "eval/logits_dump.h"
 #include "eval/lra_eval.h"
 #include "eval/mlm_evaluation.h"
+#include "parallel/communicator.h"
 
 using dense::cli::integer_at_least;
 
@@ -54,11 +54,13 @@ int main(int argc, char** argv) {
                 "pretrained weights: a checkpoint folder, a run folder (its newest complete checkpoint) or a "
                 ".safetensors file");
   g->add_option("--set", glue.overrides, "override a config key (repeatable)");
-  g->add_option("-o,--out", glue.out_dir, "results folder (shards/, results.md, results.json, dev*_predictions.tsv, submission/)")
+  g->add_option("-o,--out", glue.out_dir,
+                "results folder (shards/, results.md, results.json, dev*_predictions.tsv, submission/)")
       ->required();
   g->add_option("--seeds", glue.seeds, "fine-tuning runs with seeds training.seed, +1, ...; the median is reported")
       ->check(integer_at_least(1));
-  g->add_option("--max-eval-rows", glue.max_eval_rows, "dev rows scored per epoch (0: all)")->check(integer_at_least(0));
+  g->add_option("--max-eval-rows", glue.max_eval_rows, "dev rows scored per epoch (0: all)")
+      ->check(integer_at_least(0));
   g->add_option("--max-train-rows", glue.max_train_rows,
                 "train on the first rows of train.tsv only (CPU-sized runs; 0: all)")
       ->check(integer_at_least(0));
@@ -68,14 +70,17 @@ int main(int argc, char** argv) {
                 "write the median run's best-epoch float32 dev logits (dev_predictions.tsv's rows) with their inputs "
                 "(.safetensors: logits, input_ids, attention_mask, ...; .npy: the logits alone)");
   dense::train::LraEvalRequest lra;
-  CLI::App* l = app.add_subcommand("lra", "train and score a Long Range Arena task (best val epoch, median over seeds)");
+  CLI::App* l =
+      app.add_subcommand("lra", "train and score a Long Range Arena task (best val epoch, median over seeds)");
   l->add_option("--task", lra.task, "listops, text, retrieval, image, pathfinder or pathx")
       ->required()
       ->check(CLI::IsMember({"listops", "text", "retrieval", "image", "pathfinder", "pathx"}));
-  l->add_option("--data", lra.data_dir, "a `dense-prep lra` output folder (train.hdf5, val.hdf5, test.hdf5)")->required();
+  l->add_option("--data", lra.data_dir, "a `dense-prep lra` output folder (train.hdf5, val.hdf5, test.hdf5)")
+      ->required();
   l->add_option("--config", lra.config, "model + training config (configs/lra/<task>.yaml, configs/lra/cpu/...)")
       ->required();
-  l->add_option("--init-from", lra.init_from, "start from these weights (Path-X stage B: stage A's seed-<s>/model.safetensors)");
+  l->add_option("--init-from", lra.init_from,
+                "start from these weights (Path-X stage B: stage A's seed-<s>/model.safetensors)");
   l->add_option("--set", lra.overrides, "override a config key (repeatable)");
   l->add_option("-o,--out", lra.out_dir, "results folder (results.md, results.json, test_predictions.tsv)")->required();
   l->add_option("--seeds", lra.seeds, "runs with seeds training.seed, +1, ...; the median test accuracy is reported")
@@ -103,7 +108,8 @@ int main(int argc, char** argv) {
   x->add_option("--text", lg.texts, "a text (repeatable); a tab separates a sentence pair");
   x->add_option("--texts", lg.texts_file, "a UTF-8 file of texts, one per line (after any --text)");
   x->add_option("--ids", lg.ids, "token ids of one row, e.g. \"2 1045 2066 4 3\" (repeatable; no special token added)");
-  x->add_option("--vocab", lg.vocab, "the WordPiece vocab.txt for texts (default: the config's data.vocab); it also "
+  x->add_option("--vocab", lg.vocab,
+                "the WordPiece vocab.txt for texts (default: the config's data.vocab); it also "
                 "cuts MLM logits to its tokens");
   x->add_flag("--cased", lg.cased, "cased WordPiece (default: uncased, as dense-prep)");
   x->add_option("--batch", lg.batch, "rows per forward pass")->check(integer_at_least(1));
@@ -171,9 +177,10 @@ int main(int argc, char** argv) {
                 r.seq_len > r.trained_positions ? " (positions extended beyond the trained length)" : "");
     if (e.tokens == 0) std::fprintf(stderr, "dense-eval: warning: no masked token in %s\n", mlm.data.c_str());
     if (!json_out.empty()) {
-      const nlohmann::json j = {{"loss", e.loss},       {"accuracy", e.accuracy},      {"masked_tokens", e.tokens},
-                                {"rows", e.rows},       {"seq_len", r.seq_len},        {"trained_positions", r.trained_positions},
-                                {"weights", r.weights}, {"config", r.config},          {"data", mlm.data}};
+      const nlohmann::json j = {
+          {"loss", e.loss},       {"accuracy", e.accuracy}, {"masked_tokens", e.tokens},
+          {"rows", e.rows},       {"seq_len", r.seq_len},   {"trained_positions", r.trained_positions},
+          {"weights", r.weights}, {"config", r.config},     {"data", mlm.data}};
       dense::write_file_atomic(json_out, j.dump(2) + "\n");
     }
     return 0;

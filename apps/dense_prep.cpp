@@ -1,8 +1,8 @@
 // dense-prep: raw corpora and benchmark downloads into HDF5 shards. Each subcommand is a thin layer over a
 // pipeline in data_prep/ (prep_*.h; GLUE's in src/data/prep_glue.h, since dense-eval glue runs it too); errors
 // are dense::Errors naming the file, line or option at fault.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>
@@ -93,15 +93,18 @@ int main(int argc, char** argv) {
   CorpusFlags pflags;
   std::string p_format = "packed";
   bool p_cased = false;
-  auto* pre = app.add_subcommand("pretrain", "corpus -> pretraining shards (bert: NSP + static masks, LDDL layout; "
-                                             "packed: continuous rows, masks at load time)");
+  auto* pre = app.add_subcommand("pretrain",
+                                 "corpus -> pretraining shards (bert: NSP + static masks, LDDL layout; "
+                                 "packed: continuous rows, masks at load time)");
   pre->add_option("inputs", pc.inputs, "corpus files or folders (.txt, .jsonl, .tokens, optionally .gz)")->required();
   pre->add_option("--vocab", pc.vocab_path, "vocab.txt")->required();
   pre->add_option("-o,--out", pc.out_dir, "output folder")->required();
   pre->add_option("--format", p_format, "bert or packed")->check(CLI::IsMember({"bert", "packed"}));
   pre->add_option("-N,--seq-len", pc.seq_len, "tokens per row")->check(integer_at_least(1));
   // 0 inside the library means "the default size"; on the command line it is a mistake, like -5.
-  pre->add_option("--shard-rows", pc.shard_rows, "rows per shard (bert: about; default 2^19 / seq-len: 512K tokens, so that a corpus spans many shards)")
+  pre->add_option(
+         "--shard-rows", pc.shard_rows,
+         "rows per shard (bert: about; default 2^19 / seq-len: 512K tokens, so that a corpus spans many shards)")
       ->check(integer_at_least(1));
   pre->add_option("--max-rows", pc.max_rows, "packed: stop after this many rows; fail if the corpus has fewer")
       ->check(integer_at_least(1));
@@ -207,7 +210,8 @@ int main(int argc, char** argv) {
       const VocabPrepResult r = prepare_vocab(vc);
       std::printf("vocab: wrote %s (%lld tokens, sha256 %s) in %.1f s\n", vc.out_path.c_str(), (long long)r.vocab_size,
                   r.sha256.c_str(), r.seconds);
-      std::printf("  words: %s (%s distinct)\n", with_thousands(r.words).c_str(), with_thousands(r.unique_words).c_str());
+      std::printf("  words: %s (%s distinct)\n", with_thousands(r.words).c_str(),
+                  with_thousands(r.unique_words).c_str());
       print_corpus(r.corpus);
     } else if (*pre) {
       pc.corpus = pflags.options();
@@ -218,15 +222,17 @@ int main(int argc, char** argv) {
       pc.progress = progress;
       const PretrainPrepResult r = prepare_pretraining(pc);
       if (r.already_complete) {
-        std::printf("pretrain: %s is already complete (%zu shards, %s rows; manifest and checksums match); nothing "
-                    "to do\n",
-                    pc.out_dir.c_str(), r.shards.size(), with_thousands(r.rows).c_str());
+        std::printf(
+            "pretrain: %s is already complete (%zu shards, %s rows; manifest and checksums match); nothing "
+            "to do\n",
+            pc.out_dir.c_str(), r.shards.size(), with_thousands(r.rows).c_str());
         return 0;
       }
-      std::printf("pretrain: %s rows of %lld tokens in %zu shards (%lld written, %lld already complete) in %s in %.1f "
-                  "s\n",
-                  with_thousands(r.rows).c_str(), (long long)pc.seq_len, r.shards.size(), (long long)r.shards_written,
-                  (long long)r.shards_kept, pc.out_dir.c_str(), r.seconds);
+      std::printf(
+          "pretrain: %s rows of %lld tokens in %zu shards (%lld written, %lld already complete) in %s in %.1f "
+          "s\n",
+          with_thousands(r.rows).c_str(), (long long)pc.seq_len, r.shards.size(), (long long)r.shards_written,
+          (long long)r.shards_kept, pc.out_dir.c_str(), r.seconds);
       std::printf("  tokens: %s (%.3f%% [UNK])", with_thousands(r.tokens).c_str(),
                   r.tokens ? 100.0 * double(r.unk_tokens) / double(r.tokens) : 0.0);
       if (r.dropped_tail_tokens)

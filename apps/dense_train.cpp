@@ -1,15 +1,15 @@
 // dense-train: trains a DANet or BERT encoder from a YAML config (docs/config.md). Thin: parsing and signal
 // handling here, the loop in src/train/trainer.cpp.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <csignal>
 #include <cstdio>
 #include <exception>
 
 #include "backend/backend.h"
-#include "core/error.h"
 #include "config/train_config_yaml.h"
+#include "core/error.h"
 #include "parallel/communicator.h"
 #include "train/trainer.h"
 
@@ -29,8 +29,9 @@ int main(int argc, char** argv) {
   app.add_option("--set", overrides, "override a key: --set training.max_steps=100 (repeatable)");
   app.add_option("--resume", opts.resume, "auto (newest valid checkpoint of the run), none, or a checkpoint folder");
   app.add_option("--init-from", opts.init_from, "start from these weights (a checkpoint folder or model.safetensors)");
-  app.add_flag("--resize-position-embeddings", opts.resize_position_embeddings,
-               "with --init-from: tile or truncate a learned position table trained at another length (docs/model.md §1.3)");
+  app.add_flag(
+      "--resize-position-embeddings", opts.resize_position_embeddings,
+      "with --init-from: tile or truncate a learned position table trained at another length (docs/model.md §1.3)");
   app.add_option("--run-dir", run_dir, "run folder (default: runs/<name>)");
   app.add_flag("--overwrite", opts.overwrite,
                "start a new run in a run folder that holds a previous run (implies --resume none): its checkpoints "

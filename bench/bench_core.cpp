@@ -2,10 +2,10 @@
 // OpenBLAS sgemm and the PyTorch reference, all measured in this run. Prints one Markdown table.
 //
 //   dense_bench_core [--threads 2] [--max-n 65536] [--steps 5] [--no-torch]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -64,10 +64,14 @@ int main(int argc, char** argv) {
   bool with_torch = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "--max-n" && i + 1 < argc) max_n = std::atoll(argv[++i]);
-    else if (a == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
-    else if (a == "--no-torch") with_torch = false;
+    if (a == "--threads" && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else if (a == "--max-n" && i + 1 < argc)
+      max_n = std::atoll(argv[++i]);
+    else if (a == "--steps" && i + 1 < argc)
+      steps = std::atoi(argv[++i]);
+    else if (a == "--no-torch")
+      with_torch = false;
     else {
       std::fprintf(stderr, "usage: %s [--threads T] [--max-n N] [--steps S] [--no-torch]\n", argv[0]);
       return 2;
@@ -150,8 +154,8 @@ int main(int argc, char** argv) {
       const double flops = 3.0 * 6.0 * double(n) * d * d;
       char note[64];
       std::snprintf(note, sizeof note, "%.0f ns/token", s * 1e9 / double(n));
-      rows.push_back({"DenseAttention fwd+bwd (linear)", "N=" + std::to_string(n) + ", d=256", s * 1e3,
-                      flops / s / 1e9, note});
+      rows.push_back(
+          {"DenseAttention fwd+bwd (linear)", "N=" + std::to_string(n) + ", d=256", s * 1e3, flops / s / 1e9, note});
     }
   }
 
@@ -202,8 +206,8 @@ int main(int argc, char** argv) {
       const double tms = torch_step_ms(d, L, N, B, threads, steps);
       if (tms > 0) {
         std::snprintf(note, sizeof note, "densetrain is %.2fx faster", tms / step_ms);
-        rows.push_back({"DANet train step (PyTorch reference)", "d=256 L=4 N=512 B=8", tms, 3.0 * fwd / (tms / 1e3) / 1e9,
-                        note});
+        rows.push_back(
+            {"DANet train step (PyTorch reference)", "d=256 L=4 N=512 B=8", tms, 3.0 * fwd / (tms / 1e3) / 1e9, note});
       } else {
         rows.push_back({"DANet train step (PyTorch reference)", "d=256 L=4 N=512 B=8", 0, 0, "PyTorch not available"});
       }

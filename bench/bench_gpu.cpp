@@ -47,7 +47,7 @@ struct Sizes {
   int64_t layers = 0;  // 0: the config's 32
   int64_t train_batch = 64;
   int64_t max_n = int64_t(1) << 22;
-  int64_t tokens = 131072;      // per inference batch
+  int64_t tokens = 131072;  // per inference batch
   int64_t attention_tokens = 16384;
   int64_t longest_from = 32768;
   double longest_limit_gb = 80;
@@ -167,19 +167,20 @@ void run_train(int steps, const Peaks& peaks, Csv& csv) {
   const double tokens = double(B * N);
   const double flops = 3.0 * danet_forward_flops_per_token(c, N, false, true) * tokens;
   const double mfu = flops / s / peaks.bf16;
-  std::printf("\n## DANet-BERT-Large training step (bf16, N %lld, batch %lld; FLOPs = 3 x forward)\n\n"
-              "| tokens/step | ms/step | tokens/s | TFLOP/s | MFU (of measured bf16 peak) |\n"
-              "| ---: | ---: | ---: | ---: | ---: |\n| %.0f | %.1f | %.0f | %.1f | %.1f%% |\n",
-              static_cast<long long>(N), static_cast<long long>(B), tokens, s * 1e3, tokens / s, flops / s / 1e12,
-              100 * mfu);
+  std::printf(
+      "\n## DANet-BERT-Large training step (bf16, N %lld, batch %lld; FLOPs = 3 x forward)\n\n"
+      "| tokens/step | ms/step | tokens/s | TFLOP/s | MFU (of measured bf16 peak) |\n"
+      "| ---: | ---: | ---: | ---: | ---: |\n| %.0f | %.1f | %.0f | %.1f | %.1f%% |\n",
+      static_cast<long long>(N), static_cast<long long>(B), tokens, s * 1e3, tokens / s, flops / s / 1e12, 100 * mfu);
   csv.add("train", "tokens_per_s", tokens / s);
   csv.add("train", "mfu", mfu);
 }
 
 void run_infer(int steps, const Peaks& peaks, Csv& csv) {
-  std::printf("\n## DANet-BERT-Large inference (bf16 forward, attention auto, %lld tokens per batch)\n\n"
-              "| N | batch | ms | tokens/s | MFU |\n| ---: | ---: | ---: | ---: | ---: |\n",
-              static_cast<long long>(g_sizes.tokens));
+  std::printf(
+      "\n## DANet-BERT-Large inference (bf16 forward, attention auto, %lld tokens per batch)\n\n"
+      "| N | batch | ms | tokens/s | MFU |\n| ---: | ---: | ---: | ---: | ---: |\n",
+      static_cast<long long>(g_sizes.tokens));
   for (int64_t N : {int64_t(128), int64_t(1024), int64_t(16384), int64_t(131072)}) {
     if (N > g_sizes.max_n) break;
     const int64_t B = std::max<int64_t>(1, g_sizes.tokens / N);
@@ -204,10 +205,11 @@ void run_infer(int steps, const Peaks& peaks, Csv& csv) {
 // softmax) and the fused one (`attention: {type: sparse, pattern: dense}`: the graph kernel over the band that
 // spans the sequence, online softmax, O(N) memory).
 void run_attention(int steps, Csv& csv) {
-  std::printf("\n## Softmax attention core, forward + backward (bf16, d = 1024, %lld tokens; FLOPs 4·B·H·N²·e "
-              "forward, 2.5x that backward)\n\n| N | head dim | materialised ms | TFLOP/s | fused ms | TFLOP/s |\n"
-              "| ---: | ---: | ---: | ---: | ---: | ---: |\n",
-              static_cast<long long>(g_sizes.attention_tokens));
+  std::printf(
+      "\n## Softmax attention core, forward + backward (bf16, d = 1024, %lld tokens; FLOPs 4·B·H·N²·e "
+      "forward, 2.5x that backward)\n\n| N | head dim | materialised ms | TFLOP/s | fused ms | TFLOP/s |\n"
+      "| ---: | ---: | ---: | ---: | ---: | ---: |\n",
+      static_cast<long long>(g_sizes.attention_tokens));
   for (int64_t e : {int64_t(64), int64_t(128)}) {
     for (int64_t N : {int64_t(512), int64_t(1024), int64_t(2048), int64_t(4096), int64_t(8192), int64_t(16384)}) {
       if (N > g_sizes.max_n) break;
@@ -216,8 +218,10 @@ void run_attention(int steps, Csv& csv) {
       const double flops = 3.5 * 4.0 * double(G) * double(N) * double(N) * double(e);
       double materialised = 0;
       {
-        const Tensor q = random_device({G, N, e}, DType::BF16, 3, 1.0), k = random_device({G, N, e}, DType::BF16, 4, 1.0);
-        const Tensor v = random_device({G, N, e}, DType::BF16, 5, 1.0), dout = random_device({G, N, e}, DType::BF16, 6, 1.0);
+        const Tensor q = random_device({G, N, e}, DType::BF16, 3, 1.0),
+                     k = random_device({G, N, e}, DType::BF16, 4, 1.0);
+        const Tensor v = random_device({G, N, e}, DType::BF16, 5, 1.0),
+                     dout = random_device({G, N, e}, DType::BF16, 6, 1.0);
         Tensor s_ = Tensor::empty({G, N, N}, DType::BF16, kGpu), p = Tensor::empty({G, N, N}, DType::BF16, kGpu);
         Tensor o = Tensor::empty({G, N, e}, DType::BF16, kGpu), dp = Tensor::empty({G, N, N}, DType::BF16, kGpu);
         Tensor dq = Tensor::empty({G, N, e}, DType::BF16, kGpu), dk = Tensor::empty({G, N, e}, DType::BF16, kGpu);
@@ -251,9 +255,8 @@ void run_attention(int steps, Csv& csv) {
         });
       }
       backend_for(kGpu).allocator().release_cached();
-      std::printf("| %lld | %lld | %.2f | %.1f | %.2f | %.1f |\n", static_cast<long long>(N),
-                  static_cast<long long>(e), materialised * 1e3, flops / materialised / 1e12, fused * 1e3,
-                  flops / fused / 1e12);
+      std::printf("| %lld | %lld | %.2f | %.1f | %.2f | %.1f |\n", static_cast<long long>(N), static_cast<long long>(e),
+                  materialised * 1e3, flops / materialised / 1e12, fused * 1e3, flops / fused / 1e12);
       csv.add("attention", std::to_string(N) + "/" + std::to_string(e), flops / materialised / 1e12);
       csv.add("attention_fused", std::to_string(N) + "/" + std::to_string(e), flops / fused / 1e12);
     }
@@ -262,9 +265,10 @@ void run_attention(int steps, Csv& csv) {
 
 void run_longest(Csv& csv) {
   const double limit = g_sizes.longest_limit_gb * 1e9;
-  std::printf("\n## Longest DANet-BERT-Large training step at batch 1 (bf16, recomputation, attention auto, peak "
-              "device memory <= %g GB)\n\n| N | peak GB | s/step | fits |\n| ---: | ---: | ---: | --- |\n",
-              g_sizes.longest_limit_gb);
+  std::printf(
+      "\n## Longest DANet-BERT-Large training step at batch 1 (bf16, recomputation, attention auto, peak "
+      "device memory <= %g GB)\n\n| N | peak GB | s/step | fits |\n| ---: | ---: | ---: | --- |\n",
+      g_sizes.longest_limit_gb);
   int64_t longest = 0;
   for (int64_t N = g_sizes.longest_from; N <= g_sizes.max_n; N *= 2) {
     bool fits = false;

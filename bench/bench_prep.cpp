@@ -17,18 +17,16 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "data/wordpiece.h"
 #include "data_prep/corpus.h"
 #include "data_prep/prep_pretrain.h"
-#include "data/wordpiece.h"
 
 using namespace dense::data;
 namespace fs = std::filesystem;
 
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 struct Row {
   std::string name, size;
@@ -57,11 +55,16 @@ int main(int argc, char** argv) {
   int64_t big_mb = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--vocab") vocab = v;
-    else if (a == "--text") text = v;
-    else if (a == "--threads") threads = std::atoi(v.c_str());
-    else if (a == "--big-mb") big_mb = std::atoll(v.c_str());
-    else if (a == "--tmp") tmp = v;
+    if (a == "--vocab")
+      vocab = v;
+    else if (a == "--text")
+      text = v;
+    else if (a == "--threads")
+      threads = std::atoi(v.c_str());
+    else if (a == "--big-mb")
+      big_mb = std::atoll(v.c_str());
+    else if (a == "--tmp")
+      tmp = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -145,10 +148,9 @@ int main(int argc, char** argv) {
       r = prepare_pretraining(packed(text, vocab, work + "/wt2", threads));
       best = std::min(best, now_s() - t0);
     }
-    rows.push_back({fmt::format("dense-prep packed N=128, {} threads", threads), fmt::format("{:.1f} MB", mb), best,
-                    mb / best,
-                    fmt::format("{} rows, {} shard(s); {:.1f}x under the 5 s target", r.rows, r.shards.size(),
-                                5.0 / best)});
+    rows.push_back(
+        {fmt::format("dense-prep packed N=128, {} threads", threads), fmt::format("{:.1f} MB", mb), best, mb / best,
+         fmt::format("{} rows, {} shard(s); {:.1f}x under the 5 s target", r.rows, r.shards.size(), 5.0 / best)});
   }
   fs::remove_all(work);
 

@@ -122,10 +122,11 @@ int window(int argc, char** argv) {
   const std::string dtype = arg(argc, argv, "--dtype", "bf16");
   const DType t = dtype == "f32" ? DType::F32 : (dtype == "f16" ? DType::F16 : DType::BF16);
   const double bytes = 3.0 * double(n) * double(d) * double(dtype_size(t));
-  std::printf("sliding window forward: N = %lld, w = %lld (%lld keys per query), d = %lld, one head, %s, %.2f GiB "
-              "of Q/O, K, V\n",
-              static_cast<long long>(n), static_cast<long long>(w), static_cast<long long>(2 * w + 1),
-              static_cast<long long>(d), dtype.c_str(), bytes / (1024.0 * 1024.0 * 1024.0));
+  std::printf(
+      "sliding window forward: N = %lld, w = %lld (%lld keys per query), d = %lld, one head, %s, %.2f GiB "
+      "of Q/O, K, V\n",
+      static_cast<long long>(n), static_cast<long long>(w), static_cast<long long>(2 * w + 1),
+      static_cast<long long>(d), dtype.c_str(), bytes / (1024.0 * 1024.0 * 1024.0));
   std::fflush(stdout);
   const double t0 = now_s();
   Tensor q = random({1, n, d}, 1, t), k = random({1, n, d}, 2, t), v = random({1, n, d}, 3, t);
@@ -150,9 +151,11 @@ int window(int argc, char** argv) {
 int cqs(int argc, char** argv) {
   const int64_t n = std::stoll(arg(argc, argv, "--n", "8192"));
   const int64_t d = std::stoll(arg(argc, argv, "--d", "64"));
-  const Tensor q = random({1, n, d}, 1), k = random({1, n, d}, 2), v = random({1, n, d}, 3), dout = random({1, n, d}, 4);
+  const Tensor q = random({1, n, d}, 1), k = random({1, n, d}, 2), v = random({1, n, d}, 3),
+               dout = random({1, n, d}, 4);
   const double scale = 1.0 / std::sqrt(double(d));
-  std::printf("| W | I | longest material / N | largest worker: cells | worker working set MiB | vs full | fwd+bwd s |\n");
+  std::printf(
+      "| W | I | longest material / N | largest worker: cells | worker working set MiB | vs full | fwd+bwd s |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   // Full attention as graph attention over all N² edges: the W = 1 row.
   double full_bytes = 0;

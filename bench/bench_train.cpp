@@ -71,11 +71,16 @@ int main(int argc, char** argv) {
   std::string csv;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (a == "--max-n") max_n = std::atoll(argv[i + 1]);
-    else if (a == "--tokens") tokens = std::atoll(argv[i + 1]);
-    else if (a == "--steps") steps = std::atoi(argv[i + 1]);
-    else if (a == "--csv") csv = argv[i + 1];
+    if (a == "--threads")
+      threads = std::atoi(argv[i + 1]);
+    else if (a == "--max-n")
+      max_n = std::atoll(argv[i + 1]);
+    else if (a == "--tokens")
+      tokens = std::atoll(argv[i + 1]);
+    else if (a == "--steps")
+      steps = std::atoi(argv[i + 1]);
+    else if (a == "--csv")
+      csv = argv[i + 1];
     else {
       std::fprintf(stderr, "usage: %s [--threads T] [--max-n N] [--tokens T] [--steps S] [--csv FILE]\n", argv[0]);
       return 2;

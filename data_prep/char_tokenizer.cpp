@@ -24,7 +24,8 @@ std::vector<int32_t> ByteTokenizer::encode(std::string_view text) const {
 void ByteTokenizer::encode_append(std::string_view text, std::vector<int32_t>& out) const {
   const size_t old = out.size();
   out.resize(old + text.size());
-  for (size_t i = 0; i < text.size(); ++i) out[old + i] = static_cast<int32_t>(static_cast<unsigned char>(text[i])) + offset_;
+  for (size_t i = 0; i < text.size(); ++i)
+    out[old + i] = static_cast<int32_t>(static_cast<unsigned char>(text[i])) + offset_;
 }
 
 std::string ByteTokenizer::decode(std::span<const int32_t> ids) const {
@@ -94,8 +95,8 @@ void CharTokenizer::index() {
   other_ids_.clear();
   for (size_t k = 0; k < chars_.size(); ++k) {
     const char32_t cp = chars_[k];
-    DENSE_CHECK(cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF), "character vocabulary: U+{:04X} is not a Unicode scalar value",
-                static_cast<uint32_t>(cp));
+    DENSE_CHECK(cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF),
+                "character vocabulary: U+{:04X} is not a Unicode scalar value", static_cast<uint32_t>(cp));
     const int32_t id = first_char_id() + static_cast<int32_t>(k);
     const bool dup = cp < 128 ? ascii_ids_[cp] != kUnkId : other_ids_.count(cp) > 0;
     DENSE_CHECK(!dup, "character vocabulary: U+{:04X} appears twice", static_cast<uint32_t>(cp));
@@ -115,8 +116,8 @@ int32_t CharTokenizer::id(char32_t cp) const {
 
 char32_t CharTokenizer::code_point(int32_t id) const {
   const int32_t k = id - first_char_id();
-  DENSE_CHECK(k >= 0 && k < static_cast<int32_t>(chars_.size()), "character id {} is not a character (vocabulary size {})",
-              id, size());
+  DENSE_CHECK(k >= 0 && k < static_cast<int32_t>(chars_.size()),
+              "character id {} is not a character (vocabulary size {})", id, size());
   return chars_[static_cast<size_t>(k)];
 }
 
@@ -173,7 +174,8 @@ nlohmann::json CharTokenizer::to_json() const {
 }
 
 CharTokenizer CharTokenizer::from_json(const nlohmann::json& j) {
-  DENSE_CHECK(j.is_object() && j.value("type", "") == "char", "not a character vocabulary: {}", j.dump().substr(0, 200));
+  DENSE_CHECK(j.is_object() && j.value("type", "") == "char", "not a character vocabulary: {}",
+              j.dump().substr(0, 200));
   DENSE_CHECK(j.contains("chars") && j["chars"].is_array(), "character vocabulary without a 'chars' array");
   std::vector<char32_t> chars;
   for (const auto& c : j["chars"]) {

@@ -68,8 +68,8 @@ class CharTokenizer {
   int32_t cls_id() const { return has_cls_ ? 2 : -1; }
   bool has_cls() const { return has_cls_; }
   const std::vector<char32_t>& chars() const { return chars_; }
-  int32_t id(char32_t cp) const;                  // [UNK] when absent
-  char32_t code_point(int32_t id) const;          // dense::Error unless id is a character id
+  int32_t id(char32_t cp) const;          // [UNK] when absent
+  char32_t code_point(int32_t id) const;  // dense::Error unless id is a character id
 
   // Ids of the characters of `text` (no [CLS], no padding). Adds invalid UTF-8 subparts to *invalid_utf8.
   std::vector<int32_t> encode(std::string_view text, uint64_t* invalid_utf8 = nullptr) const;
@@ -90,7 +90,7 @@ class CharTokenizer {
 
   std::vector<char32_t> chars_;
   bool has_cls_ = false;
-  std::vector<int32_t> ascii_ids_;            // 128 entries
+  std::vector<int32_t> ascii_ids_;  // 128 entries
   std::map<char32_t, int32_t> other_ids_;
 };
 

@@ -8,15 +8,15 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "data/prep_common.h"
+#include "data/shard_classification.h"
+#include "data/vocab.h"
 #include "data_prep/char_tokenizer.h"
 #include "data_prep/lra_aan.h"
 #include "data_prep/lra_idx.h"
 #include "data_prep/lra_imdb.h"
 #include "data_prep/lra_listops.h"
 #include "data_prep/lra_pathfinder.h"
-#include "data/prep_common.h"
-#include "data/shard_classification.h"
-#include "data/vocab.h"
 
 namespace dense::data {
 
@@ -59,8 +59,8 @@ LraPrepResult prepare_lra(const LraPrepConfig& cfg) {
   static const std::vector<std::string> kTasks = {"listops", "pathfinder", "image", "text", "retrieval"};
   DENSE_CHECK(std::find(kTasks.begin(), kTasks.end(), task) != kTasks.end(),
               "lra: unknown task '{}' (expected listops, pathfinder, image, text or retrieval)", task);
-  DENSE_CHECK(cfg.tokenizer == "chars" || cfg.tokenizer == "bytes", "lra: --tokenizer must be chars or bytes (got '{}')",
-              cfg.tokenizer);
+  DENSE_CHECK(cfg.tokenizer == "chars" || cfg.tokenizer == "bytes",
+              "lra: --tokenizer must be chars or bytes (got '{}')", cfg.tokenizer);
   DENSE_CHECK(cfg.val_fraction > 0 && cfg.val_fraction < 1, "lra: --val-fraction must be in (0, 1)");
   const bool generate = cfg.source.empty();
   DENSE_CHECK(!generate || task == "listops" || task == "pathfinder",
@@ -90,23 +90,33 @@ LraPrepResult prepare_lra(const LraPrepConfig& cfg) {
     if (generate) {
       pc["generate"] = {{"seed", cfg.seed}, {"train", cfg.num_train}, {"val", cfg.num_val}, {"test", cfg.num_test}};
       // Recorded only when not LRA's, so shards made before these options existed stay valid.
-      if (cfg.min_length != 500 || cfg.max_length != 2000)
-        pc["generate"]["length"] = {cfg.min_length, cfg.max_length};
+      if (cfg.min_length != 500 || cfg.max_length != 2000) pc["generate"]["length"] = {cfg.min_length, cfg.max_length};
     }
   } else if (task == "pathfinder") {
     DENSE_CHECK(cfg.contour_length == 6 || cfg.contour_length == 9 || cfg.contour_length == 14,
                 "lra pathfinder: --contour-length must be 6 (easy), 9 (intermediate) or 14 (hard), got {}",
                 cfg.contour_length);
     switch (cfg.resolution) {
-      case 32: pf = PathfinderConfig::pathfinder32(cfg.contour_length); break;
-      case 64: pf = PathfinderConfig::pathfinder64(cfg.contour_length); break;
-      case 128: pf = PathfinderConfig::pathfinder128(cfg.contour_length); break;
-      case 256: pf = PathfinderConfig::pathfinder256(cfg.contour_length); break;
-      default: DENSE_FAIL("lra pathfinder: --resolution must be 32, 64, 128 or 256 (got {})", cfg.resolution);
+      case 32:
+        pf = PathfinderConfig::pathfinder32(cfg.contour_length);
+        break;
+      case 64:
+        pf = PathfinderConfig::pathfinder64(cfg.contour_length);
+        break;
+      case 128:
+        pf = PathfinderConfig::pathfinder128(cfg.contour_length);
+        break;
+      case 256:
+        pf = PathfinderConfig::pathfinder256(cfg.contour_length);
+        break;
+      default:
+        DENSE_FAIL("lra pathfinder: --resolution must be 32, 64, 128 or 256 (got {})", cfg.resolution);
     }
     DENSE_CHECK(cfg.num_images >= 10, "lra pathfinder: --num-images must be at least 10 (got {})", cfg.num_images);
     if (generate)
-      pc["generate"] = {{"seed", cfg.seed}, {"resolution", cfg.resolution}, {"contour_length", cfg.contour_length},
+      pc["generate"] = {{"seed", cfg.seed},
+                        {"resolution", cfg.resolution},
+                        {"contour_length", cfg.contour_length},
                         {"images", cfg.num_images}};
     pc["split"] = {0.8, 0.1, 0.1};
   } else if (task == "image") {
@@ -114,7 +124,8 @@ LraPrepResult prepare_lra(const LraPrepConfig& cfg) {
   } else {
     pc["tokenizer"] = cfg.tokenizer;
     pc["seq_len"] = cfg.seq_len > 0 ? cfg.seq_len : 4000;
-    if (cfg.tokenizer == "chars") pc["min_frequency"] = cfg.min_frequency > 0 ? cfg.min_frequency : (task == "text" ? 15 : 1);
+    if (cfg.tokenizer == "chars")
+      pc["min_frequency"] = cfg.min_frequency > 0 ? cfg.min_frequency : (task == "text" ? 15 : 1);
   }
   const std::vector<std::string> split_names =
       task == "text" ? std::vector<std::string>{"train", "test"} : std::vector<std::string>{"train", "val", "test"};
@@ -227,7 +238,8 @@ LraPrepResult prepare_lra(const LraPrepConfig& cfg) {
       texts_a.push_back(read_imdb_split(cfg.source, "train").examples);
       texts_a.push_back(read_imdb_split(cfg.source, "test").examples);
     }
-    auto encode = [&](const std::vector<TextExample>& ex, const std::function<std::vector<int32_t>(const std::string&)>& f) {
+    auto encode = [&](const std::vector<TextExample>& ex,
+                      const std::function<std::vector<int32_t>(const std::string&)>& f) {
       TokenSet t;
       t.seq_len = seq_len;
       t.ids.resize(ex.size() * size_t(seq_len));

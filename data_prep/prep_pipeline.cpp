@@ -63,9 +63,10 @@ void check_output_outside_inputs(const std::vector<std::string>& inputs, const s
     if (ec) continue;
     const auto [in_end, out_it] = std::mismatch(in.begin(), in.end(), out.begin(), out.end());
     if (in_end != in.end()) continue;  // `in` is not a prefix of `out`
-    DENSE_FAIL("{} {} is {} the input folder {}: a later run would read its own output as corpus text; choose an "
-               "output outside the inputs",
-               what, output, out_it == out.end() ? "the same as" : "inside", input);
+    DENSE_FAIL(
+        "{} {} is {} the input folder {}: a later run would read its own output as corpus text; choose an "
+        "output outside the inputs",
+        what, output, out_it == out.end() ? "the same as" : "inside", input);
   }
 }
 

@@ -11,10 +11,10 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "data/prep_common.h"
-#include "data_prep/prep_pipeline.h"
 #include "data/shard_packed.h"
 #include "data/vocab.h"
 #include "data/wordpiece.h"
+#include "data_prep/prep_pipeline.h"
 
 namespace dense::data {
 
@@ -107,12 +107,15 @@ void tokenize_chunk(const WordPieceTokenizer& tok, PretrainFormat format, Senten
   std::vector<std::string>().swap(c.texts);
 }
 
-std::string shard_name(const std::string& prefix, int64_t index) { return fmt::format("{}-{:05d}.hdf5", prefix, index); }
+std::string shard_name(const std::string& prefix, int64_t index) {
+  return fmt::format("{}-{:05d}.hdf5", prefix, index);
+}
 
 // Names and sizes (not full paths), so the same corpus reached by another path still matches.
 std::string files_digest(const std::vector<std::string>& files) {
   std::string list;
-  for (const auto& f : files) list += std::filesystem::path(f).filename().string() + "\t" + std::to_string(file_size(f)) + "\n";
+  for (const auto& f : files)
+    list += std::filesystem::path(f).filename().string() + "\t" + std::to_string(file_size(f)) + "\n";
   return sha256_hex(list);
 }
 
@@ -133,16 +136,15 @@ std::vector<std::string_view> split_sentences(std::string_view line) {
     const char c = line[i];
     if (c != '.' && c != '!' && c != '?') continue;
     size_t end = i + 1;
-    while (end < line.size() && (line[end] == '"' || line[end] == '\'' || line[end] == ')' || line[end] == ']'))
-      ++end;
+    while (end < line.size() && (line[end] == '"' || line[end] == '\'' || line[end] == ')' || line[end] == ']')) ++end;
     size_t next = end;
     while (next < line.size() && is_space(line[next])) ++next;
     if (next == end || next >= line.size()) continue;  // no space after it, or the line ends: not a boundary here
     const unsigned char n = static_cast<unsigned char>(line[next]);
     // Non-ASCII starts (accented capitals, CJK) count as sentence starts too: a missed split costs more
     // than an extra one, since NSP pairs are built from whole sentences.
-    const bool starts = (n >= 'A' && n <= 'Z') || (n >= '0' && n <= '9') || n == '"' || n == '\'' || n == '(' ||
-                        n >= 0x80;
+    const bool starts =
+        (n >= 'A' && n <= 'Z') || (n >= '0' && n <= '9') || n == '"' || n == '\'' || n == '(' || n >= 0x80;
     if (!starts) continue;
     const std::string_view s = trim(line.substr(start, end - start));
     if (!s.empty()) out.push_back(s);
@@ -201,10 +203,9 @@ PretrainPrepResult prepare_pretraining(const PretrainPrepConfig& config_in) {
               "pretrain: --max-rows applies to the packed format only");
   DENSE_CHECK(cfg.masked_lm_ratio > 0 && cfg.masked_lm_ratio < 1, "pretrain: --masked-lm-ratio must be in (0, 1)");
   DENSE_CHECK(cfg.p_mask >= 0 && cfg.p_mask <= 1, "pretrain: --p-mask must be in [0, 1]");
-  DENSE_CHECK(cfg.shard_rows >= 0, "pretrain: --shard-rows must be a positive number of rows (got {})",
-              cfg.shard_rows);
-  DENSE_CHECK(cfg.short_seq_prob >= 0 && cfg.short_seq_prob <= 1, "pretrain: --short-seq-prob must be in [0, 1] (got {})",
-              cfg.short_seq_prob);
+  DENSE_CHECK(cfg.shard_rows >= 0, "pretrain: --shard-rows must be a positive number of rows (got {})", cfg.shard_rows);
+  DENSE_CHECK(cfg.short_seq_prob >= 0 && cfg.short_seq_prob <= 1,
+              "pretrain: --short-seq-prob must be in [0, 1] (got {})", cfg.short_seq_prob);
   DENSE_CHECK(cfg.random_next_prob >= 0 && cfg.random_next_prob <= 1,
               "pretrain: --random-next-prob must be in [0, 1] (got {})", cfg.random_next_prob);
   DENSE_CHECK(!cfg.out_dir.empty(), "pretrain: no output folder given (-o)");
@@ -442,7 +443,8 @@ PretrainPrepResult prepare_pretraining(const PretrainPrepConfig& config_in) {
   std::vector<std::string> extra;
   for (const auto& e : std::filesystem::directory_iterator(cfg.out_dir)) {
     const std::string n = e.path().filename().string();
-    if (std::regex_match(n, shard_re) && std::find(result.shards.begin(), result.shards.end(), n) == result.shards.end())
+    if (std::regex_match(n, shard_re) &&
+        std::find(result.shards.begin(), result.shards.end(), n) == result.shards.end())
       extra.push_back(n);
   }
   std::sort(extra.begin(), extra.end());

@@ -31,9 +31,9 @@
 #include <string>
 #include <vector>
 
-#include "data_prep/corpus.h"
 #include "data/progress.h"
 #include "data/shard_bert.h"
+#include "data_prep/corpus.h"
 
 namespace dense::data {
 
@@ -51,17 +51,17 @@ struct PretrainPrepConfig {
   PretrainFormat format = PretrainFormat::kPacked;
   int64_t seq_len = 128;
   std::string out_dir;
-  std::string prefix;           // shard file prefix; empty: the format name ("packed-00000.hdf5")
+  std::string prefix;  // shard file prefix; empty: the format name ("packed-00000.hdf5")
   // Rows per shard (bert: about); 0 = 2^19 / seq_len: 512K tokens (2 MB of int32 ids), so that a corpus spans
   // many shards for the loader to mix (data.mix_shards) and ranks to share; WikiText-2 is about five.
   int64_t shard_rows = 0;
-  int64_t max_rows = 0;         // packed: stop after this many rows (the reference's total_samples); 0 = all
+  int64_t max_rows = 0;  // packed: stop after this many rows (the reference's total_samples); 0 = all
   uint64_t seed = 12345;
   int64_t duplicate = 1;        // bert: passes over each block with fresh randomness
   double short_seq_prob = 0.1;  // bert (0 for test sets)
   double random_next_prob = 0.5;
   SentenceSplit sentences = SentenceSplit::kLines;  // bert
-  double masked_lm_ratio = 0.15;  // bert static masking (0.12 for test sets)
+  double masked_lm_ratio = 0.15;                    // bert static masking (0.12 for test sets)
   double p_mask = 0.8;
   int gzip_level = 4;
   int threads = 0;  // 0: all cores
@@ -72,10 +72,10 @@ struct PretrainPrepConfig {
 struct PretrainPrepResult {
   std::vector<std::string> shards;  // every shard of the run, in order
   int64_t shards_written = 0;
-  int64_t shards_kept = 0;  // already complete from an earlier run
+  int64_t shards_kept = 0;        // already complete from an earlier run
   bool already_complete = false;  // the manifest matched: nothing was read
   int64_t rows = 0;
-  int64_t tokens = 0;  // tokens in the stream (packed) or in the documents (bert)
+  int64_t tokens = 0;               // tokens in the stream (packed) or in the documents (bert)
   int64_t dropped_tail_tokens = 0;  // packed: the incomplete last row
   int64_t unk_tokens = 0;
   int64_t stale_temporaries_removed = 0;

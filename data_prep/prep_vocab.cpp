@@ -6,8 +6,8 @@
 
 #include "core/error.h"
 #include "data/prep_common.h"
-#include "data_prep/prep_pipeline.h"
 #include "data/vocab.h"
+#include "data_prep/prep_pipeline.h"
 
 namespace dense::data {
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "data_prep/corpus.h"
 #include "data/progress.h"
+#include "data_prep/corpus.h"
 #include "data_prep/vocab_train.h"
 
 namespace dense::data {

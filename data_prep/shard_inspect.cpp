@@ -133,7 +133,7 @@ std::string inspect_shard(const std::string& path, const InspectOptions& opt) {
       line(fmt::format("warning    the shard's vocab_hash {} is not the sha256 of {} ({}): decoding may be wrong",
                        sattr["vocab_hash"], opt.vocab_path, tok->vocab().sha256()));
   }
-  const std::string mask_name = datasets.count("input_mask") ? "input_mask"
+  const std::string mask_name = datasets.count("input_mask")       ? "input_mask"
                                 : datasets.count("attention_mask") ? "attention_mask"
                                                                    : "";
 
@@ -238,7 +238,8 @@ std::string inspect_shard(const std::string& path, const InspectOptions& opt) {
       std::map<int64_t, int64_t> hist;
       for (int64_t v : read_dataset_rows<int64_t>(f, "labels", 0, n, 0, path)) ++hist[v];
       std::string s;
-      for (const auto& [k, c] : hist) s += fmt::format("{}{}: {} ({:.1f}%)", s.empty() ? "" : ", ", k, c, 100.0 * double(c) / double(n));
+      for (const auto& [k, c] : hist)
+        s += fmt::format("{}{}: {} ({:.1f}%)", s.empty() ? "" : ", ", k, c, 100.0 * double(c) / double(n));
       line("  labels   " + s);
     }
   }

@@ -9,9 +9,9 @@
 namespace dense::data {
 
 struct InspectOptions {
-  std::string vocab_path;     // decode WordPiece ids; empty: print ids
-  int64_t row = 0;            // the sample shown
-  int64_t stats_rows = 10000; // rows the statistics read (from the start); 0 = all
+  std::string vocab_path;      // decode WordPiece ids; empty: print ids
+  int64_t row = 0;             // the sample shown
+  int64_t stats_rows = 10000;  // rows the statistics read (from the start); 0 = all
   int64_t max_sample_tokens = 512;
 };
 

@@ -26,7 +26,7 @@ struct VocabTrainOptions {
   size_t vocab_size = 30522;
   int64_t min_frequency = 2;  // a pair must occur at least this often (counting word frequency) to merge
   bool lowercase = true;
-  int strip_accents = -1;     // as BasicTokenizerOptions
+  int strip_accents = -1;  // as BasicTokenizerOptions
   bool tokenize_chinese_chars = true;
   std::vector<std::string> special_tokens = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
   size_t max_input_chars_per_word = 100;

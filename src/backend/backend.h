@@ -34,9 +34,9 @@ struct MutMatRef {
 // sums (LAMB's norms) are sums of per-block partials in block order, so the result does not depend on how a
 // backend schedules the blocks.
 struct OptimizerStep {
-  bool lamb = false;      // LAMB (trust ratio per range) instead of AdamW
+  bool lamb = false;  // LAMB (trust ratio per range) instead of AdamW
   double lr = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
-  int64_t step = 1;       // 1-based update count, for the bias corrections
+  int64_t step = 1;  // 1-based update count, for the bias corrections
   const Tensor* blocks = nullptr;
 };
 
@@ -76,8 +76,8 @@ class Backend {
 
   // ---- dense linear algebra ---------------------------------------------------------------------
   // C_i = alpha * op(A_i) op(B_i) + beta * C_i for i < batch; op(A) is m x k, op(B) is k x n, row-major.
-  virtual void gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                    MatRef a, MatRef b, double beta, MutMatRef c, int64_t batch) = 0;
+  virtual void gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, MatRef a,
+                    MatRef b, double beta, MutMatRef c, int64_t batch) = 0;
 
   // ---- element-wise -----------------------------------------------------------------------------
   // out = alpha * (a op b) + beta * out; b broadcast against a viewed as [rows, cols] (cols = a.size(-1)).

@@ -1,7 +1,7 @@
 #include "backend/ops.h"
 
-#include <initializer_list>
 #include <algorithm>
+#include <initializer_list>
 #include <string>
 
 namespace dense::ops {
@@ -24,8 +24,8 @@ void check_like(const char* op, Arg ref, std::initializer_list<Arg> others) {
     if (!o.t) continue;
     DENSE_CHECK(o.t->dtype() == ref.t->dtype(), "{}: {} {} must have {}'s dtype {} (dtype mismatch)", op, o.name,
                 o.t->str(), ref.name, dtype_name(ref.t->dtype()));
-    DENSE_CHECK(o.t->device() == ref.t->device(), "{}: {} is on {} but {} is on {} (tensors on different devices)",
-                op, o.name, o.t->device().str(), ref.name, ref.t->device().str());
+    DENSE_CHECK(o.t->device() == ref.t->device(), "{}: {} is on {} but {} is on {} (tensors on different devices)", op,
+                o.name, o.t->device().str(), ref.name, ref.t->device().str());
   }
 }
 // Each present tensor of `others` is on ref's device (their dtypes differ by design: ids, stats, masks).
@@ -46,14 +46,14 @@ void check_float(const char* op, Arg a) {
               a.t->str());
 }
 void check_index(const char* op, Arg a) {
-  DENSE_CHECK(a.t->dtype() == DType::I64 || a.t->dtype() == DType::I32, "{}: {} must be i64 or i32, got {}", op,
-              a.name, a.t->str());
+  DENSE_CHECK(a.t->dtype() == DType::I64 || a.t->dtype() == DType::I32, "{}: {} must be i64 or i32, got {}", op, a.name,
+              a.t->str());
   check_contiguous(op, {a});
 }
 // A table read by rows for x (RelPE, RoPE caches): 2-D, contiguous, x's width, f32 or x's dtype, on x's device.
 void check_table(const char* op, Arg table, const Tensor& x) {
-  DENSE_CHECK(table.t->dim() == 2 && table.t->size(1) == x.size(-1), "{}: {} {} must be [positions, {}] for x {}",
-              op, table.name, table.t->str(), x.size(-1), x.str());
+  DENSE_CHECK(table.t->dim() == 2 && table.t->size(1) == x.size(-1), "{}: {} {} must be [positions, {}] for x {}", op,
+              table.name, table.t->str(), x.size(-1), x.str());
   DENSE_CHECK(table.t->dtype() == DType::F32 || table.t->dtype() == x.dtype(),
               "{}: {} {} must be f32 or {} (x's dtype)", op, table.name, table.t->str(), dtype_name(x.dtype()));
   check_contiguous(op, {table});
@@ -293,14 +293,13 @@ void scale_(Tensor& x, double factor) {
   backend_for(x.device()).scale_in_place(x, factor);
 }
 
-void optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads, Tensor& exp_avg,
-                    Tensor& exp_avg_sq) {
+void optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads, Tensor& exp_avg, Tensor& exp_avg_sq) {
   const char* op = "optimizer_step";
   DENSE_CHECK(values.dtype() == DType::F32 || values.dtype() == DType::F64,
               "{}: values are {}; master values must be f32 or f64", op, dtype_name(values.dtype()));
   const int64_t n = values.numel();
-  for (const Arg& a : {Arg{&values, "values"}, Arg{&grads, "grads"}, Arg{&exp_avg, "exp_avg"},
-                       Arg{&exp_avg_sq, "exp_avg_sq"}}) {
+  for (const Arg& a :
+       {Arg{&values, "values"}, Arg{&grads, "grads"}, Arg{&exp_avg, "exp_avg"}, Arg{&exp_avg_sq, "exp_avg_sq"}}) {
     check_contiguous(op, {a});
     check_like(op, {&values, "values"}, {a});
     DENSE_CHECK(a.t->numel() == n, "{}: {} has {} elements, values {}", op, a.name, a.t->numel(), n);
@@ -344,8 +343,8 @@ void rownorm_backward(RowNorm kind, const Tensor& x, const Tensor* gain, const T
   DENSE_CHECK(dy.numel() == x.numel() && dx.numel() == x.numel(), "rownorm_backward: dy {} and dx {} must match x {}",
               dy.str(), dx.str(), x.str());
   check_like(op, {&x, "x"}, {{&dy, "dy"}, {&dx, "dx"}, {gain, "gain"}, {dgain, "dgain"}, {dbias, "dbias"}});
-  check_contiguous(op, {{&x, "x"}, {&dy, "dy"}, {&dx, "dx"}, {&stats, "stats"}, {gain, "gain"}, {dgain, "dgain"},
-                        {dbias, "dbias"}});
+  check_contiguous(
+      op, {{&x, "x"}, {&dy, "dy"}, {&dx, "dx"}, {&stats, "stats"}, {gain, "gain"}, {dgain, "dgain"}, {dbias, "dbias"}});
   const int64_t cols = x.size(-1), rows = x.numel() / std::max<int64_t>(cols, 1);
   DENSE_CHECK(stats.numel() == 2 * rows && stats.dtype() == rownorm_stats_dtype(x.dtype()),
               "rownorm_backward: stats must be {} [{}, 2] (from the forward), got {}",
@@ -414,8 +413,8 @@ Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor&
   check_index(op, {&positions, "positions"});
   check_table(op, {&cos, "cos"}, x);
   check_table(op, {&sin, "sin"}, x);
-  DENSE_CHECK(sin.shape() == cos.shape() && sin.dtype() == cos.dtype(), "rope: cos {} and sin {} must match",
-              cos.str(), sin.str());
+  DENSE_CHECK(sin.shape() == cos.shape() && sin.dtype() == cos.dtype(), "rope: cos {} and sin {} must match", cos.str(),
+              sin.str());
   check_same_device(op, {&x, "x"}, {{&positions, "positions"}});
   const int64_t rows = x.numel() / x.size(-1);
   DENSE_CHECK(positions.numel() > 0 && rows % positions.numel() == 0,
@@ -484,8 +483,8 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Te
               logits.str());
   DENSE_CHECK(labels.dtype() == DType::I64 && logits.dim() == 2 && labels.numel() == logits.size(0) &&
                   lse.numel() == logits.size(0),
-              "cross_entropy_backward: logits {} labels {} lse {} do not fit (i64 labels)", logits.str(),
-              labels.str(), lse.str());
+              "cross_entropy_backward: logits {} labels {} lse {} do not fit (i64 labels)", logits.str(), labels.str(),
+              lse.str());
   DENSE_CHECK(lse.dtype() == accumulate_dtype(logits.dtype()),
               "cross_entropy_backward: lse {} must be {} for {} logits", lse.str(),
               dtype_name(accumulate_dtype(logits.dtype())), dtype_name(logits.dtype()));
@@ -517,9 +516,9 @@ void check_graph_attention(const char* op, const Tensor& q, const Tensor& k, con
   check_float(op, {&q, "q"});
   check_like(op, {&q, "q"}, {{&k, "k"}, {&v, "v"}, {key_valid, "key_valid"}});
   check_contiguous(op, {{&q, "q"}, {&k, "k"}, {&v, "v"}, {key_valid, "key_valid"}, {lse, "lse"}});
-  DENSE_CHECK(q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && q.size(0) == k.size(0) &&
-                  q.size(2) == k.size(2),
-              "{}: q {} k {} v {} must be [B, Nq, d], [B, Nk, d], [B, Nk, d]", op, q.str(), k.str(), v.str());
+  DENSE_CHECK(
+      q.dim() == 3 && k.dim() == 3 && k.shape() == v.shape() && q.size(0) == k.size(0) && q.size(2) == k.size(2),
+      "{}: q {} k {} v {} must be [B, Nq, d], [B, Nk, d], [B, Nk, d]", op, q.str(), k.str(), v.str());
   DENSE_CHECK(heads > 0 && q.size(2) % heads == 0, "{}: width {} is not divisible by {} heads", op, q.size(2), heads);
   check_graph(op, graph, q.size(1), k.size(1), heads, q, "the graph");
   if (key_valid)
@@ -553,9 +552,9 @@ void graph_attention_forward(GraphScore score, const Tensor& q, const Tensor& k,
 }
 
 void graph_attention_backward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v,
-                              const GraphRef& graph, const GraphRef& transposed, const Tensor* key_valid,
-                              int64_t heads, double scale, const Tensor& o, const Tensor& dout, const Tensor* lse,
-                              Tensor& dq, Tensor& dk, Tensor& dv) {
+                              const GraphRef& graph, const GraphRef& transposed, const Tensor* key_valid, int64_t heads,
+                              double scale, const Tensor& o, const Tensor& dout, const Tensor* lse, Tensor& dq,
+                              Tensor& dk, Tensor& dv) {
   const char* op = "graph_attention_backward";
   check_graph_attention(op, q, k, v, graph, key_valid, heads, lse);
   DENSE_CHECK(graph.implicit() == transposed.implicit(), "{}: graph and its transpose must be of one kind", op);
@@ -564,8 +563,8 @@ void graph_attention_backward(GraphScore score, const Tensor& q, const Tensor& k
   check_shaped_like(op, {&q, "q"}, {{&o, "o"}, {&dout, "dout"}, {&dq, "dq"}});
   check_shaped_like(op, {&k, "k"}, {{&dk, "dk"}, {&dv, "dv"}});
   if (q.numel() == 0 && k.numel() == 0) return;
-  backend_for(q.device()).graph_attention_backward(score, q, k, v, graph, transposed, key_valid, heads, scale, o,
-                                                   dout, lse, dq, dk, dv);
+  backend_for(q.device())
+      .graph_attention_backward(score, q, k, v, graph, transposed, key_valid, heads, scale, o, dout, lse, dq, dk, dv);
 }
 
 void max_pool_forward(const Tensor& x, Tensor& out, Tensor& argmax) {
@@ -587,8 +586,10 @@ void max_pool_backward(const Tensor& dout, const Tensor& argmax, Tensor& dx) {
   check_like(op, {&dx, "dx"}, {{&dout, "dout"}});
   check_contiguous(op, {{&dout, "dout"}, {&dx, "dx"}, {&argmax, "argmax"}});
   check_same_device(op, {&dx, "dx"}, {{&argmax, "argmax"}});
-  DENSE_CHECK(dx.dim() == 3 && dout.numel() == dx.size(0) * dx.size(2), "max_pool_backward: dout {} dx {} do not fit "
-              "(dx [B, N, d], dout [B, d])", dout.str(), dx.str());
+  DENSE_CHECK(dx.dim() == 3 && dout.numel() == dx.size(0) * dx.size(2),
+              "max_pool_backward: dout {} dx {} do not fit "
+              "(dx [B, N, d], dout [B, d])",
+              dout.str(), dx.str());
   DENSE_CHECK(argmax.dtype() == DType::I64 && argmax.numel() == dout.numel(),
               "max_pool_backward: argmax {} must be i64 with dout's {} elements", argmax.str(), dout.numel());
   backend_for(dx.device()).max_pool_backward(dout, argmax, dx);

@@ -53,8 +53,7 @@ void scale_(Tensor& x, double factor);
 // ---- optimizers ----------------------------------------------------------------------------------
 // One fused AdamW or LAMB update (Backend::optimizer_step): values, grads and the moments contiguous [numel]
 // of one dtype (f32 or f64) on one device, with s.blocks I64 [nblocks, 4] there too, inside [0, numel).
-void optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads, Tensor& exp_avg,
-                    Tensor& exp_avg_sq);
+void optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads, Tensor& exp_avg, Tensor& exp_avg_sq);
 
 // ---- normalisation, gathers, positions -------------------------------------------------------------
 // stats: [rows, 2] in f64 for f64 inputs, else f32 (see Backend::rownorm_forward).
@@ -85,9 +84,9 @@ void max_pool_backward(const Tensor& dout, const Tensor& argmax, Tensor& dx);
 void graph_attention_forward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v, const GraphRef& graph,
                              const Tensor* key_valid, int64_t heads, double scale, Tensor& o, Tensor* lse);
 void graph_attention_backward(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v,
-                              const GraphRef& graph, const GraphRef& transposed, const Tensor* key_valid,
-                              int64_t heads, double scale, const Tensor& o, const Tensor& dout, const Tensor* lse,
-                              Tensor& dq, Tensor& dk, Tensor& dv);
+                              const GraphRef& graph, const GraphRef& transposed, const Tensor* key_valid, int64_t heads,
+                              double scale, const Tensor& o, const Tensor& dout, const Tensor* lse, Tensor& dq,
+                              Tensor& dk, Tensor& dv);
 // ---- random initialisation ---------------------------------------------------------------------------
 void fill_uniform(Tensor& t, double low, double high, uint64_t seed, uint64_t offset);
 void fill_normal(Tensor& t, double mean, double std, uint64_t seed, uint64_t offset);

@@ -19,8 +19,8 @@ void Tensor::copy_(const Tensor& src) {
   if (src.device_.is_cpu()) {
     backend_for(device_).copy_from_host(staged.raw_data(), s.raw_data(), s.nbytes());
   } else {
-    DENSE_CHECK(device_.is_cpu(), "copy between two accelerators ({} -> {}) goes through the host",
-                src.device_.str(), device_.str());
+    DENSE_CHECK(device_.is_cpu(), "copy between two accelerators ({} -> {}) goes through the host", src.device_.str(),
+                device_.str());
     backend_for(src.device_).copy_to_host(staged.raw_data(), s.raw_data(), s.nbytes());
   }
   backend_for(device_).copy(*this, staged);

@@ -64,7 +64,8 @@ struct Section {
 };
 
 // "training.optimizer.learning_rate", and a getter for that member.
-#define DENSE_KEY(member) #member, +[](TrainConfig& c) -> auto& { return c.member; }
+#define DENSE_KEY(member) \
+#member, +[](TrainConfig & c) -> auto& { return c.member; }
 
 const std::vector<Section>& sections() {
   static const std::vector<Section> table = {
@@ -92,16 +93,16 @@ const std::vector<Key>& schema() {
 
       {DENSE_KEY(data.train), "training shards: a folder (every `*.hdf5` in it) or one shard file"},
       {DENSE_KEY(data.validation), "validation shards, the same way; empty: no evaluation"},
-      {DENSE_KEY(data.format), "shard format; `auto` reads the shards' `format` attribute", {},
+      {DENSE_KEY(data.format),
+       "shard format; `auto` reads the shards' `format` attribute",
+       {},
        {"auto", "packed", "bert"}},
       {DENSE_KEY(data.vocab), "vocab.txt; when set, the shards' `vocab_hash` must be its sha256"},
-      {DENSE_KEY(data.seq_len), "sequence length N; 0: the shards' length (otherwise they must have it)",
-       at_least(0)},
+      {DENSE_KEY(data.seq_len), "sequence length N; 0: the shards' length (otherwise they must have it)", at_least(0)},
       {DENSE_KEY(data.mlm_probability), "packed shards: fraction of tokens selected for MLM (rho)", unit()},
       {DENSE_KEY(data.mask_token_prob), "packed shards: selected tokens replaced by [MASK]", unit()},
       {DENSE_KEY(data.random_token_prob),
-       "packed shards: selected tokens replaced by a random token; negative: (1 - mask_token_prob) / 2",
-       at_most(1.0)},
+       "packed shards: selected tokens replaced by a random token; negative: (1 - mask_token_prob) / 2", at_most(1.0)},
       {DENSE_KEY(data.mask_special_tokens), "packed shards: [CLS]/[SEP] may be selected (the reference does)"},
       {DENSE_KEY(data.shuffle), "shuffle shard order and rows every epoch (from training.seed)"},
       {DENSE_KEY(data.prefetch_batches), "batches prepared ahead by the loader thread", at_least(1)},
@@ -114,26 +115,28 @@ const std::vector<Key>& schema() {
        "a shard that fails its checksum when read mid-run (every shard's header, length and attributes are "
        "checked before step 1): `fail` saves a checkpoint at the current step and exits naming the shard; "
        "`skip` leaves the shard out of that epoch with a warning",
-       {}, {"fail", "skip"}},
+       {},
+       {"fail", "skip"}},
 
       {DENSE_KEY(training.max_steps), "optimizer steps", at_least(1)},
       {DENSE_KEY(training.epochs),
        "fine-tuning with dense-eval: passes over the training split, best epoch on dev (0: training.max_steps "
-       "steps)", at_least(0)},
+       "steps)",
+       at_least(0)},
       {DENSE_KEY(training.zero_init_pooler),
        "fine-tuning with dense-eval: zero the pooler's dense weight after loading --init-from (the paper's "
        "--zero_init_pooler, used for all its GLUE runs)"},
       {DENSE_KEY(training.global_batch), "sequences per optimizer step (all ranks, all accumulation steps)",
        at_least(1)},
       {DENSE_KEY(training.micro_batch),
-       "sequences per forward/backward per rank; must divide global_batch; 0: global_batch / world size",
-       at_least(0)},
+       "sequences per forward/backward per rank; must divide global_batch; 0: global_batch / world size", at_least(0)},
       {DENSE_KEY(training.precision),
-       "`bf16`: f32 master weights, no loss scaling; `f16`: dynamic loss scaling", {}, {"f32", "bf16", "f16"}},
+       "`bf16`: f32 master weights, no loss scaling; `f16`: dynamic loss scaling",
+       {},
+       {"f32", "bf16", "f16"}},
       {DENSE_KEY(training.loss_scale_init), "f16: initial loss scale (2^16)", positive()},
       {DENSE_KEY(training.loss_scale_window), "f16: overflow-free steps before the scale doubles", at_least(1)},
-      {DENSE_KEY(training.loss_scale_hysteresis), "f16: overflows tolerated before the scale halves",
-       at_least(1)},
+      {DENSE_KEY(training.loss_scale_hysteresis), "f16: overflows tolerated before the scale halves", at_least(1)},
       {DENSE_KEY(training.loss_scale_min), "f16: the scale never drops below this", positive()},
       {DENSE_KEY(training.max_nonfinite_steps), "abort after this many skipped (non-finite) steps in a row",
        at_least(0)},
@@ -144,10 +147,11 @@ const std::vector<Key>& schema() {
       {DENSE_KEY(training.threads), "CPU threads; 0: `DENSE_NUM_THREADS` or all cores", at_least(0)},
       {DENSE_KEY(training.recompute), "activation checkpointing per layer (less memory, one more forward)"},
       {DENSE_KEY(training.eval_every), "steps between validation runs; 0: only at the end", at_least(0)},
-      {DENSE_KEY(training.eval_batches), "validation batches per run; 0: the whole validation set",
-       at_least(0)},
+      {DENSE_KEY(training.eval_batches), "validation batches per run; 0: the whole validation set", at_least(0)},
 
-      {DENSE_KEY(training.optimizer.type), "`lamb` is accepted for completeness; no paper config uses it", {},
+      {DENSE_KEY(training.optimizer.type),
+       "`lamb` is accepted for completeness; no paper config uses it",
+       {},
        {"adamw", "lamb"}},
       {DENSE_KEY(training.optimizer.learning_rate), "peak learning rate", at_least(0)},
       {DENSE_KEY(training.optimizer.betas), "(beta1, beta2); the paper uses (0.9, 0.9)", unit_open()},
@@ -170,8 +174,7 @@ const std::vector<Key>& schema() {
       {DENSE_KEY(training.schedule.warmup_ratio),
        "w: warmup as a fraction of the cycle (`cyclic_poly`) or of max_steps (`linear`, `cosine`)", unit()},
       {DENSE_KEY(training.schedule.warmup_degree), "`cyclic_poly`: warmup exponent", at_least(0)},
-      {DENSE_KEY(training.schedule.degree), "`cyclic_poly`: decay exponent (1: linear, 0: constant)",
-       at_least(0)},
+      {DENSE_KEY(training.schedule.degree), "`cyclic_poly`: decay exponent (1: linear, 0: constant)", at_least(0)},
       {DENSE_KEY(training.schedule.lr_offset), "added to the scheduled rate (the rate at t = 0)", at_least(0)},
 
       {DENSE_KEY(checkpoint.dir), "checkpoint folder; empty: `<run_dir>/checkpoints`"},
@@ -188,7 +191,8 @@ const std::vector<Key>& schema() {
       {DENSE_KEY(parallel.backend),
        "`auto`: MPI when started by mpirun/srun with several ranks, else one process; `mpi` (host tensors); "
        "`nccl` (GPU tensors, needs training.device cuda); `none`: one process, even under mpirun",
-       {}, {"auto", "none", "mpi", "nccl"}},
+       {},
+       {"auto", "none", "mpi", "nccl"}},
       {DENSE_KEY(parallel.bucket_mb), "gradient all-reduce bucket size (MiB): buckets start while backward runs",
        positive()},
       {DENSE_KEY(parallel.zero1),
@@ -287,12 +291,12 @@ std::string suggestion(const std::string& path) {
 struct Value {
   enum class Kind { Null, Scalar, Seq, Map };
   Kind kind = Kind::Null;
-  std::string text;     // Scalar
-  bool quoted = false;  // a quoted, block or !!str scalar: always a string
+  std::string text;                                    // Scalar
+  bool quoted = false;                                 // a quoted, block or !!str scalar: always a string
   std::vector<Value> items;                            // Seq
   std::vector<std::pair<std::string, Value>> entries;  // Map, in file order
-  std::string source;  // file name, or "override '...'"
-  int line = 0;        // 1-based; 0: unknown (overrides)
+  std::string source;                                  // file name, or "override '...'"
+  int line = 0;                                        // 1-based; 0: unknown (overrides)
 
   Value* find(const std::string& key) {
     for (auto& [k, v] : entries)
@@ -309,10 +313,14 @@ std::string where(const Value& v) { return v.line > 0 ? fmt::format("{}:{}", v.s
 
 std::string describe(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::Null: return "nothing (null)";
-    case Value::Kind::Scalar: return v.quoted ? fmt::format("the string '{}'", v.text) : fmt::format("'{}'", v.text);
-    case Value::Kind::Seq: return "a list";
-    case Value::Kind::Map: return "a mapping";
+    case Value::Kind::Null:
+      return "nothing (null)";
+    case Value::Kind::Scalar:
+      return v.quoted ? fmt::format("the string '{}'", v.text) : fmt::format("'{}'", v.text);
+    case Value::Kind::Seq:
+      return "a list";
+    case Value::Kind::Map:
+      return "a mapping";
   }
   return "?";
 }
@@ -334,7 +342,9 @@ Value from_yaml(const YAML::Node& node, const std::string& source, int line, int
   if (depth > kMaxDepth) throw Error(fmt::format("{}: nested deeper than {} levels", where(v), kMaxDepth));
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null: v.kind = Value::Kind::Null; break;
+    case YAML::NodeType::Null:
+      v.kind = Value::Kind::Null;
+      break;
     case YAML::NodeType::Scalar:
       v.kind = Value::Kind::Scalar;
       v.text = node.Scalar();
@@ -410,8 +420,7 @@ Value parse_yaml(const std::string& text, const std::string& source, bool line_n
     const bool has_line = e.mark.line >= 0 && line_numbers;
     throw Error(fmt::format("{}{}: invalid YAML{}: {}{}", source,
                             has_line ? fmt::format(":{}", e.mark.line + 1) : std::string(),
-                            has_line ? fmt::format(" at column {}", e.mark.column + 1) : std::string(), e.msg,
-                            hint));
+                            has_line ? fmt::format(" at column {}", e.mark.column + 1) : std::string(), e.msg, hint));
   }
 }
 
@@ -433,9 +442,10 @@ std::string read_file(const std::string& path, const std::string& what) {
   // An ifstream opens a folder and reads it as empty text, which would load as an all-defaults config.
   std::error_code ec;
   if (fs::is_directory(path, ec))
-    throw Error(fmt::format("{}: '{}' is a folder; expected a YAML config file (e.g. configs/tiny.yaml, or the "
-                            "config.yaml of a run folder)",
-                            what, path));
+    throw Error(
+        fmt::format("{}: '{}' is a folder; expected a YAML config file (e.g. configs/tiny.yaml, or the "
+                    "config.yaml of a run folder)",
+                    what, path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: cannot read '{}' ({})", what, path, std::strerror(errno)));
   std::ostringstream ss;
@@ -496,9 +506,9 @@ void resolve_includes(Value& v, const fs::path& base_dir, std::vector<std::strin
     merge(merged, load_yaml_file(p.string(), p, where(*f) + ": include", stack));
   }
   Value own = v;
-  own.entries.erase(std::remove_if(own.entries.begin(), own.entries.end(),
-                                   [](const auto& e) { return e.first == "include"; }),
-                    own.entries.end());
+  own.entries.erase(
+      std::remove_if(own.entries.begin(), own.entries.end(), [](const auto& e) { return e.first == "include"; }),
+      own.entries.end());
   merge(merged, own);
   v = std::move(merged);
 }
@@ -759,12 +769,18 @@ std::string type_text(const Key& key) {
   std::string t = std::visit(
       [&](auto get) -> std::string {
         using T = std::remove_reference_t<decltype(get(std::declval<TrainConfig&>()))>;
-        if constexpr (std::is_same_v<T, bool>) return "bool";
-        else if constexpr (std::is_same_v<T, double>) return "float";
-        else if constexpr (std::is_integral_v<T>) return "int";
-        else if constexpr (std::is_same_v<T, std::string>) return "string";
-        else if constexpr (std::is_same_v<T, std::array<double, 2>>) return "[float, float]";
-        else return "mapping";
+        if constexpr (std::is_same_v<T, bool>)
+          return "bool";
+        else if constexpr (std::is_same_v<T, double>)
+          return "float";
+        else if constexpr (std::is_integral_v<T>)
+          return "int";
+        else if constexpr (std::is_same_v<T, std::string>)
+          return "string";
+        else if constexpr (std::is_same_v<T, std::array<double, 2>>)
+          return "[float, float]";
+        else
+          return "mapping";
       },
       key.field);
   if (!key.choices.empty()) {
@@ -823,8 +839,7 @@ class Parser {
             if (!key.choices.empty() && std::find(key.choices.begin(), key.choices.end(), x) == key.choices.end())
               fail_at(v, key.path, fmt::format("'{}' is not one of {}", x, join(key.choices, ", ")));
           } else if constexpr (std::is_same_v<T, std::array<double, 2>>) {
-            if (v.kind != Value::Kind::Seq || v.items.size() != 2)
-              type_error(v, key.path, "a list of two numbers");
+            if (v.kind != Value::Kind::Seq || v.items.size() != 2) type_error(v, key.path, "a list of two numbers");
             for (size_t i = 0; i < 2; ++i) {
               x[i] = parse_double(v.items[i], key.path);
               check_limit(key, x[i], v.items[i], v.items[i].text);
@@ -955,8 +970,8 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
                                const std::vector<std::string>& overrides) {
   Value root = parse_yaml(yaml_text, source_name, true);
   if (root.kind != Value::Kind::Map && root.kind != Value::Kind::Null)
-    throw Error(fmt::format("{}: expected a mapping of config sections at the top level, got {}", where(root),
-                            describe(root)));
+    throw Error(
+        fmt::format("{}: expected a mapping of config sections at the top level, got {}", where(root), describe(root)));
   if (root.kind == Value::Kind::Null) root.kind = Value::Kind::Map;
   std::vector<std::string> stack;
   std::error_code ec;
@@ -1027,8 +1042,8 @@ std::string train_config_reference_markdown() {
     md += "| key | type | default | meaning |\n|---|---|---|---|\n";
     for (const auto& k : schema()) {
       if (parent_path(k.path) != s.path || is_model(k)) continue;
-      md += fmt::format("| `{}` | {} | `{}` | {} |\n", k.path, type_text(k), cell(value_yaml(k, defaults)),
-                        cell(k.doc));
+      md +=
+          fmt::format("| `{}` | {} | `{}` | {} |\n", k.path, type_text(k), cell(value_yaml(k, defaults)), cell(k.doc));
     }
     md += "\n";
   }

@@ -11,8 +11,8 @@ CachingAllocator::~CachingAllocator() {
 
 size_t CachingAllocator::round_size(size_t bytes) {
   if (bytes == 0) return 256;
-  if (bytes <= (1u << 20)) return (bytes + 511) & ~size_t(511);           // 512 B granularity up to 1 MiB
-  size_t step = size_t(1) << 20;                                            // then 1/8 of the power of two
+  if (bytes <= (1u << 20)) return (bytes + 511) & ~size_t(511);  // 512 B granularity up to 1 MiB
+  size_t step = size_t(1) << 20;                                 // then 1/8 of the power of two
   size_t p = size_t(1) << (63 - __builtin_clzll(bytes));
   if (p >= 8 * step) step = p / 8;
   return (bytes + step - 1) / step * step;

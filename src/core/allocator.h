@@ -21,7 +21,8 @@ class CachingAllocator {
  public:
   using RawAlloc = std::function<void*(size_t)>;
   using RawFree = std::function<void(void*)>;
-  CachingAllocator(RawAlloc raw_alloc, RawFree raw_free) : raw_alloc_(std::move(raw_alloc)), raw_free_(std::move(raw_free)) {}
+  CachingAllocator(RawAlloc raw_alloc, RawFree raw_free)
+      : raw_alloc_(std::move(raw_alloc)), raw_free_(std::move(raw_free)) {}
   ~CachingAllocator();
   CachingAllocator(const CachingAllocator&) = delete;
   CachingAllocator& operator=(const CachingAllocator&) = delete;
@@ -39,8 +40,8 @@ class CachingAllocator {
   RawAlloc raw_alloc_;
   RawFree raw_free_;
   mutable std::mutex mutex_;
-  std::multimap<size_t, void*> free_blocks_;        // size -> block
-  std::unordered_map<void*, size_t> live_blocks_;   // block -> size
+  std::multimap<size_t, void*> free_blocks_;       // size -> block
+  std::unordered_map<void*, size_t> live_blocks_;  // block -> size
   AllocatorStats stats_;
 };
 

@@ -31,7 +31,7 @@ struct bf16 {
     uint32_t u;
     std::memcpy(&u, &f, 4);
     if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // quiet NaN, keep sign
-    u += 0x7fffu + ((u >> 16) & 1u);                                          // round to nearest even
+    u += 0x7fffu + ((u >> 16) & 1u);                                         // round to nearest even
     return uint16_t(u >> 16);
   }
 };
@@ -46,23 +46,67 @@ struct f16 {
 };
 
 // The type a kernel accumulates in for a storage type: f64 stays f64, everything else computes in f32.
-template <typename T> struct acc { using type = float; };
-template <> struct acc<double> { using type = double; };
-template <typename T> using acc_t = typename acc<T>::type;
+template <typename T>
+struct acc {
+  using type = float;
+};
+template <>
+struct acc<double> {
+  using type = double;
+};
+template <typename T>
+using acc_t = typename acc<T>::type;
 
-template <typename T> inline acc_t<T> load(const T* p) { return acc_t<T>(*p); }
-template <> inline float load<bf16>(const bf16* p) { return float(*p); }
-template <> inline float load<f16>(const f16* p) { return float(*p); }
-template <typename T> inline void store(T* p, acc_t<T> v) { *p = T(v); }
+template <typename T>
+inline acc_t<T> load(const T* p) {
+  return acc_t<T>(*p);
+}
+template <>
+inline float load<bf16>(const bf16* p) {
+  return float(*p);
+}
+template <>
+inline float load<f16>(const f16* p) {
+  return float(*p);
+}
+template <typename T>
+inline void store(T* p, acc_t<T> v) {
+  *p = T(v);
+}
 
-template <typename T> constexpr DType dtype_of();
-template <> constexpr DType dtype_of<double>() { return DType::F64; }
-template <> constexpr DType dtype_of<float>() { return DType::F32; }
-template <> constexpr DType dtype_of<bf16>() { return DType::BF16; }
-template <> constexpr DType dtype_of<f16>() { return DType::F16; }
-template <> constexpr DType dtype_of<int64_t>() { return DType::I64; }
-template <> constexpr DType dtype_of<int32_t>() { return DType::I32; }
-template <> constexpr DType dtype_of<int8_t>() { return DType::I8; }
-template <> constexpr DType dtype_of<uint8_t>() { return DType::U8; }
+template <typename T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::F64;
+}
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::F32;
+}
+template <>
+constexpr DType dtype_of<bf16>() {
+  return DType::BF16;
+}
+template <>
+constexpr DType dtype_of<f16>() {
+  return DType::F16;
+}
+template <>
+constexpr DType dtype_of<int64_t>() {
+  return DType::I64;
+}
+template <>
+constexpr DType dtype_of<int32_t>() {
+  return DType::I32;
+}
+template <>
+constexpr DType dtype_of<int8_t>() {
+  return DType::I8;
+}
+template <>
+constexpr DType dtype_of<uint8_t>() {
+  return DType::U8;
+}
 
 }  // namespace dense

@@ -44,10 +44,10 @@ bool debug_messages();
 }  // namespace dense
 
 // DENSE_CHECK(cond, "fmt {}", args...) throws dense::Error with the formatted message when cond is false.
-#define DENSE_CHECK(cond, ...)                                                                    \
-  do {                                                                                            \
-    if (!(cond)) [[unlikely]]                                                                     \
-      ::dense::throw_check_failure(__FILE__, __LINE__, #cond, ::fmt::format(__VA_ARGS__));        \
+#define DENSE_CHECK(cond, ...)                                                             \
+  do {                                                                                     \
+    if (!(cond)) [[unlikely]]                                                              \
+      ::dense::throw_check_failure(__FILE__, __LINE__, #cond, ::fmt::format(__VA_ARGS__)); \
   } while (0)
 
 #define DENSE_FAIL(...) throw ::dense::Error(::fmt::format(__VA_ARGS__))

@@ -13,14 +13,22 @@ namespace {
 
 const char* st_dtype(DType t) {
   switch (t) {
-    case DType::F64: return "F64";
-    case DType::F32: return "F32";
-    case DType::BF16: return "BF16";
-    case DType::F16: return "F16";
-    case DType::I64: return "I64";
-    case DType::I32: return "I32";
-    case DType::I8: return "I8";
-    case DType::U8: return "U8";
+    case DType::F64:
+      return "F64";
+    case DType::F32:
+      return "F32";
+    case DType::BF16:
+      return "BF16";
+    case DType::F16:
+      return "F16";
+    case DType::I64:
+      return "I64";
+    case DType::I32:
+      return "I32";
+    case DType::I8:
+      return "I8";
+    case DType::U8:
+      return "U8";
   }
   return "?";
 }
@@ -107,8 +115,8 @@ SafeTensors read_safetensors(const std::string& path) {
     const uint64_t end = info["data_offsets"][1].get<uint64_t>();
     DENSE_CHECK(begin == expected_begin, "{}: data starts at {} but the previous tensor ended at {} (gap or overlap)",
                 where, begin, expected_begin);
-    DENSE_CHECK(end >= begin && end <= data_size, "{}: data [{}, {}) lies outside the {} data bytes", where, begin,
-                end, data_size);
+    DENSE_CHECK(end >= begin && end <= data_size, "{}: data [{}, {}) lies outside the {} data bytes", where, begin, end,
+                data_size);
     const uint64_t want = uint64_t(shape_numel(shape)) * dtype_size(dtype);
     DENSE_CHECK(end - begin == want, "{}: {} bytes stored for shape {} of {} ({} expected)", where, end - begin,
                 shape_str(shape), dtype_name(dtype), want);

@@ -16,7 +16,7 @@ struct SafeTensors {
 
   const Tensor* find(const std::string& name) const;
   const Tensor& at(const std::string& name) const;  // throws naming the file's missing tensor
-  std::string source;                                // the path it was read from (for messages)
+  std::string source;                               // the path it was read from (for messages)
 };
 
 // Validates everything (header size, JSON, dtypes, shapes, offsets inside the file, no overlaps); errors

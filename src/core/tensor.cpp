@@ -194,12 +194,10 @@ double Tensor::item() const {
   return to_vector<double>()[0];
 }
 
-std::string Tensor::str() const {
-  return std::string(dtype_name(dtype_)) + shape_str(shape_) + " " + device_.str();
-}
+std::string Tensor::str() const { return std::string(dtype_name(dtype_)) + shape_str(shape_) + " " + device_.str(); }
 
-#define DENSE_TENSOR_INSTANTIATE(T)                                                                         \
-  template Tensor Tensor::from_vector<T>(const std::vector<T>&, const Shape&, DType, Device);              \
+#define DENSE_TENSOR_INSTANTIATE(T)                                                           \
+  template Tensor Tensor::from_vector<T>(const std::vector<T>&, const Shape&, DType, Device); \
   template std::vector<T> Tensor::to_vector<T>() const;
 DENSE_TENSOR_INSTANTIATE(double)
 DENSE_TENSOR_INSTANTIATE(float)

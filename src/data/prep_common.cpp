@@ -51,8 +51,8 @@ ShardCheck check_existing_shard(const std::string& path, const std::string& form
     expect.verify_checksum = true;
     auto [file, info] = detail::open_shard(path, format, expect);
     if (info.prep_config != prep_config)
-      return {ShardState::kStale, "prep_config differs in '" + first_config_difference(info.prep_config, prep_config) +
-                                      "'"};
+      return {ShardState::kStale,
+              "prep_config differs in '" + first_config_difference(info.prep_config, prep_config) + "'"};
     const h5::DatasetInfo ids = h5::dataset_info(file.get(), "input_ids", path);
     const int64_t found = ids.dims.empty() ? 0 : ids.dims[0];
     if (rows >= 0 && found != rows)

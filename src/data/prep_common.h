@@ -13,10 +13,10 @@ namespace dense::data {
 int resolve_threads(int threads);
 
 enum class ShardState {
-  kMissing,  // no file: write it
-  kComplete, // same prep_config and row count, integrity verified: keep it
-  kDamaged,  // unreadable, truncated or failing its checksum: rewrite it
-  kStale,    // a complete shard of another configuration or row count: rewrite only with overwrite
+  kMissing,   // no file: write it
+  kComplete,  // same prep_config and row count, integrity verified: keep it
+  kDamaged,   // unreadable, truncated or failing its checksum: rewrite it
+  kStale,     // a complete shard of another configuration or row count: rewrite only with overwrite
 };
 
 struct ShardCheck {

@@ -17,8 +17,7 @@ namespace dense::data {
 namespace {
 
 std::string split_prep_config(const GlueTaskInfo& info, const GlueFileLayout& layout, const std::string& file,
-                              const std::string& vocab_hash, bool lowercase, int64_t max_length,
-                              bool skip_malformed) {
+                              const std::string& vocab_hash, bool lowercase, int64_t max_length, bool skip_malformed) {
   struct stat st {};
   const int64_t bytes = ::stat(file.c_str(), &st) == 0 ? int64_t(st.st_size) : -1;
   nlohmann::json j;
@@ -42,7 +41,8 @@ std::string split_prep_config(const GlueTaskInfo& info, const GlueFileLayout& la
 GluePrepResult prepare_glue(const GluePrepConfig& cfg) {
   GluePrepResult result;
   std::error_code ec;
-  DENSE_CHECK(std::filesystem::is_directory(cfg.glue_dir, ec), "glue: {}: no such folder (expected the GLUE "
+  DENSE_CHECK(std::filesystem::is_directory(cfg.glue_dir, ec),
+              "glue: {}: no such folder (expected the GLUE "
               "download with one folder per task: CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI)",
               cfg.glue_dir);
   std::vector<GlueTask> tasks;
@@ -53,8 +53,10 @@ GluePrepResult prepare_glue(const GluePrepConfig& cfg) {
       else
         result.tasks_without_folder.push_back(t.name);
     }
-    DENSE_CHECK(!tasks.empty(), "glue: {} holds none of the GLUE task folders (CoLA, SST-2, MRPC, STS-B, QQP, MNLI, "
-                "QNLI, RTE, WNLI)", cfg.glue_dir);
+    DENSE_CHECK(!tasks.empty(),
+                "glue: {} holds none of the GLUE task folders (CoLA, SST-2, MRPC, STS-B, QQP, MNLI, "
+                "QNLI, RTE, WNLI)",
+                cfg.glue_dir);
   } else {
     for (const auto& name : cfg.tasks) {
       const GlueTask t = glue_task_from_name(name);
@@ -80,7 +82,8 @@ GluePrepResult prepare_glue(const GluePrepConfig& cfg) {
   int64_t total_files = 0;
   for (GlueTask t : tasks)
     for (const auto& l : glue_task_info(t).files)
-      total_files += std::filesystem::is_regular_file(std::filesystem::path(cfg.glue_dir) / glue_task_info(t).folder / l.file, ec);
+      total_files +=
+          std::filesystem::is_regular_file(std::filesystem::path(cfg.glue_dir) / glue_task_info(t).folder / l.file, ec);
   ProgressOptions popt = cfg.progress;
   popt.bytes = false;
   Progress progress("glue", total_files, popt);
@@ -166,12 +169,11 @@ GluePrepResult prepare_glue(const GluePrepConfig& cfg) {
         return r;
       }());
     }
-    DENSE_CHECK(found > 0, "glue: {} holds none of the {} split files ({})", task_dir.string(), info.name,
-                [&] {
-                  std::string names;
-                  for (const auto& l : info.files) names += (names.empty() ? "" : ", ") + l.file;
-                  return names;
-                }());
+    DENSE_CHECK(found > 0, "glue: {} holds none of the {} split files ({})", task_dir.string(), info.name, [&] {
+      std::string names;
+      for (const auto& l : info.files) names += (names.empty() ? "" : ", ") + l.file;
+      return names;
+    }());
     write_manifest(out_dir.string(), manifest);
   }
   progress.finish();

@@ -45,8 +45,8 @@ bool is_cjk_char(char32_t cp);          // BERT's CJK Unified Ideograph ranges
 // ---- basic tokenizer ---------------------------------------------------------------------------------
 
 struct BasicTokenizerOptions {
-  bool lowercase = true;       // uncased BERT: lower-case, and strip accents unless strip_accents is false
-  int strip_accents = -1;      // -1: same as lowercase; 0: never; 1: always (also when cased)
+  bool lowercase = true;   // uncased BERT: lower-case, and strip accents unless strip_accents is false
+  int strip_accents = -1;  // -1: same as lowercase; 0: never; 1: always (also when cased)
   bool tokenize_chinese_chars = true;
 };
 

@@ -33,7 +33,8 @@ inline uint32_t rotr(uint32_t x, int r) { return (x >> r) | (x << (32 - r)); }
 void sha256_block(std::array<uint32_t, 8>& h, const unsigned char* p) {
   uint32_t w[64];
   for (int t = 0; t < 16; ++t)
-    w[t] = (uint32_t(p[4 * t]) << 24) | (uint32_t(p[4 * t + 1]) << 16) | (uint32_t(p[4 * t + 2]) << 8) | uint32_t(p[4 * t + 3]);
+    w[t] = (uint32_t(p[4 * t]) << 24) | (uint32_t(p[4 * t + 1]) << 16) | (uint32_t(p[4 * t + 2]) << 8) |
+           uint32_t(p[4 * t + 3]);
   for (int t = 16; t < 64; ++t) {
     const uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
     const uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
@@ -323,8 +324,8 @@ const std::string& Vocab::token(int32_t id) const {
 }
 
 bool Vocab::is_special(int32_t id) const {
-  return id >= 0 && (id == special_.pad || id == special_.unk || id == special_.cls || id == special_.sep ||
-                     id == special_.mask);
+  return id >= 0 &&
+         (id == special_.pad || id == special_.unk || id == special_.cls || id == special_.sep || id == special_.mask);
 }
 
 }  // namespace dense::data

@@ -105,7 +105,8 @@ void WordPieceTokenizer::wordpiece(std::string_view word, size_t chars, std::vec
     while (end > start && end < n && is_utf8_continuation(p[end])) --end;
     int32_t id = -1;
     while (end > start) {
-      id = start == 0 ? v.find(std::string_view(p, end)) : v.find_continuation(std::string_view(p + start, end - start));
+      id =
+          start == 0 ? v.find(std::string_view(p, end)) : v.find_continuation(std::string_view(p + start, end - start));
       if (id >= 0) break;
       --end;
       while (end > start && is_utf8_continuation(p[end])) --end;
@@ -180,7 +181,9 @@ std::vector<int32_t> WordPieceTokenizer::encode(std::string_view text) const {
   return ids;
 }
 
-std::vector<std::string> WordPieceTokenizer::tokenize(std::string_view text) const { return ids_to_tokens(encode(text)); }
+std::vector<std::string> WordPieceTokenizer::tokenize(std::string_view text) const {
+  return ids_to_tokens(encode(text));
+}
 
 std::vector<std::string> WordPieceTokenizer::ids_to_tokens(std::span<const int32_t> ids) const {
   std::vector<std::string> out;
@@ -274,9 +277,16 @@ std::string WordPieceTokenizer::decode(std::span<const int32_t> ids, DecodeOptio
   if (b == std::string::npos) return {};
   text = text.substr(b, text.find_last_not_of(" \t\n\r") + 1 - b);
   if (options.clean_up_spaces) {
-    for (const auto& [from, to] : std::initializer_list<std::pair<std::string_view, std::string_view>>{
-             {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"}, {" 'm", "'m"},
-             {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}})
+    for (const auto& [from, to] : std::initializer_list<std::pair<std::string_view, std::string_view>>{{" .", "."},
+                                                                                                       {" ?", "?"},
+                                                                                                       {" !", "!"},
+                                                                                                       {" ,", ","},
+                                                                                                       {" ' ", "'"},
+                                                                                                       {" n't", "n't"},
+                                                                                                       {" 'm", "'m"},
+                                                                                                       {" 's", "'s"},
+                                                                                                       {" 've", "'ve"},
+                                                                                                       {" 're", "'re"}})
       replace_all(text, from, to);
   }
   return text;

@@ -22,8 +22,8 @@
 namespace dense::data {
 
 struct WordPieceOptions {
-  bool lowercase = true;             // uncased BERT (lower-case + strip accents); false for cased models
-  int strip_accents = -1;            // -1: same as lowercase; 0: never; 1: always
+  bool lowercase = true;   // uncased BERT (lower-case + strip accents); false for cased models
+  int strip_accents = -1;  // -1: same as lowercase; 0: never; 1: always
   bool tokenize_chinese_chars = true;
   size_t max_input_chars_per_word = 100;
   // Recognised verbatim in the input (case-sensitive) and mapped to their ids; entries missing from the
@@ -41,9 +41,9 @@ struct WordPieceOptions {
 // Model inputs for one sequence or a pair: [CLS] A [SEP] (B [SEP]), optionally padded with [PAD].
 struct Encoding {
   std::vector<int32_t> input_ids;
-  std::vector<int8_t> token_type_ids;   // 0 for [CLS] A [SEP], 1 for B [SEP], 0 for padding
-  std::vector<int8_t> attention_mask;   // 1 for real tokens, 0 for padding
-  size_t truncated = 0;                 // tokens removed by truncation
+  std::vector<int8_t> token_type_ids;  // 0 for [CLS] A [SEP], 1 for B [SEP], 0 for padding
+  std::vector<int8_t> attention_mask;  // 1 for real tokens, 0 for padding
+  size_t truncated = 0;                // tokens removed by truncation
 };
 
 struct DecodeOptions {

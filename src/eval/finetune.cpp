@@ -116,9 +116,11 @@ std::vector<double> predict(models::Model& model, const ClassificationSplit& s, 
 
 }  // namespace
 
-int64_t trimmed_batch_length(const data::ClassificationRows& r, const std::vector<int64_t>& idx, const models::ModelConfig& mc) {
+int64_t trimmed_batch_length(const data::ClassificationRows& r, const std::vector<int64_t>& idx,
+                             const models::ModelConfig& mc) {
   const int64_t N = r.seq_len;
-  const bool pooler_reads_pads = mc.model_type == models::ModelType::Danet && mc.pooler_function != nn::PoolFunction::First &&
+  const bool pooler_reads_pads = mc.model_type == models::ModelType::Danet &&
+                                 mc.pooler_function != nn::PoolFunction::First &&
                                  mc.pooler_function != nn::PoolFunction::MaskedMean;
   if (pooler_reads_pads || !mc.attention_pattern.empty() || mc.causal) return N;
   int64_t longest = 1;
@@ -138,7 +140,8 @@ int64_t trimmed_batch_length(const data::ClassificationRows& r, const std::vecto
   return std::min(N, cut);
 }
 
-std::string save_best_weights(FinetuneResult& result, const std::string& out_dir, uint64_t seed, const std::string& task) {
+std::string save_best_weights(FinetuneResult& result, const std::string& out_dir, uint64_t seed,
+                              const std::string& task) {
   DENSE_CHECK(!result.best_weights.empty(), "save_best_weights: the run kept no weights (keep_best_weights was off)");
   const std::string path = fmt::format("{}/seed-{}/model.safetensors", out_dir, seed);
   fs::create_directories(fs::path(path).parent_path());
@@ -169,8 +172,8 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
   const TrainingConfig& tc = cfg.training;
   DENSE_CHECK(train.labeled && train.size() > 0, "{}: the training split must be labeled and non-empty", train.path);
   DENSE_CHECK(dev.labeled && dev.size() > 0, "{}: the dev split must be labeled and non-empty", dev.path);
-  DENSE_CHECK(train.num_labels == dev.num_labels, "{} has {} labels, {} has {}", train.path, train.num_labels,
-              dev.path, dev.num_labels);
+  DENSE_CHECK(train.num_labels == dev.num_labels, "{} has {} labels, {} has {}", train.path, train.num_labels, dev.path,
+              dev.num_labels);
   if (tc.threads > 0) set_cpu_threads(tc.threads);
   const Device device = parse_device(tc.device);
   DENSE_CHECK(device.is_cpu() || cuda_available(), "training.device: '{}' asked for, but no CUDA device is available",
@@ -182,19 +185,24 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
   nn::ParameterSet& params = model->params();
   if (!o.init_from.empty()) {
     const bool hf = is_hf_checkpoint(o.init_from);  // a Hugging Face BERT folder: src/train/hf_import.h
-    const ResolvedCheckpoint ckpt = hf ? ResolvedCheckpoint{o.init_from, {}, {}, {}} : resolve_checkpoint(o.init_from, "--init-from");
+    const ResolvedCheckpoint ckpt =
+        hf ? ResolvedCheckpoint{o.init_from, {}, {}, {}} : resolve_checkpoint(o.init_from, "--init-from");
     for (const auto& w : ckpt.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (!ckpt.chosen.empty() && !o.quiet) std::fprintf(stderr, "init from %s\n", ckpt.chosen.c_str());
     const std::string& file = ckpt.weights;
     HfImport imported = hf ? import_hf_bert(o.init_from, *model) : HfImport{};
-    for (const auto& n : imported.notes) if (!o.quiet) std::fprintf(stderr, "note: %s\n", n.c_str());
-    std::vector<std::pair<std::string, Tensor>> tensors = hf ? std::move(imported.tensors) : read_safetensors(file).tensors;
+    for (const auto& n : imported.notes)
+      if (!o.quiet) std::fprintf(stderr, "note: %s\n", n.c_str());
+    std::vector<std::pair<std::string, Tensor>> tensors =
+        hf ? std::move(imported.tensors) : read_safetensors(file).tensors;
     // Heads that do not fit (another label count, or none in a pretraining checkpoint) keep their init.
     for (const auto& p : params.all()) {
       if (!is_task_head(p.name)) continue;
       auto it = std::find_if(tensors.begin(), tensors.end(), [&](const auto& t) { return t.first == p.name; });
-      if (it == tensors.end()) tensors.emplace_back(p.name, p.value.clone());
-      else if (it->second.shape() != p.shape) it->second = p.value.clone();
+      if (it == tensors.end())
+        tensors.emplace_back(p.name, p.value.clone());
+      else if (it->second.shape() != p.shape)
+        it->second = p.value.clone();
     }
     // Shards longer than the checkpoint's positions (RTE rows past 128) get a tiled table: say so, since it
     // changes what the model sees at every position beyond the trained length.
@@ -289,7 +297,8 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
         result.dev_predictions = dev_pred;
         result.dev_logits = std::move(dev_logits);
       } else {
-        result.dev_predictions = predict(*model, dev, dev.size(), 2 * micro, o.trim_padding, device, &result.dev_logits);
+        result.dev_predictions =
+            predict(*model, dev, dev.size(), 2 * micro, o.trim_padding, device, &result.dev_logits);
       }
       result.extra_predictions.clear();
       result.extra_logits.assign(extra.size(), {});
@@ -299,7 +308,8 @@ FinetuneResult finetune(const TrainConfig& cfg, const ClassificationSplit& train
       if (o.keep_best_weights) {
         result.best_weights.clear();
         for (const auto& p : params.all())  // host copies: the next epoch updates the live weights
-          result.best_weights.emplace_back(p.name, p.value.device().is_cpu() ? p.value.clone() : p.value.to(Device::cpu()));
+          result.best_weights.emplace_back(p.name,
+                                           p.value.device().is_cpu() ? p.value.clone() : p.value.to(Device::cpu()));
       }
     }
     score.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();

@@ -9,11 +9,11 @@
 #include <utility>
 #include <vector>
 
+#include "config/train_config.h"
 #include "core/tensor.h"
 #include "data/shard_classification.h"
-#include "models/model_config.h"
 #include "eval/metrics.h"
-#include "config/train_config.h"
+#include "models/model_config.h"
 
 namespace dense::train {
 
@@ -41,7 +41,7 @@ struct FinetuneResult {
   std::vector<EpochScore> epochs;
   int64_t best_epoch = 0;
   std::string main_metric;
-  std::map<std::string, double> best;  // the best epoch's dev metrics
+  std::map<std::string, double> best;                  // the best epoch's dev metrics
   std::vector<double> dev_predictions;                 // every dev row, at the best epoch
   std::vector<std::vector<double>> extra_predictions;  // each of `extra` splits, at the best epoch
   // The logits behind those predictions, float32 row-major [rows, num_labels] (dense-eval --dump-logits).
@@ -52,9 +52,9 @@ struct FinetuneResult {
 };
 
 struct FinetuneOptions {
-  std::string init_from;  // weights (checkpoint folder or model.safetensors); empty: from the seed
-  uint64_t seed = 0;      // data order, dropout and the heads' initialisation
-  int64_t max_eval_rows = 0;  // dev rows scored per epoch (0: all; docs/model.md §2.4's max eval samples)
+  std::string init_from;       // weights (checkpoint folder or model.safetensors); empty: from the seed
+  uint64_t seed = 0;           // data order, dropout and the heads' initialisation
+  int64_t max_eval_rows = 0;   // dev rows scored per epoch (0: all; docs/model.md §2.4's max eval samples)
   int64_t max_train_rows = 0;  // train on the split's first rows only (0: all): CPU-sized runs
   // Cut each batch's trailing padding (to a multiple of 8 and of the local window) where that cannot change a
   // result (first or masked_mean pooling, no sparse pattern): less work on short rows (SST-2 sentences average
@@ -76,7 +76,8 @@ int64_t trimmed_batch_length(const data::ClassificationRows& rows, const std::ve
 
 // Writes result.best_weights (kept with FinetuneOptions::keep_best_weights) atomically to
 // <out_dir>/seed-<seed>/model.safetensors, tagged with `task` and the best epoch, frees them, and returns the path.
-std::string save_best_weights(FinetuneResult& result, const std::string& out_dir, uint64_t seed, const std::string& task);
+std::string save_best_weights(FinetuneResult& result, const std::string& out_dir, uint64_t seed,
+                              const std::string& task);
 
 // The run whose value is the median of `values` (the lower middle for an even count), and the median itself
 // (the mean of the two middle values for an even count). dense::Error for no value.

@@ -5,11 +5,11 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "config/train_config_yaml.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "data/glue.h"
 #include "data/prep_glue.h"
-#include "config/train_config_yaml.h"
 #include "eval/logits_dump.h"
 
 namespace dense::train {
@@ -39,8 +39,8 @@ std::string glue_submission_tsv(const data::GlueTaskInfo& info, const std::vecto
   DENSE_CHECK(ids.size() == pred.size(), "{}: {} rows, but {} predictions for them", source, ids.size(), pred.size());
   std::string out = "index\tprediction\n";
   for (size_t i = 0; i < pred.size(); ++i) {
-    const std::string label = info.regression ? fmt::format("{:.3f}", std::clamp(pred[i], 0.0, 5.0))
-                                              : info.label_values.at(size_t(pred[i]));
+    const std::string label =
+        info.regression ? fmt::format("{:.3f}", std::clamp(pred[i], 0.0, 5.0)) : info.label_values.at(size_t(pred[i]));
     out += fmt::format("{}\t{}\n", ids[i], label);
   }
   return out;
@@ -52,8 +52,10 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
   const TrainConfig cfg = load_train_config(req.config, req.overrides);
   DENSE_CHECK(!cfg.data.vocab.empty(), "{}: data.vocab must name the WordPiece vocabulary the model was trained with",
               req.config);
-  DENSE_CHECK(fs::is_directory(fs::path(req.glue_dir) / info.folder), "{}: no {} folder (expected the official GLUE "
-              "layout: {}/{}/train.tsv, dev*.tsv, test*.tsv)", req.glue_dir, info.folder, req.glue_dir, info.folder);
+  DENSE_CHECK(fs::is_directory(fs::path(req.glue_dir) / info.folder),
+              "{}: no {} folder (expected the official GLUE "
+              "layout: {}/{}/train.tsv, dev*.tsv, test*.tsv)",
+              req.glue_dir, info.folder, req.glue_dir, info.folder);
 
   data::GluePrepConfig prep;
   prep.glue_dir = req.glue_dir;
@@ -101,9 +103,10 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
     o.max_train_rows = req.max_train_rows;
     o.keep_best_weights = req.save_weights;
     o.quiet = req.quiet;
-    if (!req.quiet) std::fprintf(stderr, "%s: seed %llu (%lld of %lld)\n", info.name.c_str(),
-                                 static_cast<unsigned long long>(run.seed), static_cast<long long>(k + 1),
-                                 static_cast<long long>(req.seeds));
+    if (!req.quiet)
+      std::fprintf(stderr, "%s: seed %llu (%lld of %lld)\n", info.name.c_str(),
+                   static_cast<unsigned long long>(run.seed), static_cast<long long>(k + 1),
+                   static_cast<long long>(req.seeds));
     run.result = finetune(cfg, train, dev, extra_ptrs, metric, o);
     for (size_t i = 0; i < extras.size(); ++i)
       if (extras[i].labeled)
@@ -120,8 +123,9 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
 
   // Results: Markdown and JSON.
   const GlueSeedRun& med = report.runs[report.median_run];
-  std::string md = fmt::format("| task | metric (dev) | median of {} seed(s) | per seed (best epoch) |\n|---|---|---|---|\n",
-                               report.runs.size());
+  std::string md =
+      fmt::format("| task | metric (dev) | median of {} seed(s) | per seed (best epoch) |\n|---|---|---|---|\n",
+                  report.runs.size());
   std::string per_seed;
   for (const auto& r : report.runs)
     per_seed += fmt::format("{}{:.4f} (epoch {})", per_seed.empty() ? "" : ", ", r.result.best.at(report.main_metric),
@@ -129,17 +133,28 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
   md += fmt::format("| {} | {} | {:.4f} | {} |\n", info.name, report.main_metric, report.median, per_seed);
   for (const auto& [name, v] : med.result.best)
     if (name != report.main_metric) md += fmt::format("| {} | {} (median run) | {:.4f} | |\n", info.name, name, v);
-  for (const auto& [name, v] : med.extra_metrics) md += fmt::format("| {} | {} (median run) | {:.4f} | |\n", info.name, name, v);
+  for (const auto& [name, v] : med.extra_metrics)
+    md += fmt::format("| {} | {} (median run) | {:.4f} | |\n", info.name, name, v);
   report.results_markdown = md;
   nlohmann::json runs = nlohmann::json::array();
   for (const auto& r : report.runs) {
     nlohmann::json epochs = nlohmann::json::array();
-    for (const auto& e : r.result.epochs) epochs.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"dev", e.metrics}, {"seconds", e.seconds}});
-    runs.push_back({{"seed", r.seed}, {"best_epoch", r.result.best_epoch}, {"best", r.result.best},
-                    {"extra", r.extra_metrics}, {"weights", r.weights}, {"epochs", epochs}});
+    for (const auto& e : r.result.epochs)
+      epochs.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"dev", e.metrics}, {"seconds", e.seconds}});
+    runs.push_back({{"seed", r.seed},
+                    {"best_epoch", r.result.best_epoch},
+                    {"best", r.result.best},
+                    {"extra", r.extra_metrics},
+                    {"weights", r.weights},
+                    {"epochs", epochs}});
   }
-  const nlohmann::json j = {{"task", info.name}, {"main_metric", report.main_metric}, {"median", report.median},
-                            {"median_seed", med.seed}, {"init_from", req.init_from}, {"config", req.config}, {"runs", runs}};
+  const nlohmann::json j = {{"task", info.name},
+                            {"main_metric", report.main_metric},
+                            {"median", report.median},
+                            {"median_seed", med.seed},
+                            {"init_from", req.init_from},
+                            {"config", req.config},
+                            {"runs", runs}};
   fs::create_directories(req.out_dir + "/submission");
   write_file_atomic(req.out_dir + "/results.md", md);
   write_file_atomic(req.out_dir + "/results.json", j.dump(2) + "\n");
@@ -158,15 +173,18 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
   write_predictions(dev, med.result.dev_predictions, "dev_predictions.tsv");
   if (!req.dump_logits.empty())
     write_split_logits(req.dump_logits, dev, med.result.dev_logits,
-                       {{"task", info.name}, {"seed", std::to_string(med.seed)},
-                        {"best_epoch", std::to_string(med.result.best_epoch)}, {"weights", med.weights}});
+                       {{"task", info.name},
+                        {"seed", std::to_string(med.seed)},
+                        {"best_epoch", std::to_string(med.result.best_epoch)},
+                        {"weights", med.weights}});
   for (size_t i = 0; i < extras.size(); ++i)
     if (extras[i].labeled)
       write_predictions(extras[i], med.result.extra_predictions[i], extra_names[i] + "_predictions.tsv");
   // GLUE submission files from the median run, named as the GLUE server expects.
   for (size_t i = 0; i < extras.size(); ++i) {
     if (extras[i].labeled) continue;
-    const std::string name = !mnli ? info.name : (extra_names[i].find("mismatched") != std::string::npos ? "MNLI-mm" : "MNLI-m");
+    const std::string name =
+        !mnli ? info.name : (extra_names[i].find("mismatched") != std::string::npos ? "MNLI-mm" : "MNLI-m");
     const std::string path = req.out_dir + "/submission/" + name + ".tsv";
     // The shards keep no index column: read it from the test file the shard was made from (same rows, same
     // order; prepare_glue above does not skip rows). A file without one is numbered by row.

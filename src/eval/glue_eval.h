@@ -24,7 +24,7 @@ struct GlueEvalRequest {
   int64_t max_train_rows = 0;
   bool save_weights = false;  // each seed's best-epoch weights to <out_dir>/seed-<s>/model.safetensors
   bool quiet = false;
-  std::string dump_logits;    // the median run's best-epoch dev logits and inputs (train/logits_dump.h)
+  std::string dump_logits;  // the median run's best-epoch dev logits and inputs (train/logits_dump.h)
 };
 
 struct GlueSeedRun {
@@ -37,8 +37,8 @@ struct GlueSeedRun {
 struct GlueEvalReport {
   std::string task, main_metric;
   std::vector<GlueSeedRun> runs;
-  double median = 0;          // of the main metric over the seeds
-  size_t median_run = 0;      // the run whose value is the median (the lower middle for an even count)
+  double median = 0;      // of the main metric over the seeds
+  size_t median_run = 0;  // the run whose value is the median (the lower middle for an even count)
   std::string results_markdown;
   std::vector<std::string> submission_files;
 };

@@ -7,15 +7,15 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "config/train_config_yaml.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/safetensors.h"
 #include "data/wordpiece.h"
+#include "eval/mlm_evaluation.h"
 #include "models/model.h"
 #include "train/evaluate.h"
 #include "train/hf_import.h"
-#include "eval/mlm_evaluation.h"
-#include "config/train_config_yaml.h"
 
 namespace dense::train {
 
@@ -38,8 +38,10 @@ std::vector<int64_t> parse_ids(const std::string& text, const std::string& what)
     if (p == end) break;
     int64_t v = 0;
     const auto [next, ec] = std::from_chars(p, end, v);
-    DENSE_CHECK(ec == std::errc() && v >= 0, "{}: expected token ids (non-negative integers separated by spaces or "
-                "commas), got '{}'", what, text);
+    DENSE_CHECK(ec == std::errc() && v >= 0,
+                "{}: expected token ids (non-negative integers separated by spaces or "
+                "commas), got '{}'",
+                what, text);
     out.push_back(v);
     p = next;
   }
@@ -179,8 +181,8 @@ LogitsReport run_logits_dump(const LogitsRequest& req) {
   const bool hf = is_hf_checkpoint(req.checkpoint);
   DENSE_CHECK(!hf || !req.config.empty(), "{}: a Hugging Face folder carries no densetrain config; pass --config",
               req.checkpoint);
-  const ResolvedCheckpoint ckpt = hf ? ResolvedCheckpoint{req.checkpoint, {}, {}, {}}
-                                     : resolve_checkpoint(req.checkpoint, "--checkpoint");
+  const ResolvedCheckpoint ckpt =
+      hf ? ResolvedCheckpoint{req.checkpoint, {}, {}, {}} : resolve_checkpoint(req.checkpoint, "--checkpoint");
   report.warnings = ckpt.warnings;
   if (!ckpt.chosen.empty()) report.notes.push_back("checkpoint: " + ckpt.chosen);
   report.config = req.config.empty() ? find_run_config(ckpt.folder.empty() ? ckpt.weights : ckpt.folder) : req.config;
@@ -196,10 +198,14 @@ LogitsReport run_logits_dump(const LogitsRequest& req) {
 
   // Inputs: dense-prep's WordPiece for texts; ids as given.
   report.vocab = req.vocab.empty() ? cfg.data.vocab : req.vocab;
-  DENSE_CHECK(texts.empty() || !report.vocab.empty(), "{}: texts need a WordPiece vocabulary: pass --vocab or set "
-              "data.vocab", report.config);
-  DENSE_CHECK(!mc.pair_matching, "{}: model.pair_matching takes two documents per example, which dense-eval logits "
-              "does not pass; dense-eval lra --dump-logits writes such a model's logits", report.config);
+  DENSE_CHECK(texts.empty() || !report.vocab.empty(),
+              "{}: texts need a WordPiece vocabulary: pass --vocab or set "
+              "data.vocab",
+              report.config);
+  DENSE_CHECK(!mc.pair_matching,
+              "{}: model.pair_matching takes two documents per example, which dense-eval logits "
+              "does not pass; dense-eval lra --dump-logits writes such a model's logits",
+              report.config);
   std::unique_ptr<data::WordPieceTokenizer> tok;
   int64_t pad_id = 0;
   if (!report.vocab.empty()) {
@@ -271,8 +277,10 @@ LogitsReport run_logits_dump(const LogitsRequest& req) {
     batch.input_ids = Tensor::from_vector(part(ids), {n, N}, DType::I64);
     batch.attention_mask = Tensor::from_vector(part(mask), {n, N}, DType::F32);
     if (mc.token_type_embeddings) batch.token_type_ids = Tensor::from_vector(part(types), {n, N}, DType::I64);
-    if (mlm) batch.mlm_labels = Tensor::zeros({n, N}, DType::I64);
-    else batch.want_pooled = true;
+    if (mlm)
+      batch.mlm_labels = Tensor::zeros({n, N}, DType::I64);
+    else
+      batch.want_pooled = true;
     const models::Outputs o = model->forward(batch, ctx);
     const Tensor out = (mlm ? o.mlm_logits : o.class_logits).to(Device::cpu()).to(DType::F32).contiguous();
     const int64_t stride = out.size(1);
@@ -282,7 +290,10 @@ LogitsReport run_logits_dump(const LogitsRequest& req) {
   report.shape = mlm ? std::vector<int64_t>{B, N, width} : std::vector<int64_t>{B, width};
   const Tensor logits_t = Tensor::from_vector(logits, Shape(report.shape.begin(), report.shape.end()), DType::F32);
   const std::map<std::string, std::string> metadata = {
-      {"head", req.head}, {"weights", report.weights}, {"config", report.config}, {"vocab", report.vocab},
+      {"head", req.head},
+      {"weights", report.weights},
+      {"config", report.config},
+      {"vocab", report.vocab},
       {"padding", "every row padded to the longest with the [PAD] id, attention_mask 0"}};
   write_logits_file(req.out, logits_t,
                     {{"input_ids", Tensor::from_vector(ids, {B, N}, DType::I64)},

@@ -12,15 +12,15 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "eval/finetune.h"
 #include "models/model.h"
 #include "train/data_loader.h"
-#include "eval/finetune.h"
 
 namespace dense::train {
 
 struct LogitsRequest {
-  std::string checkpoint;  // a checkpoint / run folder, a .safetensors file, or a Hugging Face BERT folder
-  std::string config;      // empty: the run's config.yaml beside the checkpoint
+  std::string checkpoint;              // a checkpoint / run folder, a .safetensors file, or a Hugging Face BERT folder
+  std::string config;                  // empty: the run's config.yaml beside the checkpoint
   std::vector<std::string> overrides;  // --set key=value
   std::string head = "mlm";            // "mlm": [rows, N, V]; "classifier": [rows, num_labels]
   std::vector<std::string> texts;      // --text, in order (a tab separates a sentence pair)

@@ -8,10 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "config/train_config_yaml.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "data/shard_classification.h"
-#include "config/train_config_yaml.h"
 #include "eval/logits_dump.h"
 #include "eval/metrics.h"
 
@@ -21,8 +21,8 @@ namespace fs = std::filesystem;
 
 const LraTaskInfo& lra_task_info(const std::string& task) {
   static const std::vector<LraTaskInfo> kTasks = {
-      {"listops", "listops", 10, 0, false, true},   {"text", "text", 2, 0, false, false},
-      {"retrieval", "retrieval", 2, 0, true, true}, {"image", "image", 10, 0, false, true},
+      {"listops", "listops", 10, 0, false, true},      {"text", "text", 2, 0, false, false},
+      {"retrieval", "retrieval", 2, 0, true, true},    {"image", "image", 10, 0, false, true},
       {"pathfinder", "pathfinder", 2, 0, false, true}, {"pathx", "pathfinder", 2, 16384, false, true},
   };
   for (const auto& t : kTasks)
@@ -44,8 +44,10 @@ std::string prep_task_of(const data::ClassificationShardReader& reader) {
 ClassificationSplit load_split(const LraTaskInfo& info, const fs::path& path, const data::ShardInfo* train_info,
                                data::ShardInfo* info_out = nullptr) {
   std::error_code ec;
-  DENSE_CHECK(fs::is_regular_file(path, ec), "{}: no such shard (expected the output folder of `dense-prep lra {}`: "
-              "train.hdf5, {}test.hdf5)", path.string(), info.prep_task, info.has_val_split ? "val.hdf5, " : "");
+  DENSE_CHECK(fs::is_regular_file(path, ec),
+              "{}: no such shard (expected the output folder of `dense-prep lra {}`: "
+              "train.hdf5, {}test.hdf5)",
+              path.string(), info.prep_task, info.has_val_split ? "val.hdf5, " : "");
   const data::ClassificationShardReader reader(path.string());
   const std::string prep_task = prep_task_of(reader);
   DENSE_CHECK(prep_task.empty() || prep_task == info.prep_task,
@@ -62,7 +64,8 @@ ClassificationSplit load_split(const LraTaskInfo& info, const fs::path& path, co
   if (train_info != nullptr) {
     DENSE_CHECK(reader.info().vocab_hash == train_info->vocab_hash,
                 "{}: token space '{}' differs from the training split's '{}' ({}): the splits come from different "
-                "dense-prep runs", path.string(), reader.info().vocab_hash, train_info->vocab_hash, train_info->path);
+                "dense-prep runs",
+                path.string(), reader.info().vocab_hash, train_info->vocab_hash, train_info->path);
     DENSE_CHECK(layout.seq_len == train_info->seq_len, "{}: rows of {} tokens, the training split's ({}) of {}",
                 path.string(), layout.seq_len, train_info->path, train_info->seq_len);
   }
@@ -78,8 +81,9 @@ void check_token_ids(const ClassificationSplit& s, int64_t vocab_size, const std
       const int32_t id = (*ids)[i];
       DENSE_CHECK(id >= 0 && id < vocab_size,
                   "{}: token id {} (row {}, position {}{}) does not fit model.vocab_size {} of {}: the model was not "
-                  "made for these shards", s.path, id, int64_t(i) / N, int64_t(i) % N,
-                  ids == &s.rows.input_ids2 ? ", second document" : "", vocab_size, config);
+                  "made for these shards",
+                  s.path, id, int64_t(i) / N, int64_t(i) % N, ids == &s.rows.input_ids2 ? ", second document" : "",
+                  vocab_size, config);
     }
   }
 }
@@ -107,8 +111,8 @@ LraEvalReport run_lra_evaluation(const LraEvalRequest& req) {
   const LraTaskInfo& info = lra_task_info(req.task);
   DENSE_CHECK(req.seeds >= 1, "--seeds: {} must be at least 1", req.seeds);
   std::error_code ec;
-  DENSE_CHECK(fs::is_directory(req.data_dir, ec), "--data {}: no such folder (expected the output of `dense-prep lra {}`)",
-              req.data_dir, info.prep_task);
+  DENSE_CHECK(fs::is_directory(req.data_dir, ec),
+              "--data {}: no such folder (expected the output of `dense-prep lra {}`)", req.data_dir, info.prep_task);
   const TrainConfig cfg = load_train_config(req.config, req.overrides);
   DENSE_CHECK(cfg.model.pair_matching == info.pairs,
               "{}: model.pair_matching is {}, but LRA {} {} (the model must match the task)", req.config,
@@ -121,8 +125,10 @@ LraEvalReport run_lra_evaluation(const LraEvalRequest& req) {
   const ClassificationSplit test = load_split(info, dir / "test.hdf5", &train_info);
   // Text has no validation split (the reference validates on the test set); a val.hdf5 made by hand is used.
   const bool has_val = fs::is_regular_file(dir / "val.hdf5", ec);
-  DENSE_CHECK(has_val || !info.has_val_split, "{}: no such shard (LRA {} has a validation split: re-run `dense-prep "
-              "lra {}`)", (dir / "val.hdf5").string(), info.name, info.prep_task);
+  DENSE_CHECK(has_val || !info.has_val_split,
+              "{}: no such shard (LRA {} has a validation split: re-run `dense-prep "
+              "lra {}`)",
+              (dir / "val.hdf5").string(), info.name, info.prep_task);
   std::optional<ClassificationSplit> val_split;
   if (has_val) val_split = load_split(info, dir / "val.hdf5", &train_info);
   const ClassificationSplit& val = has_val ? *val_split : test;
@@ -154,7 +160,8 @@ LraEvalReport run_lra_evaluation(const LraEvalRequest& req) {
                    static_cast<long long>(req.seeds), static_cast<long long>(report.train_rows),
                    static_cast<long long>(report.seq_len));
     const std::vector<const ClassificationSplit*> extra = {&test};
-    run.result = finetune(cfg, train, val, has_val ? extra : std::vector<const ClassificationSplit*>{}, lra_accuracy, o);
+    run.result =
+        finetune(cfg, train, val, has_val ? extra : std::vector<const ClassificationSplit*>{}, lra_accuracy, o);
     run.val_accuracy = run.result.best.at("accuracy");
     run.test_accuracy = has_val ? lra_accuracy(run.result.extra_predictions.at(0), test).values.at("accuracy")
                                 : lra_accuracy(run.result.dev_predictions, test).values.at("accuracy");
@@ -175,7 +182,8 @@ LraEvalReport run_lra_evaluation(const LraEvalRequest& req) {
   const LraSeedRun& med = report.runs[report.median_run];
   std::string per_seed;
   for (const auto& r : report.runs)
-    per_seed += fmt::format("{}{:.2f} (epoch {})", per_seed.empty() ? "" : ", ", 100 * r.test_accuracy, r.result.best_epoch);
+    per_seed +=
+        fmt::format("{}{:.2f} (epoch {})", per_seed.empty() ? "" : ", ", 100 * r.test_accuracy, r.result.best_epoch);
   std::string md = fmt::format(
       "| task | test accuracy (median of {}) | val accuracy{} | per seed: test (best val epoch) | N | train rows | "
       "parameters | time |\n|---|---|---|---|---|---|---|---|\n",
@@ -189,30 +197,43 @@ LraEvalReport run_lra_evaluation(const LraEvalRequest& req) {
     nlohmann::json epochs = nlohmann::json::array();
     for (const auto& e : r.result.epochs)
       epochs.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"val", e.metrics}, {"seconds", e.seconds}});
-    runs.push_back({{"seed", r.seed}, {"best_epoch", r.result.best_epoch}, {"val_accuracy", r.val_accuracy},
-                    {"test_accuracy", r.test_accuracy}, {"weights", r.weights}, {"epochs", epochs}});
+    runs.push_back({{"seed", r.seed},
+                    {"best_epoch", r.result.best_epoch},
+                    {"val_accuracy", r.val_accuracy},
+                    {"test_accuracy", r.test_accuracy},
+                    {"weights", r.weights},
+                    {"epochs", epochs}});
   }
-  const nlohmann::json j = {{"task", info.name},          {"median_test_accuracy", report.median_test},
-                            {"median_val_accuracy", report.median_val}, {"median_seed", med.seed},
-                            {"val_is_test", report.val_is_test},        {"seq_len", report.seq_len},
-                            {"train_rows", report.train_rows},          {"val_rows", report.val_rows},
-                            {"test_rows", report.test_rows},            {"parameters", med.result.parameters},
-                            {"seconds", report.seconds},                {"data", req.data_dir},
-                            {"config", req.config},                     {"overrides", req.overrides},
-                            {"init_from", req.init_from},               {"runs", runs}};
+  const nlohmann::json j = {{"task", info.name},
+                            {"median_test_accuracy", report.median_test},
+                            {"median_val_accuracy", report.median_val},
+                            {"median_seed", med.seed},
+                            {"val_is_test", report.val_is_test},
+                            {"seq_len", report.seq_len},
+                            {"train_rows", report.train_rows},
+                            {"val_rows", report.val_rows},
+                            {"test_rows", report.test_rows},
+                            {"parameters", med.result.parameters},
+                            {"seconds", report.seconds},
+                            {"data", req.data_dir},
+                            {"config", req.config},
+                            {"overrides", req.overrides},
+                            {"init_from", req.init_from},
+                            {"runs", runs}};
   fs::create_directories(req.out_dir);
   write_file_atomic(req.out_dir + "/results.md", md);
   write_file_atomic(req.out_dir + "/results.json", j.dump(2) + "\n");
   // The median run's test predictions (index, prediction, label), for checking the accuracy by hand.
   const std::vector<double>& pred = has_val ? med.result.extra_predictions.at(0) : med.result.dev_predictions;
   std::string tsv = "index\tprediction\tlabel\n";
-  for (size_t i = 0; i < pred.size(); ++i)
-    tsv += fmt::format("{}\t{}\t{}\n", i, int64_t(pred[i]), test.rows.labels[i]);
+  for (size_t i = 0; i < pred.size(); ++i) tsv += fmt::format("{}\t{}\t{}\n", i, int64_t(pred[i]), test.rows.labels[i]);
   write_file_atomic(req.out_dir + "/test_predictions.tsv", tsv);
   if (!req.dump_logits.empty())
     write_split_logits(req.dump_logits, test, has_val ? med.result.extra_logits.at(0) : med.result.dev_logits,
-                       {{"task", info.name}, {"seed", std::to_string(med.seed)},
-                        {"best_epoch", std::to_string(med.result.best_epoch)}, {"weights", med.weights}});
+                       {{"task", info.name},
+                        {"seed", std::to_string(med.seed)},
+                        {"best_epoch", std::to_string(med.result.best_epoch)},
+                        {"weights", med.weights}});
   return report;
 }
 

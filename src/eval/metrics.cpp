@@ -31,8 +31,10 @@ BinaryCounts binary_counts(const std::vector<int64_t>& p, const std::vector<int6
   for (size_t i = 0; i < p.size(); ++i) {
     DENSE_CHECK((p[i] == 0 || p[i] == 1) && (y[i] == 0 || y[i] == 1),
                 "binary metrics: example {} has prediction {} and label {}; both must be 0 or 1", i, p[i], y[i]);
-    if (p[i] == 1) (y[i] == 1 ? c.tp : c.fp)++;
-    else (y[i] == 1 ? c.fn : c.tn)++;
+    if (p[i] == 1)
+      (y[i] == 1 ? c.tp : c.fp)++;
+    else
+      (y[i] == 1 ? c.fn : c.tn)++;
   }
   return c;
 }
@@ -87,11 +89,13 @@ std::string glue_task_name(const std::string& name) {
   for (char ch : name)
     if (ch != '-' && ch != '_') n.push_back(char(std::tolower(static_cast<unsigned char>(ch))));
   static const std::map<std::string, std::string> known = {
-      {"cola", "cola"}, {"sst2", "sst2"}, {"mrpc", "mrpc"}, {"qqp", "qqp"},   {"stsb", "stsb"}, {"mnli", "mnli"},
+      {"cola", "cola"},  {"sst2", "sst2"},      {"mrpc", "mrpc"}, {"qqp", "qqp"}, {"stsb", "stsb"}, {"mnli", "mnli"},
       {"mnlim", "mnli"}, {"mnlimm", "mnli_mm"}, {"qnli", "qnli"}, {"rte", "rte"}, {"wnli", "wnli"}};
   const auto it = known.find(n);
-  DENSE_CHECK(it != known.end(), "unknown GLUE task '{}': expected one of CoLA, SST-2, MRPC, QQP, STS-B, MNLI, "
-              "MNLI-mm, QNLI, RTE, WNLI", name);
+  DENSE_CHECK(it != known.end(),
+              "unknown GLUE task '{}': expected one of CoLA, SST-2, MRPC, QQP, STS-B, MNLI, "
+              "MNLI-mm, QNLI, RTE, WNLI",
+              name);
   return it->second;
 }
 
@@ -113,7 +117,8 @@ TaskMetrics glue_classification_metrics(const std::string& task, const std::vect
   return m;
 }
 
-TaskMetrics glue_regression_metrics(const std::string& task, const std::vector<double>& p, const std::vector<double>& y) {
+TaskMetrics glue_regression_metrics(const std::string& task, const std::vector<double>& p,
+                                    const std::vector<double>& y) {
   const std::string t = glue_task_name(task);
   DENSE_CHECK(t == "stsb", "{} is a classification task: use glue_classification_metrics", t);
   TaskMetrics m;

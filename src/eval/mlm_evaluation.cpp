@@ -3,12 +3,12 @@
 #include <filesystem>
 
 #include "backend/backend.h"
+#include "config/train_config_yaml.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "data/vocab.h"
-#include "train/checkpoint.h"
-#include "config/train_config_yaml.h"
 #include "eval/logits_dump.h"
+#include "train/checkpoint.h"
 
 namespace dense::train {
 
@@ -80,12 +80,16 @@ MlmEvalReport run_mlm_evaluation(const MlmEvalRequest& req) {
   DENSE_CHECK(comm->size() == 1, "--dump-logits: run dense-eval mlm as one process (this run has {} ranks)",
               comm->size());
   // The vocabulary's tokens when the config names it: the remaining rows of the padded vocabulary are no tokens.
-  const int64_t width = dc.vocab.empty() ? mc.vocab_size : std::min<int64_t>(data::Vocab::load(dc.vocab).size(), mc.vocab_size);
+  const int64_t width =
+      dc.vocab.empty() ? mc.vocab_size : std::min<int64_t>(data::Vocab::load(dc.vocab).size(), mc.vocab_size);
   MlmLogitsDump dump(width);
   report.result = evaluate_mlm(*model, lo, req.max_batches, Device::cpu(), *comm,
                                [&](const HostBatch& h, const models::Outputs* out) { dump.add(h, out); });
-  dump.write(req.dump_logits, {{"head", "mlm"}, {"weights", report.weights}, {"config", report.config},
-                               {"data", req.data}, {"vocab", dc.vocab}});
+  dump.write(req.dump_logits, {{"head", "mlm"},
+                               {"weights", report.weights},
+                               {"config", report.config},
+                               {"data", req.data},
+                               {"vocab", dc.vocab}});
   return report;
 }
 

@@ -26,8 +26,8 @@ class DanetModel final : public EncoderModel {
     const double r0 = c.initializer_range;
     if (c.pos_emb_type == PositionEmbedding::RelPE) {
       if (c.relpe_type != nn::RelPEType::None)
-        relpe_ = std::make_unique<nn::RelPE>(c.relpe_type, c.max_position_embeddings, c.head_size(), c.num_attention_heads,
-                                             dtype, device);
+        relpe_ = std::make_unique<nn::RelPE>(c.relpe_type, c.max_position_embeddings, c.head_size(),
+                                             c.num_attention_heads, dtype, device);
     }
     nn::EmbeddingsConfig ec;
     ec.vocab = V;
@@ -66,8 +66,8 @@ class DanetModel final : public EncoderModel {
       lc.hidden_dropout = c.hidden_dropout_prob;
       lc.init_range = r0;
       lc.queries_init_std = r0 / std::sqrt(2.0 * double(c.num_hidden_layers) * double(d));
-      layers_.push_back(std::make_unique<nn::DanetLayer>(params_, fmt::format("encoder.layer.{}", l), lc,
-                                                         relpe_.get()));
+      layers_.push_back(
+          std::make_unique<nn::DanetLayer>(params_, fmt::format("encoder.layer.{}", l), lc, relpe_.get()));
     }
     final_norm_ = nn::Norm(params_, "encoder.final_norm", norm_spec(c.final_ln_type), d);
 

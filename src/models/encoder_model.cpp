@@ -17,7 +17,8 @@ Tensor cat_rows(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Outputs EncoderModel::forward(const Batch& batch, nn::Context& ctx) {
-  DENSE_CHECK(batch.input_ids.defined() && batch.input_ids.dim() == 2, "batch.input_ids must be [batch, length], got {}",
+  DENSE_CHECK(batch.input_ids.defined() && batch.input_ids.dim() == 2,
+              "batch.input_ids must be [batch, length], got {}",
               batch.input_ids.defined() ? batch.input_ids.str() : "nothing");
   pairs_ = batch.input_ids2.defined();
   DENSE_CHECK(!pairs_ || config_.pair_matching,

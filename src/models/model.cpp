@@ -12,9 +12,8 @@ std::unique_ptr<Model> build_bert(const ModelConfig& config, DType dtype, Device
 std::unique_ptr<Model> build_model(const ModelConfig& config, DType dtype, Device device, uint64_t seed) {
   config.validate();
   DENSE_CHECK(is_floating(dtype), "model dtype must be floating, got {}", dtype_name(dtype));
-  std::unique_ptr<Model> model =
-      config.model_type == ModelType::Danet ? build_danet(config, dtype, device, true)
-                                            : build_bert(config, dtype, device, true);
+  std::unique_ptr<Model> model = config.model_type == ModelType::Danet ? build_danet(config, dtype, device, true)
+                                                                       : build_bert(config, dtype, device, true);
   model->params().initialize(seed);
   return model;
 }

@@ -13,10 +13,10 @@ namespace dense::models {
 
 namespace {
 
-using Field = std::variant<int64_t ModelConfig::*, double ModelConfig::*, bool ModelConfig::*,
-                           std::string ModelConfig::*, NormType ModelConfig::*, ActivationType ModelConfig::*,
-                           PositionEmbedding ModelConfig::*, nn::AttentionComplexity ModelConfig::*,
-                           nn::RelPEType ModelConfig::*, nn::PoolFunction ModelConfig::*>;
+using Field =
+    std::variant<int64_t ModelConfig::*, double ModelConfig::*, bool ModelConfig::*, std::string ModelConfig::*,
+                 NormType ModelConfig::*, ActivationType ModelConfig::*, PositionEmbedding ModelConfig::*,
+                 nn::AttentionComplexity ModelConfig::*, nn::RelPEType ModelConfig::*, nn::PoolFunction ModelConfig::*>;
 
 // Every accepted spelling of a fixed-choice setting: the canonical names first (in the order the error lists
 // them), then the aliases the registry also reads.
@@ -360,8 +360,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& p
                         value.dump());
             c.*member = value.get<int64_t>();
           } else if constexpr (std::is_same_v<T, double>) {
-            DENSE_CHECK(value.is_number(), "{}: expected a number, got {} ({})", full, json_type(value),
-                        value.dump());
+            DENSE_CHECK(value.is_number(), "{}: expected a number, got {} ({})", full, json_type(value), value.dump());
             c.*member = value.get<double>();
           } else if constexpr (std::is_same_v<T, bool>) {
             DENSE_CHECK(value.is_boolean(), "{}: expected true or false, got {} ({})", full, json_type(value),
@@ -425,7 +424,8 @@ void ModelConfig::validate() const {
                 "attention: a sparse pattern replaces local_attention; set local_attention: false");
     DENSE_CHECK(model_type == ModelType::Danet || attention_probs_dropout_prob == 0.0,
                 "attention: sparse attention has no dropout on the probabilities; set "
-                "attention_probs_dropout_prob: 0 (got {})", attention_probs_dropout_prob);
+                "attention_probs_dropout_prob: 0 (got {})",
+                attention_probs_dropout_prob);
   }
 
   if (model_type == ModelType::Bert) {

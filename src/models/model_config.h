@@ -24,12 +24,38 @@ enum class ModelType { Danet, Bert };
 // A norm slot (pre/post/embedding/final/pooler/LM-head): the reference's Activation2Class registry, where every
 // slot also accepts every activation (docs/model.md §1.2).
 enum class NormType : uint8_t {
-  None, MaxNorm, ScaledMaxNorm, PrescaledMaxNorm, UncenteredLn, UncenteredFixedLn, StandardLn,
-  Gelu, LegacyGelu, GeluTanh, Relu, Tanh, Silu, Sigmoid, LeakyRelu, LeakyRelu01, Hardtanh, Identity
+  None,
+  MaxNorm,
+  ScaledMaxNorm,
+  PrescaledMaxNorm,
+  UncenteredLn,
+  UncenteredFixedLn,
+  StandardLn,
+  Gelu,
+  LegacyGelu,
+  GeluTanh,
+  Relu,
+  Tanh,
+  Silu,
+  Sigmoid,
+  LeakyRelu,
+  LeakyRelu01,
+  Hardtanh,
+  Identity
 };
 // An activation slot (pooler_act, lm_head_act, hidden_act).
 enum class ActivationType : uint8_t {
-  Gelu, LegacyGelu, GeluTanh, Relu, Tanh, Silu, Sigmoid, LeakyRelu, LeakyRelu01, Hardtanh, Identity
+  Gelu,
+  LegacyGelu,
+  GeluTanh,
+  Relu,
+  Tanh,
+  Silu,
+  Sigmoid,
+  LeakyRelu,
+  LeakyRelu01,
+  Hardtanh,
+  Identity
 };
 enum class PositionEmbedding : uint8_t { Learned, Sinusoidal, RelPE };
 

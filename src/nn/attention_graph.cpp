@@ -38,8 +38,8 @@ void CsrGraph::validate(const char* what) const {
     DENSE_CHECK(row_ptr[i] <= row_ptr[i + 1], "{}: row_ptr decreases at row {}", what, i);
     for (int64_t p = row_ptr[i]; p < row_ptr[i + 1]; ++p) {
       DENSE_CHECK(col[p] >= 0 && col[p] < cols, "{}: row {} has column {} outside [0, {})", what, i, col[p], cols);
-      DENSE_CHECK(p == row_ptr[i] || col[p - 1] < col[p], "{}: row {} columns are not strictly increasing at {}",
-                  what, i, col[p]);
+      DENSE_CHECK(p == row_ptr[i] || col[p - 1] < col[p], "{}: row {} columns are not strictly increasing at {}", what,
+                  i, col[p]);
     }
   }
 }

@@ -10,8 +10,8 @@
 namespace dense::nn {
 
 struct CsrGraph {
-  int64_t rows = 0;  // queries
-  int64_t cols = 0;  // keys
+  int64_t rows = 0;              // queries
+  int64_t cols = 0;              // keys
   std::vector<int64_t> row_ptr;  // [rows + 1], row_ptr[0] = 0
   std::vector<int32_t> col;      // [nnz], strictly increasing within a row, each in [0, cols)
 

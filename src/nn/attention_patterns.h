@@ -54,7 +54,16 @@
 namespace dense::nn {
 
 enum class PatternKind {
-  Dense, SlidingWindow, Dilated, Dilated2D, Global, Longformer, BigBird, BlockLocal, Strided, Fixed
+  Dense,
+  SlidingWindow,
+  Dilated,
+  Dilated2D,
+  Global,
+  Longformer,
+  BigBird,
+  BlockLocal,
+  Strided,
+  Fixed
 };
 enum class FactorisedHeads { Merged, Multihead, Interleaved };
 

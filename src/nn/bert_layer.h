@@ -23,7 +23,7 @@ struct BertLayerConfig {
   double ln_eps = 1e-12;
   NormSpec act;  // parse_activation(hidden_act)
   double init_std = 0.02;
-  double output_init_std = 0.02;  // attention output and dense_out: spec 0.02 / sqrt(2 L)
+  double output_init_std = 0.02;      // attention output and dense_out: spec 0.02 / sqrt(2 L)
   std::optional<PatternSpec> sparse;  // graph-processing sparse attention (SoftmaxAttentionConfig::sparse)
   int64_t layer_index = 0;
 };

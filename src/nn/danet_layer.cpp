@@ -4,8 +4,7 @@
 
 namespace dense::nn {
 
-DanetLayer::DanetLayer(ParameterSet& params, const std::string& prefix, const DanetLayerConfig& cfg,
-                       const RelPE* relpe)
+DanetLayer::DanetLayer(ParameterSet& params, const std::string& prefix, const DanetLayerConfig& cfg, const RelPE* relpe)
     : cfg_(cfg),
       pre_(params, prefix + ".pre_norm", cfg.pre_norm, cfg.attention.hidden),
       post_(params, prefix + ".post_norm", cfg.post_norm, cfg.attention.hidden) {

@@ -77,8 +77,10 @@ DenseAttention::DenseAttention(ParameterSet& params, const std::string& prefix, 
   DENSE_CHECK(!cfg.causal || cfg.chunk_size > 0, "{}: chunk_size {} must be positive", prefix, cfg.chunk_size);
   if (cfg.sparse) {
     validate_pattern_spec(*cfg.sparse, prefix + ": attention pattern");
-    DENSE_CHECK(cfg.kind == LayerKind::Global, "{}: sparse attention replaces the local layer kinds; turn "
-                "local_attention off", prefix);
+    DENSE_CHECK(cfg.kind == LayerKind::Global,
+                "{}: sparse attention replaces the local layer kinds; turn "
+                "local_attention off",
+                prefix);
     DENSE_CHECK(cfg.sparse->causal == cfg.causal, "{}: the model is {} but its attention pattern is {}", prefix,
                 cfg.causal ? "causal" : "bidirectional", cfg.sparse->causal ? "causal" : "bidirectional");
   }
@@ -86,14 +88,14 @@ DenseAttention::DenseAttention(ParameterSet& params, const std::string& prefix, 
     DENSE_CHECK(relpe->width() == cfg.hidden && relpe->heads() == cfg.heads,
                 "{}: RelPE built for {} heads of size {} does not fit hidden_size {} with {} heads", prefix,
                 relpe->heads(), relpe->head_size(), cfg.hidden, cfg.heads);
-  queries_ = params.add(prefix + ".queries", {cfg.hidden, cfg.hidden}, ParamKind::Weight,
-                        Init::normal(queries_init_std));
+  queries_ =
+      params.add(prefix + ".queries", {cfg.hidden, cfg.hidden}, ParamKind::Weight, Init::normal(queries_init_std));
 }
 
 DenseAttention::Kernel DenseAttention::bidirectional_kernel(AttentionComplexity complexity, int64_t n) const {
   // Ties go to linear: at e = n both cost the same and linear stores less.
-  const bool linear = complexity == AttentionComplexity::Linear ||
-                      (complexity == AttentionComplexity::Auto && head_size_ <= n);
+  const bool linear =
+      complexity == AttentionComplexity::Linear || (complexity == AttentionComplexity::Auto && head_size_ <= n);
   return linear ? Kernel::Linear : Kernel::Quadratic;
 }
 
@@ -330,7 +332,7 @@ void DenseAttention::previous_window_backward(const Tensor& g, Tensor& dq, Tenso
       Tensor dvp = head_blocks(dv, C, b, 0, nc - 1, h, e);
       ops::matmul(gn, false, vp, true, dp);  // dP = triu₁(G_c V_{c−1}ᵀ)
       keep_strict_upper(dp);
-      ops::matmul(ph, true, gn, false, dvp, 1.0, 1.0);  // dV_{c−1} += Pᵀ G_c
+      ops::matmul(ph, true, gn, false, dvp, 1.0, 1.0);   // dV_{c−1} += Pᵀ G_c
       ops::matmul(dp, false, kp, false, dqn, 1.0, 1.0);  // dQ_c += dP K_{c−1}
       ops::matmul(dp, true, qn, false, dkp, 1.0, 1.0);   // dK_{c−1} += dPᵀ Q_c
     }

@@ -24,10 +24,10 @@ AttentionComplexity parse_complexity(const std::string& name, const std::string&
 enum class LayerKind { Global, Local, ShiftedLocal, SlidingWindow };
 
 struct DenseAttentionConfig {
-  int64_t hidden = 0;  // d
-  int64_t heads = 1;   // H; head size e = d / H
+  int64_t hidden = 0;                                          // d
+  int64_t heads = 1;                                           // H; head size e = d / H
   AttentionComplexity complexity = AttentionComplexity::Auto;  // global non-causal layers only
-  double dropout = 0.0;                                         // on the attention input, one mask for Q, K, V
+  double dropout = 0.0;                                        // on the attention input, one mask for Q, K, V
   LayerKind kind = LayerKind::Global;
   int64_t window = 1024;      // w (local kinds)
   bool causal = false;        // decoder: tril₀ inside every block
@@ -62,11 +62,11 @@ class DenseAttention {
   // How a sequence of N rows is laid out for the block kernel.
   struct Plan {
     Kernel kernel = Kernel::Linear;
-    int64_t length = 0;      // N
-    int64_t lead = 0;        // zero rows before the sequence (shifted local)
-    int64_t padded = 0;      // rows after zero padding, a multiple of `block`
-    int64_t block = 0;       // rows per independent block (C)
-    int64_t pos_window = 0;  // RelPE positions restart every pos_window rows (0: counted on the padded sequence)
+    int64_t length = 0;        // N
+    int64_t lead = 0;          // zero rows before the sequence (shifted local)
+    int64_t padded = 0;        // rows after zero padding, a multiple of `block`
+    int64_t block = 0;         // rows per independent block (C)
+    int64_t pos_window = 0;    // RelPE positions restart every pos_window rows (0: counted on the padded sequence)
     bool carry_state = false;  // causal global: add Q_c · Σ_{c'<c} K_{c'}ᵀ V_{c'}
     bool sliding = false;      // sliding window: add triu₁(Q_c K_{c−1}ᵀ) V_{c−1}
     int64_t blocks() const { return padded / block; }
@@ -93,11 +93,11 @@ class DenseAttention {
   Plan plan_;
   int64_t batch_ = 0;
   Tensor positions_;
-  Tensor x_;        // projection input: after dropout, padding and the `qkv` RelPE [B, padded, d]
-  Tensor q_, k_, v_;  // k_ and v_ alias x_ (or each other) when no separate RelPE applies
-  Tensor mix_;      // per head: M = KᵀV [H, blocks, e, e] (linear) or S = (masked) QKᵀ [H, blocks, C, C]
-  Tensor state_;    // causal global: exclusive prefix sum of the block states [H, B·nc, e, e]
-  Tensor cross_;    // sliding window: triu₁(Q_c K_{c−1}ᵀ) [H, B, nc−1, C, C]
+  Tensor x_;                 // projection input: after dropout, padding and the `qkv` RelPE [B, padded, d]
+  Tensor q_, k_, v_;         // k_ and v_ alias x_ (or each other) when no separate RelPE applies
+  Tensor mix_;               // per head: M = KᵀV [H, blocks, e, e] (linear) or S = (masked) QKᵀ [H, blocks, C, C]
+  Tensor state_;             // causal global: exclusive prefix sum of the block states [H, B·nc, e, e]
+  Tensor cross_;             // sliding window: triu₁(Q_c K_{c−1}ᵀ) [H, B, nc−1, C, C]
   PatternGraphCache graph_;  // sparse layers
 };
 

@@ -34,8 +34,8 @@ DeviceGraph DeviceGraph::upload(const std::vector<CsrGraph>& graphs, Device devi
   std::vector<const CsrGraph*> fwd, bwd;
   for (const CsrGraph& g : graphs) {
     g.validate("attention graph");
-    DENSE_CHECK(g.rows == d.rows_ && g.cols == d.keys_, "attention graph: head graphs of different shapes {}x{} and {}x{}",
-                g.rows, g.cols, d.rows_, d.keys_);
+    DENSE_CHECK(g.rows == d.rows_ && g.cols == d.keys_,
+                "attention graph: head graphs of different shapes {}x{} and {}x{}", g.rows, g.cols, d.rows_, d.keys_);
     d.nnz_ += g.nnz();
     transposes.push_back(g.transposed());
     fwd.push_back(&g);
@@ -79,8 +79,8 @@ GraphRef DeviceGraph::ref(const Tensor& row_ptr, const Tensor& col, int64_t rows
 GraphRef DeviceGraph::forward_ref() const { return ref(row_ptr_, col_, rows_, keys_, lo_, hi_); }
 GraphRef DeviceGraph::transposed_ref() const { return ref(t_row_ptr_, t_col_, keys_, rows_, -hi_, -lo_); }
 
-const DeviceGraph& PatternGraphCache::get(const PatternSpec& spec, int64_t seq_len, int64_t heads,
-                                          int64_t layer_index, Device device) {
+const DeviceGraph& PatternGraphCache::get(const PatternSpec& spec, int64_t seq_len, int64_t heads, int64_t layer_index,
+                                          Device device) {
   if (graph_.defined() && seq_len == seq_len_ && device == device_) return graph_;
   if (spec.kind == PatternKind::SlidingWindow) {
     validate_pattern_spec(spec, "sparse attention pattern");

@@ -19,8 +19,7 @@ Tensor sinusoidal_table(int64_t positions, int64_t hidden, DType dtype, Device d
 
 Embeddings::Embeddings(ParameterSet& params, const std::string& prefix, const EmbeddingsConfig& cfg)
     : cfg_(cfg), norm_(params, prefix + ".norm", cfg.norm, cfg.hidden), dropout_(cfg.dropout) {
-  word_ = params.add(prefix + ".word_embeddings.weight", {cfg.vocab, cfg.hidden}, ParamKind::Embedding,
-                     cfg.word_init);
+  word_ = params.add(prefix + ".word_embeddings.weight", {cfg.vocab, cfg.hidden}, ParamKind::Embedding, cfg.word_init);
   if (cfg.positions == PositionKind::Learned)
     position_ = params.add(prefix + ".position_embeddings.weight", {cfg.max_positions, cfg.hidden},
                            ParamKind::Embedding, cfg.table_init);
@@ -30,8 +29,7 @@ Embeddings::Embeddings(ParameterSet& params, const std::string& prefix, const Em
 }
 
 Tensor Embeddings::forward(const Tensor& ids, const Tensor& token_types, DType dtype, Context& ctx) {
-  DENSE_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, "input_ids must be i64 [batch, length], got {}",
-              ids.str());
+  DENSE_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, "input_ids must be i64 [batch, length], got {}", ids.str());
   batch_ = ids.size(0);
   length_ = ids.size(1);
   const int64_t d = cfg_.hidden;

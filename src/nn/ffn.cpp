@@ -38,9 +38,7 @@ Tensor ExpandedFFN::backward(const Tensor& dz_in) {
   return ops::matmul(dpre, false, w1_->value, true).view(dz_in.shape());
 }
 
-void ExpandedFFN::release() {
-  x_ = pre_ = h_ = Tensor();
-}
+void ExpandedFFN::release() { x_ = pre_ = h_ = Tensor(); }
 
 SwiGLU::SwiGLU(ParameterSet& params, const std::string& prefix, int64_t hidden, int64_t expansion, double dropout,
                double init_range)
@@ -80,8 +78,10 @@ void SwiGLU::release() {
 DanetFFN::DanetFFN(ParameterSet& params, const std::string& prefix, int64_t hidden, int64_t expansion, bool swiglu,
                    double dropout, double init_range)
     : swiglu_(swiglu) {
-  if (swiglu) glu_ = SwiGLU(params, prefix, hidden, expansion, dropout, init_range);
-  else expanded_ = ExpandedFFN(params, prefix, hidden, expansion, dropout);
+  if (swiglu)
+    glu_ = SwiGLU(params, prefix, hidden, expansion, dropout, init_range);
+  else
+    expanded_ = ExpandedFFN(params, prefix, hidden, expansion, dropout);
 }
 
 }  // namespace dense::nn

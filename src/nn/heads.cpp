@@ -25,8 +25,8 @@ Tensor MlmHead::forward(const Tensor& seq, const Tensor& labels) {
   std::vector<int64_t> rows, targets;
   for (size_t i = 0; i < lab.size(); ++i)
     if (lab[i] != -1) {
-      DENSE_CHECK(lab[i] >= 0 && lab[i] < cfg_.vocab, "mlm label {} at flat position {} is outside [0, {})", lab[i],
-                  i, cfg_.vocab);
+      DENSE_CHECK(lab[i] >= 0 && lab[i] < cfg_.vocab, "mlm label {} at flat position {} is outside [0, {})", lab[i], i,
+                  cfg_.vocab);
       rows.push_back(int64_t(i));
       targets.push_back(lab[i]);
     }
@@ -86,7 +86,9 @@ Tensor Pooler::forward(const Tensor& seq_in, const Tensor& mask) {
   const int64_t B = seq.size(0), N = seq.size(1), d = seq.size(2);
   Tensor pooled;
   switch (cfg_.function) {
-    case PoolFunction::First: pooled = seq.select(1, 0).contiguous(); break;
+    case PoolFunction::First:
+      pooled = seq.select(1, 0).contiguous();
+      break;
     case PoolFunction::Max: {
       pooled = Tensor::empty({B, d}, seq.dtype(), seq.device());
       argmax_ = Tensor::empty({B, d}, DType::I64, seq.device());
@@ -130,7 +132,9 @@ void Pooler::backward(const Tensor& dpooled_in, Tensor& dseq) {
       first.copy_(ops::add(first.contiguous(), dpooled));
       break;
     }
-    case PoolFunction::Max: ops::max_pool_backward(dpooled, argmax_, dseq); break;
+    case PoolFunction::Max:
+      ops::max_pool_backward(dpooled, argmax_, dseq);
+      break;
     case PoolFunction::Mean:
     case PoolFunction::MaskedMean:
       ops::matmul(weights_, true, dpooled.view({B, 1, d}), false, dseq, 1.0, 1.0);
@@ -187,7 +191,6 @@ Tensor Classifier::backward(double scale) {
   const Tensor g = scale == 1.0 ? grad_logits_ : ops::scale(grad_logits_, scale);
   return dropout_.backward(linear_.backward(g));
 }
-
 
 MatchingHead::MatchingHead(ParameterSet& params, const std::string& prefix, int64_t hidden, int64_t labels,
                            double dropout, Init init)

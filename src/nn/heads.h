@@ -80,8 +80,8 @@ class Pooler {
 class Classifier {
  public:
   Classifier() = default;
-  Classifier(ParameterSet& params, const std::string& prefix, int64_t hidden, int64_t labels, bool bias,
-             double dropout, Init init);
+  Classifier(ParameterSet& params, const std::string& prefix, int64_t hidden, int64_t labels, bool bias, double dropout,
+             Init init);
   Tensor forward(const Tensor& pooled, Context& ctx);
   double loss(const Tensor& labels);
   // ∂loss/∂pooled times scale.

@@ -4,8 +4,7 @@
 
 namespace dense::nn {
 
-Linear::Linear(ParameterSet& params, const std::string& prefix, int64_t in, int64_t out, bool bias,
-               Init weight_init) {
+Linear::Linear(ParameterSet& params, const std::string& prefix, int64_t in, int64_t out, bool bias, Init weight_init) {
   weight_ = params.add(prefix + ".weight", {out, in}, ParamKind::Weight, weight_init);
   if (bias) bias_ = params.add(prefix + ".bias", {out}, ParamKind::Bias, Init::constant(0.0));
 }

@@ -23,18 +23,30 @@ NormSpec row_spec(RowNorm r, bool gain, double eps) {
 }
 
 bool try_activation(const std::string& name, NormSpec& out) {
-  if (name == "gelu") out = act_spec(Activation::Gelu);
-  else if (name == "legacy_gelu") out = act_spec(Activation::Gelu, 0.0, true);
-  else if (name == "gelu_tanh") out = act_spec(Activation::GeluTanh);
-  else if (name == "relu") out = act_spec(Activation::Relu);
-  else if (name == "tanh") out = act_spec(Activation::Tanh);
-  else if (name == "silu" || name == "swish") out = act_spec(Activation::Silu);
-  else if (name == "sigmoid") out = act_spec(Activation::Sigmoid);
-  else if (name == "leaky_relu") out = act_spec(Activation::LeakyRelu, 0.01);
-  else if (name == "leaky_relu_0.1") out = act_spec(Activation::LeakyRelu, 0.1);
-  else if (name == "hardtanh") out = act_spec(Activation::Hardtanh);
-  else if (name == "identity" || name == "linear") out = NormSpec{};
-  else return false;
+  if (name == "gelu")
+    out = act_spec(Activation::Gelu);
+  else if (name == "legacy_gelu")
+    out = act_spec(Activation::Gelu, 0.0, true);
+  else if (name == "gelu_tanh")
+    out = act_spec(Activation::GeluTanh);
+  else if (name == "relu")
+    out = act_spec(Activation::Relu);
+  else if (name == "tanh")
+    out = act_spec(Activation::Tanh);
+  else if (name == "silu" || name == "swish")
+    out = act_spec(Activation::Silu);
+  else if (name == "sigmoid")
+    out = act_spec(Activation::Sigmoid);
+  else if (name == "leaky_relu")
+    out = act_spec(Activation::LeakyRelu, 0.01);
+  else if (name == "leaky_relu_0.1")
+    out = act_spec(Activation::LeakyRelu, 0.1);
+  else if (name == "hardtanh")
+    out = act_spec(Activation::Hardtanh);
+  else if (name == "identity" || name == "linear")
+    out = NormSpec{};
+  else
+    return false;
   return true;
 }
 
@@ -52,9 +64,10 @@ NormSpec parse_norm(const std::string& name, const std::string& field) {
   if (name == "standard_ln") return row_spec(RowNorm::StandardLN, true, 1e-12);
   NormSpec s;
   if (try_activation(name, s)) return s;
-  DENSE_FAIL("{}: unknown norm '{}'; allowed: none, no_ln, max_norm, scaled_max_norm, prescaled_max_norm, "
-             "uncentered_ln, uncentered_fixed_ln, standard_ln, {}",
-             field, name, kActivationNames);
+  DENSE_FAIL(
+      "{}: unknown norm '{}'; allowed: none, no_ln, max_norm, scaled_max_norm, prescaled_max_norm, "
+      "uncentered_ln, uncentered_fixed_ln, standard_ln, {}",
+      field, name, kActivationNames);
 }
 
 NormSpec parse_activation(const std::string& name, const std::string& field) {

@@ -33,18 +33,23 @@ RelPEType parse_relpe_type(const std::string& name, const std::string& field) {
   if (name == "cos_minus_sin") return RelPEType::CosMinusSin;
   if (name == "rope") return RelPEType::Rope;
   if (name == "learned")
-    DENSE_FAIL("{}: 'learned' (the multiplicative learned RelPE) is not supported: it is broken in the reference "
-               "implementation (docs/model.md §1.6); allowed: none, cosine, cos_minus_sin, rope",
-               field);
+    DENSE_FAIL(
+        "{}: 'learned' (the multiplicative learned RelPE) is not supported: it is broken in the reference "
+        "implementation (docs/model.md §1.6); allowed: none, cosine, cos_minus_sin, rope",
+        field);
   DENSE_FAIL("{}: unknown RelPE type '{}'; allowed: none, cosine, cos_minus_sin, rope", field, name);
 }
 
 const char* relpe_type_name(RelPEType type) {
   switch (type) {
-    case RelPEType::None: return "none";
-    case RelPEType::Cosine: return "cosine";
-    case RelPEType::CosMinusSin: return "cos_minus_sin";
-    case RelPEType::Rope: return "rope";
+    case RelPEType::None:
+      return "none";
+    case RelPEType::Cosine:
+      return "cosine";
+    case RelPEType::CosMinusSin:
+      return "cos_minus_sin";
+    case RelPEType::Rope:
+      return "rope";
   }
   return "?";
 }
@@ -56,11 +61,16 @@ RelPEScheme RelPEScheme::parse(const std::string& s, const std::string& field) {
   while (true) {
     const size_t comma = s.find(',', start);
     const std::string code = trim(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (code == "qkv") scheme.x = true;
-    else if (code == "q") scheme.q = true;
-    else if (code == "k") scheme.k = true;
-    else if (code == "v") scheme.v = true;
-    else DENSE_FAIL("{}: bad RelPE scheme '{}' (code '{}'); allowed: 'qkv' or a comma list of q, k, v", field, s, code);
+    if (code == "qkv")
+      scheme.x = true;
+    else if (code == "q")
+      scheme.q = true;
+    else if (code == "k")
+      scheme.k = true;
+    else if (code == "v")
+      scheme.v = true;
+    else
+      DENSE_FAIL("{}: bad RelPE scheme '{}' (code '{}'); allowed: 'qkv' or a comma list of q, k, v", field, s, code);
     if (comma == std::string::npos) return scheme;
     start = comma + 1;
   }
@@ -91,13 +101,18 @@ RelPE::RelPE(RelPEType type, int64_t max_positions, int64_t head_size, int64_t h
       const double angle = double(p) * frequency(type, c % head_size, head_size);
       const size_t at = size_t(p * d + c);
       switch (type) {
-        case RelPEType::Cosine: first[at] = std::cos(angle); break;
-        case RelPEType::CosMinusSin: first[at] = std::cos(angle) - std::sin(angle); break;
+        case RelPEType::Cosine:
+          first[at] = std::cos(angle);
+          break;
+        case RelPEType::CosMinusSin:
+          first[at] = std::cos(angle) - std::sin(angle);
+          break;
         case RelPEType::Rope:
           first[at] = std::cos(angle);
           second[at] = std::sin(angle);
           break;
-        case RelPEType::None: break;
+        case RelPEType::None:
+          break;
       }
     }
   table_ = Tensor::from_vector(first, {max_positions, d}, dtype, device);
@@ -106,20 +121,26 @@ RelPE::RelPE(RelPEType type, int64_t max_positions, int64_t head_size, int64_t h
 
 Tensor RelPE::apply(const Tensor& x, const Tensor& positions) const {
   switch (type_) {
-    case RelPEType::None: return x;
+    case RelPEType::None:
+      return x;
     case RelPEType::Cosine:
-    case RelPEType::CosMinusSin: return ops::positional_scale(x, table_, positions);
-    case RelPEType::Rope: return ops::rope(x, table_, sin_, positions, /*inverse=*/false);
+    case RelPEType::CosMinusSin:
+      return ops::positional_scale(x, table_, positions);
+    case RelPEType::Rope:
+      return ops::rope(x, table_, sin_, positions, /*inverse=*/false);
   }
   return x;
 }
 
 Tensor RelPE::apply_backward(const Tensor& dy, const Tensor& positions) const {
   switch (type_) {
-    case RelPEType::None: return dy;
+    case RelPEType::None:
+      return dy;
     case RelPEType::Cosine:
-    case RelPEType::CosMinusSin: return ops::positional_scale(dy, table_, positions);  // diagonal: self-adjoint
-    case RelPEType::Rope: return ops::rope(dy, table_, sin_, positions, /*inverse=*/true);
+    case RelPEType::CosMinusSin:
+      return ops::positional_scale(dy, table_, positions);  // diagonal: self-adjoint
+    case RelPEType::Rope:
+      return ops::rope(dy, table_, sin_, positions, /*inverse=*/true);
   }
   return dy;
 }

@@ -33,8 +33,10 @@ SoftmaxAttention::SoftmaxAttention(ParameterSet& params, const std::string& pref
               config.output_dropout);
   if (config.sparse) {
     validate_pattern_spec(*config.sparse, prefix + ": attention pattern");
-    DENSE_CHECK(config.attn_dropout == 0.0, "{}: sparse attention has no dropout on the probabilities; set "
-                "attention_probs_dropout_prob to 0 (got {})", prefix, config.attn_dropout);
+    DENSE_CHECK(config.attn_dropout == 0.0,
+                "{}: sparse attention has no dropout on the probabilities; set "
+                "attention_probs_dropout_prob to 0 (got {})",
+                prefix, config.attn_dropout);
   }
   const int64_t d = config.hidden;
   const Init w = Init::normal(config.init_std);

@@ -111,8 +111,10 @@ bool overlap(const Tensor& a, const Tensor& b) {
 
 void check_tensor(std::string_view engine, std::string_view op, const Tensor& t, std::string_view what) {
   DENSE_CHECK(t.defined(), "{} {}: the {} is undefined", engine, op, what);
-  DENSE_CHECK(t.is_contiguous(), "{} {}: the {} {} is not contiguous (pass a contiguous tensor, e.g. .contiguous(), "
-              "and copy the result back)", engine, op, what, t.str());
+  DENSE_CHECK(t.is_contiguous(),
+              "{} {}: the {} {} is not contiguous (pass a contiguous tensor, e.g. .contiguous(), "
+              "and copy the result back)",
+              engine, op, what, t.str());
 }
 
 void check_root(std::string_view engine, std::string_view op, int root, int size) {
@@ -132,25 +134,27 @@ void check_gather(std::string_view engine, const Tensor& in, const Tensor& out, 
   DENSE_CHECK(in.dtype() == out.dtype(), "{} all_gather: input {} and output {} differ in dtype", engine, in.str(),
               out.str());
   DENSE_CHECK(out.numel() == int64_t(size) * in.numel(),
-              "{} all_gather: the output {} must hold {} rank(s) x {} elements = {} (it holds {})", engine,
-              out.str(), size, in.numel(), int64_t(size) * in.numel(), out.numel());
+              "{} all_gather: the output {} must hold {} rank(s) x {} elements = {} (it holds {})", engine, out.str(),
+              size, in.numel(), int64_t(size) * in.numel(), out.numel());
   DENSE_CHECK(!overlap(in, out) || (allow_in_place && is_block_of(in, out, rank)),
               "{} all_gather: input and output overlap (in place, the input must be exactly block {} of the "
-              "output)", engine, rank);
+              "output)",
+              engine, rank);
 }
 
 void check_scatter(std::string_view engine, const Tensor& in, const Tensor& out, int rank, int size,
                    bool allow_in_place) {
   check_tensor(engine, "reduce_scatter", in, "input");
   check_tensor(engine, "reduce_scatter", out, "output");
-  DENSE_CHECK(in.dtype() == out.dtype(), "{} reduce_scatter: input {} and output {} differ in dtype", engine,
-              in.str(), out.str());
+  DENSE_CHECK(in.dtype() == out.dtype(), "{} reduce_scatter: input {} and output {} differ in dtype", engine, in.str(),
+              out.str());
   DENSE_CHECK(in.numel() == int64_t(size) * out.numel(),
-              "{} reduce_scatter: the input {} must hold {} rank(s) x {} elements = {} (it holds {})", engine,
-              in.str(), size, out.numel(), int64_t(size) * out.numel(), in.numel());
+              "{} reduce_scatter: the input {} must hold {} rank(s) x {} elements = {} (it holds {})", engine, in.str(),
+              size, out.numel(), int64_t(size) * out.numel(), in.numel());
   DENSE_CHECK(!overlap(in, out) || (allow_in_place && is_block_of(out, in, rank)),
               "{} reduce_scatter: input and output overlap (in place, the output must be exactly block {} of the "
-              "input)", engine, rank);
+              "input)",
+              engine, rank);
 }
 
 }  // namespace dense::parallel::detail

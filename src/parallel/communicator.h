@@ -32,7 +32,7 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  virtual int local_rank() const = 0;  // rank among the processes of this node (GPU choice)
+  virtual int local_rank() const = 0;      // rank among the processes of this node (GPU choice)
   virtual std::string engine() const = 0;  // "local" | "mpi" | "nccl"
 
   // In place, on contiguous tensors. mpi: f64, f32, i64, i32 (and u8 for broadcast); nccl: floating and

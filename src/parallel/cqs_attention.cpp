@@ -117,8 +117,8 @@ CqsAttention::Partial CqsAttention::run_worker_forward(int64_t w, const Tensor& 
   p.o = Tensor::empty(qw.shape(), q.dtype(), device_);
   if (config_.score == GraphScore::Softmax)
     p.lse = Tensor::empty({B, H, M}, ops::rownorm_stats_dtype(q.dtype()), device_);
-  ops::graph_attention_forward(config_.score, qw, kw, vw, dg.forward_ref(), key_valid ? &valid : nullptr,
-                               H, config_.scale, p.o, p.lse.defined() ? &p.lse : nullptr);
+  ops::graph_attention_forward(config_.score, qw, kw, vw, dg.forward_ref(), key_valid ? &valid : nullptr, H,
+                               config_.scale, p.o, p.lse.defined() ? &p.lse : nullptr);
   return p;
 }
 
@@ -134,13 +134,13 @@ void CqsAttention::run_worker_backward(int64_t w, const Tensor& q, const Tensor&
   Tensor valid, lsew;
   if (key_valid) valid = gather_tokens(key_valid->view({B, seq_len_, 1}), ids, B, M).view({B, M});
   if (!lse_host.empty())
-    lsew = Tensor::from_vector<double>(gather_lse(lse_host, plan.material, B, H, seq_len_), {B, H, M}, lse_dtype,
-                                       device_);
+    lsew =
+        Tensor::from_vector<double>(gather_lse(lse_host, plan.material, B, H, seq_len_), {B, H, M}, lse_dtype, device_);
   Tensor dqw = Tensor::empty(qw.shape(), q.dtype(), device_), dkw = Tensor::empty(qw.shape(), q.dtype(), device_),
          dvw = Tensor::empty(qw.shape(), q.dtype(), device_);
-  ops::graph_attention_backward(config_.score, qw, kw, vw, dg.forward_ref(),
-                                dg.transposed_ref(), key_valid ? &valid : nullptr, H, config_.scale, ow,
-                                dow, lsew.defined() ? &lsew : nullptr, dqw, dkw, dvw);
+  ops::graph_attention_backward(config_.score, qw, kw, vw, dg.forward_ref(), dg.transposed_ref(),
+                                key_valid ? &valid : nullptr, H, config_.scale, ow, dow,
+                                lsew.defined() ? &lsew : nullptr, dqw, dkw, dvw);
   // Partial gradients cover disjoint cells: their sum per token is the gradient.
   Tensor dq2 = dq.view({B * seq_len_, d}), dk2 = dk.view({B * seq_len_, d}), dv2 = dv.view({B * seq_len_, d});
   ops::scatter_add_rows(dqw.view({B * M, d}), ids, dq2);
@@ -155,7 +155,11 @@ struct Merge {
   int64_t batch, seq_len, heads, width;
   std::vector<double> o, lse;
   Merge(int64_t b, int64_t n, int64_t h, int64_t d, bool softmax)
-      : batch(b), seq_len(n), heads(h), width(d), o(size_t(b * n * d), 0.0),
+      : batch(b),
+        seq_len(n),
+        heads(h),
+        width(d),
+        o(size_t(b * n * d), 0.0),
         lse(softmax ? size_t(b * h * n) : 0, kNegInf) {}
 
   // Softmax: fold one worker's normalised partial in with the log-sum-exp rule.
@@ -168,7 +172,8 @@ struct Merge {
           if (part == kNegInf) continue;  // the worker's cells of this row are all masked
           const int64_t n = material[size_t(a)];
           double& acc_lse = lse[size_t((b * heads + h) * seq_len + n)];
-          const double next = acc_lse == kNegInf ? part : std::max(acc_lse, part) + std::log1p(std::exp(-std::abs(acc_lse - part)));
+          const double next =
+              acc_lse == kNegInf ? part : std::max(acc_lse, part) + std::log1p(std::exp(-std::abs(acc_lse - part)));
           const double keep = acc_lse == kNegInf ? 0.0 : std::exp(acc_lse - next), take = std::exp(part - next);
           double* dst = o.data() + (b * seq_len + n) * width + h * e;
           const double* src = ow.data() + (b * M + a) * width + h * e;
@@ -187,7 +192,9 @@ struct Merge {
   }
   void write(Tensor& out, Tensor* lse_out) const {
     out.copy_(Tensor::from_vector<double>(o, out.shape(), DType::F64).to(out.dtype()).to(out.device()));
-    if (lse_out) lse_out->copy_(Tensor::from_vector<double>(lse, lse_out->shape(), DType::F64).to(lse_out->dtype()).to(lse_out->device()));
+    if (lse_out)
+      lse_out->copy_(
+          Tensor::from_vector<double>(lse, lse_out->shape(), DType::F64).to(lse_out->dtype()).to(lse_out->device()));
   }
 };
 
@@ -212,15 +219,16 @@ void CqsAttention::forward(const Tensor& q, const Tensor& k, const Tensor& v, co
   Merge merge(q.size(0), seq_len_, config_.heads, q.size(2), softmax);
   for (int64_t w = 0; w < workers(); ++w) {
     const Partial p = run_worker_forward(w, q, k, v, key_valid);
-    if (softmax) merge.add_softmax(material(w), host_values(p.o), host_values(p.lse));
-    else merge.add_linear(material(w), host_values(p.o));
+    if (softmax)
+      merge.add_softmax(material(w), host_values(p.o), host_values(p.lse));
+    else
+      merge.add_linear(material(w), host_values(p.o));
   }
   merge.write(o, lse);
 }
 
-void CqsAttention::backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* key_valid,
-                            const Tensor& o, const Tensor* lse, const Tensor& dout, Tensor& dq, Tensor& dk,
-                            Tensor& dv) {
+void CqsAttention::backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* key_valid, const Tensor& o,
+                            const Tensor* lse, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
   check_inputs(q, k, v, key_valid);
   DENSE_CHECK(config_.score != GraphScore::Softmax || lse, "CQS attention: the softmax backward needs lse");
   for (Tensor* t : {&dq, &dk, &dv}) t->zero_();
@@ -249,8 +257,7 @@ void CqsAttention::forward(Communicator& comm, const Tensor& q, const Tensor& k,
   double* os = osum.data<double>();
   if (!softmax) {
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t a = 0; a < M; ++a)
-        std::copy_n(ow.data() + (b * M + a) * d, d, os + (b * N + mat[size_t(a)]) * d);
+      for (int64_t a = 0; a < M; ++a) std::copy_n(ow.data() + (b * M + a) * d, d, os + (b * N + mat[size_t(a)]) * d);
     comm.all_reduce(osum);
     o.copy_(osum.to(o.dtype()).to(o.device()));
     return;
@@ -280,7 +287,8 @@ void CqsAttention::forward(Communicator& comm, const Tensor& q, const Tensor& k,
       for (int64_t n = 0; n < N; ++n) {
         const int64_t row = (b * H + h) * N + n;
         const double l = pl[row];
-        for (int64_t c = 0; c < e; ++c) os[(b * N + n) * d + h * e + c] = l > 0 ? os[(b * N + n) * d + h * e + c] / l : 0.0;
+        for (int64_t c = 0; c < e; ++c)
+          os[(b * N + n) * d + h * e + c] = l > 0 ? os[(b * N + n) * d + h * e + c] / l : 0.0;
         pm[row] = l > 0 ? pm[row] + std::log(l) : kNegInf;
       }
   o.copy_(osum.to(o.dtype()).to(o.device()));

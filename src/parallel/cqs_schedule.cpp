@@ -99,9 +99,10 @@ std::vector<CqsSchedule::Worker> validated_group_schedule(int64_t workers, const
                                                           std::vector<int64_t>& owner_shift) {
   check_structure(workers, interest);
   if (const int64_t d = first_uncovered_difference(workers, interest))
-    DENSE_FAIL("interest set {{{}}} is not a difference cover of Z_{}: the first uncovered difference is {} "
-               "(no a - b equals {} or {} mod {})",
-               join(interest), workers, d, d, workers - d, workers);
+    DENSE_FAIL(
+        "interest set {{{}}} is not a difference cover of Z_{}: the first uncovered difference is {} "
+        "(no a - b equals {} or {} mod {})",
+        join(interest), workers, d, d, workers - d, workers);
   auto ws = group_schedule(workers, interest, owner_shift);
   std::vector<std::vector<std::pair<int64_t, int64_t>>> tiles;
   tiles.reserve(ws.size());
@@ -176,14 +177,14 @@ const InterestSetEntry* InterestSetTable::find(int64_t workers) const {
 const InterestSetEntry& InterestSetTable::at(int64_t workers) const {
   if (const auto* e = find(workers)) return *e;
   if (entries_.empty()) DENSE_FAIL("interest-set table '{}' is empty (asked for W={})", source_name_, workers);
-  DENSE_FAIL("interest-set table '{}' has no row for W={} (it has {} rows, W={}..{}); give an interest set "
-             "for W={} explicitly or use a table that has one",
-             source_name_, workers, entries_.size(), entries_.begin()->first, entries_.rbegin()->first, workers);
+  DENSE_FAIL(
+      "interest-set table '{}' has no row for W={} (it has {} rows, W={}..{}); give an interest set "
+      "for W={} explicitly or use a table that has one",
+      source_name_, workers, entries_.size(), entries_.begin()->first, entries_.rbegin()->first, workers);
 }
 
 void InterestSetTable::add(int64_t workers, InterestSetEntry entry) {
-  if (const auto* e = find(workers))
-    DENSE_FAIL("duplicate W={} (first on line {})", workers, e->line);
+  if (const auto* e = find(workers)) DENSE_FAIL("duplicate W={} (first on line {})", workers, e->line);
   std::vector<int64_t> owner_shift;
   validated_group_schedule(workers, entry.interest, owner_shift);
   entries_.emplace(workers, std::move(entry));
@@ -212,8 +213,8 @@ InterestSetTable parse_interest_sets(std::string_view text, const std::string& s
         f = tab + 1;
       }
       if (fields.size() < 2 || fields.size() > 3)
-        DENSE_FAIL("expected 'W<TAB>I<TAB>source' (2 or 3 tab-separated fields), got {} field(s): '{}'",
-                   fields.size(), std::string(body));
+        DENSE_FAIL("expected 'W<TAB>I<TAB>source' (2 or 3 tab-separated fields), got {} field(s): '{}'", fields.size(),
+                   std::string(body));
       const int64_t w = parse_int(fields[0], "the W field");
       InterestSetEntry entry;
       entry.line = line_no;

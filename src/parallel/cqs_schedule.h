@@ -96,14 +96,14 @@ struct CqsLocalTile {
 };
 
 struct CqsSchedule {
-  int64_t seq_len = 0;                // N
-  int64_t workers = 0;                // W
-  std::vector<int64_t> interest;      // I
-  std::vector<int64_t> group_begin;   // [W+1]: group g is tokens [group_begin[g], group_begin[g+1])
+  int64_t seq_len = 0;               // N
+  int64_t workers = 0;               // W
+  std::vector<int64_t> interest;     // I
+  std::vector<int64_t> group_begin;  // [W+1]: group g is tokens [group_begin[g], group_begin[g+1])
   // Ownership as a lookup table a kernel can use: tile (qg, kg) with d = (kg - qg) mod W belongs to worker
   // (qg - owner_shift[d]) mod W, except that in the class d = W/2 (W even) that worker index is reduced
   // mod W/2. owner_shift[0] = 0 (worker g owns the diagonal tile (g, g)).
-  std::vector<int64_t> owner_shift;   // [W]
+  std::vector<int64_t> owner_shift;  // [W]
 
   struct Worker {
     int64_t index = 0;
@@ -145,9 +145,9 @@ struct CqsSchedule {
   int64_t owner_of_cell(int64_t query_token, int64_t key_token) const;
 
   // Statistics for memory planning and benchmarks.
-  int64_t peak_material_tokens() const;   // the longest subsequence a worker holds
-  int64_t total_material_tokens() const;  // summed over workers: the Q/K/V rows sent out, and the partial rows
-                                          // merged back
+  int64_t peak_material_tokens() const;      // the longest subsequence a worker holds
+  int64_t total_material_tokens() const;     // summed over workers: the Q/K/V rows sent out, and the partial rows
+                                             // merged back
   double longest_material_fraction() const;  // peak_material_tokens() / N
   int64_t max_tiles_per_worker() const;
   int64_t peak_owned_cells() const;

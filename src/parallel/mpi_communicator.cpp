@@ -34,7 +34,8 @@ std::string mpi_error_message(const char* call, int error_code, int rank, int si
   char text[MPI_MAX_ERROR_STRING + 1] = {};
   int length = 0;
   if (MPI_Error_string(error_code, text, &length) != MPI_SUCCESS) length = 0;
-  const std::string what = length > 0 ? std::string(text, size_t(length)) : fmt::format("MPI error code {}", error_code);
+  const std::string what =
+      length > 0 ? std::string(text, size_t(length)) : fmt::format("MPI error code {}", error_code);
   return fmt::format("{} on rank {} of {}: {}", call, rank, size, what);
 }
 
@@ -82,9 +83,12 @@ void ensure_mpi() { static MpiRuntime runtime; }
 
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::Sum: return MPI_SUM;
-    case ReduceOp::Max: return MPI_MAX;
-    case ReduceOp::Min: return MPI_MIN;
+    case ReduceOp::Sum:
+      return MPI_SUM;
+    case ReduceOp::Max:
+      return MPI_MAX;
+    case ReduceOp::Min:
+      return MPI_MIN;
   }
   DENSE_FAIL("mpi: unknown reduction {}", int(op));
 }
@@ -92,31 +96,44 @@ MPI_Op mpi_op(ReduceOp op) {
 // Reductions need arithmetic on the element type; MPI has none for bf16 and f16.
 MPI_Datatype reduce_type(DType t, const char* op) {
   switch (t) {
-    case DType::F64: return MPI_DOUBLE;
-    case DType::F32: return MPI_FLOAT;
-    case DType::I64: return MPI_INT64_T;
-    case DType::I32: return MPI_INT32_T;
-    case DType::I8: return MPI_INT8_T;
-    case DType::U8: return MPI_UINT8_T;
+    case DType::F64:
+      return MPI_DOUBLE;
+    case DType::F32:
+      return MPI_FLOAT;
+    case DType::I64:
+      return MPI_INT64_T;
+    case DType::I32:
+      return MPI_INT32_T;
+    case DType::I8:
+      return MPI_INT8_T;
+    case DType::U8:
+      return MPI_UINT8_T;
     case DType::BF16:
-    case DType::F16: break;
+    case DType::F16:
+      break;
   }
-  DENSE_FAIL("mpi {}: dtype {} cannot be reduced over MPI (it has no {} arithmetic): reduce an f32 copy "
-             "(f64, f32, i64, i32, i8 and u8 are supported)", op, dtype_name(t), dtype_name(t));
+  DENSE_FAIL(
+      "mpi {}: dtype {} cannot be reduced over MPI (it has no {} arithmetic): reduce an f32 copy "
+      "(f64, f32, i64, i32, i8 and u8 are supported)",
+      op, dtype_name(t), dtype_name(t));
 }
 
 // Moving data needs only the element size: bf16 and f16 travel as 16-bit words.
 MPI_Datatype move_type(DType t) {
   switch (t) {
     case DType::BF16:
-    case DType::F16: return MPI_UINT16_T;
-    default: return reduce_type(t, "broadcast");
+    case DType::F16:
+      return MPI_UINT16_T;
+    default:
+      return reduce_type(t, "broadcast");
   }
 }
 
 void check_host(const Tensor& t, const char* op) {
-  DENSE_CHECK(t.device().is_cpu(), "mpi {}: the tensor {} is on {}, and the mpi engine moves host tensors (copy it "
-              "to the host, or use the nccl engine for device tensors)", op, t.str(), t.device().str());
+  DENSE_CHECK(t.device().is_cpu(),
+              "mpi {}: the tensor {} is on {}, and the mpi engine moves host tensors (copy it "
+              "to the host, or use the nccl engine for device tensors)",
+              op, t.str(), t.device().str());
 }
 
 char* bytes_of(const Tensor& t) { return static_cast<char*>(t.raw_data()); }
@@ -181,7 +198,8 @@ class MpiCommunicator final : public Communicator {
     DENSE_CHECK(!(announced > 1 && world == 1),
                 "mpi: the launcher started {} ranks but MPI sees a world of 1 in this process: this MPI library "
                 "cannot talk to the launcher (mpirun of a different MPI, or srun without --mpi=pmix or "
-                "--mpi=pmi2)", announced);
+                "--mpi=pmi2)",
+                announced);
     // Until the duplicate has MPI_ERRORS_RETURN, failures follow MPI_COMM_WORLD's handler (abort).
     MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);

@@ -153,23 +153,34 @@ class NcclRequest final : public Request {
 
 ncclDataType_t nccl_type(DType t) {
   switch (t) {
-    case DType::F64: return ncclFloat64;
-    case DType::F32: return ncclFloat32;
-    case DType::BF16: return ncclBfloat16;
-    case DType::F16: return ncclFloat16;
-    case DType::I64: return ncclInt64;
-    case DType::I32: return ncclInt32;
-    case DType::I8: return ncclInt8;
-    case DType::U8: return ncclUint8;
+    case DType::F64:
+      return ncclFloat64;
+    case DType::F32:
+      return ncclFloat32;
+    case DType::BF16:
+      return ncclBfloat16;
+    case DType::F16:
+      return ncclFloat16;
+    case DType::I64:
+      return ncclInt64;
+    case DType::I32:
+      return ncclInt32;
+    case DType::I8:
+      return ncclInt8;
+    case DType::U8:
+      return ncclUint8;
   }
   DENSE_FAIL("nccl: unknown dtype {}", int(t));
 }
 
 ncclRedOp_t nccl_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::Sum: return ncclSum;
-    case ReduceOp::Max: return ncclMax;
-    case ReduceOp::Min: return ncclMin;
+    case ReduceOp::Sum:
+      return ncclSum;
+    case ReduceOp::Max:
+      return ncclMax;
+    case ReduceOp::Min:
+      return ncclMin;
   }
   DENSE_FAIL("nccl: unknown reduction {}", int(op));
 }
@@ -200,8 +211,8 @@ class NcclCommunicator final : public Communicator {
     if (on_host(t, "all_reduce")) return mpi_->all_reduce(t, op);
     if (t.numel() == 0) return;
     NcclState& s = before(t);
-    s.check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), nccl_op(op),
-                               s.comm, s.stream),
+    s.check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), nccl_op(op), s.comm,
+                               s.stream),
                  "ncclAllReduce");
     s.finish_blocking("ncclAllReduce");
   }
@@ -211,8 +222,8 @@ class NcclCommunicator final : public Communicator {
     if (t.numel() == 0) return std::make_unique<DoneRequest>();
     NcclState& s = before(t);
     auto request = std::make_unique<NcclRequest>(state_, t);
-    s.check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), nccl_op(op),
-                               s.comm, s.stream),
+    s.check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), nccl_op(op), s.comm,
+                               s.stream),
                  "ncclAllReduce (async)");
     request->record();
     return request;
@@ -223,9 +234,9 @@ class NcclCommunicator final : public Communicator {
     detail::check_root("nccl", "broadcast", root, size());
     if (t.numel() == 0) return;
     NcclState& s = before(t);
-    s.check_nccl(ncclBroadcast(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), root, s.comm,
-                               s.stream),
-                 "ncclBroadcast");
+    s.check_nccl(
+        ncclBroadcast(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t.dtype()), root, s.comm, s.stream),
+        "ncclBroadcast");
     s.finish_blocking("ncclBroadcast");
   }
 
@@ -234,9 +245,9 @@ class NcclCommunicator final : public Communicator {
     detail::check_gather("nccl", in, out, rank(), size(), /*allow_in_place=*/true);
     if (in.numel() == 0) return;
     NcclState& s = before(in);
-    s.check_nccl(ncclAllGather(in.raw_data(), out.raw_data(), size_t(in.numel()), nccl_type(in.dtype()), s.comm,
-                               s.stream),
-                 "ncclAllGather");
+    s.check_nccl(
+        ncclAllGather(in.raw_data(), out.raw_data(), size_t(in.numel()), nccl_type(in.dtype()), s.comm, s.stream),
+        "ncclAllGather");
     s.finish_blocking("ncclAllGather");
   }
 
@@ -271,9 +282,9 @@ class NcclCommunicator final : public Communicator {
     const cudaError_t ce = cudaGetDeviceCount(&count);
     if (ce != cudaSuccess || count == 0) {
       (void)cudaGetLastError();
-      problem = fmt::format("rank {} sees no CUDA device{}", s.rank,
-                            ce != cudaSuccess ? fmt::format(" (cudaGetDeviceCount: {})", cudaGetErrorString(ce))
-                                              : std::string());
+      problem = fmt::format(
+          "rank {} sees no CUDA device{}", s.rank,
+          ce != cudaSuccess ? fmt::format(" (cudaGetDeviceCount: {})", cudaGetErrorString(ce)) : std::string());
     } else {
       s.device = mpi_->local_rank() % count;
       cudaError_t e = cudaSetDevice(s.device);
@@ -294,8 +305,8 @@ class NcclCommunicator final : public Communicator {
     std::vector<double> any_problem = {problem.empty() ? 0.0 : 1.0};
     mpi_->all_reduce(any_problem, ReduceOp::Max);
     if (any_problem[0] != 0)
-      DENSE_FAIL("nccl: cannot start: {}", problem.empty() ? "another rank could not pick its GPU (see its error)"
-                                                           : problem);
+      DENSE_FAIL("nccl: cannot start: {}",
+                 problem.empty() ? "another rank could not pick its GPU (see its error)" : problem);
 
     // Rank 0's unique id, sent over MPI; an empty string tells the others that rank 0 could not make one.
     ncclUniqueId id;
@@ -304,8 +315,10 @@ class NcclCommunicator final : public Communicator {
     std::string id_error;
     if (s.rank == 0) {
       const ncclResult_t r = ncclGetUniqueId(&id);
-      if (r == ncclSuccess) id_bytes.assign(reinterpret_cast<const char*>(&id), sizeof(id));
-      else id_error = ncclGetErrorString(r);
+      if (r == ncclSuccess)
+        id_bytes.assign(reinterpret_cast<const char*>(&id), sizeof(id));
+      else
+        id_error = ncclGetErrorString(r);
     }
     mpi_->broadcast(id_bytes, 0);
     if (id_bytes.size() != sizeof(id))
@@ -323,8 +336,10 @@ class NcclCommunicator final : public Communicator {
         (void)ncclCommAbort(s.comm);
       } else {
         if (s.stream) (void)cudaStreamSynchronize(s.stream);
-        if (ncclCommFinalize(s.comm) == ncclSuccess) (void)ncclCommDestroy(s.comm);
-        else (void)ncclCommAbort(s.comm);
+        if (ncclCommFinalize(s.comm) == ncclSuccess)
+          (void)ncclCommDestroy(s.comm);
+        else
+          (void)ncclCommAbort(s.comm);
       }
       s.comm = nullptr;
     }
@@ -350,8 +365,8 @@ class NcclCommunicator final : public Communicator {
   }
   bool pair_on_host(const Tensor& in, const Tensor& out, const char* op) {
     const bool host_in = in.defined() && in.device().is_cpu(), host_out = out.defined() && out.device().is_cpu();
-    DENSE_CHECK(host_in == host_out, "nccl {}: input {} and output {} must both be on the host or both on cuda:{}",
-                op, in.str(), out.str(), state_->device);
+    DENSE_CHECK(host_in == host_out, "nccl {}: input {} and output {} must both be on the host or both on cuda:{}", op,
+                in.str(), out.str(), state_->device);
     if (host_in) return true;
     detail::check_tensor("nccl", op, in, "input");
     detail::check_tensor("nccl", op, out, "output");

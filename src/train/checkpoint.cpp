@@ -123,8 +123,8 @@ void verify_checkpoint(const std::string& folder) {
   }
   for (const char* f : kFiles) {
     const std::string path = folder + "/" + f;
-    DENSE_CHECK(sums.contains(f) && sums[f].contains("bytes") && sums[f].contains("crc32"),
-                "{}: no checksum for {}", sums_path, f);
+    DENSE_CHECK(sums.contains(f) && sums[f].contains("bytes") && sums[f].contains("crc32"), "{}: no checksum for {}",
+                sums_path, f);
     DENSE_CHECK(fs::exists(path, ec), "{}: missing (the checkpoint is incomplete)", path);
     const auto [bytes, crc] = file_crc(path);
     DENSE_CHECK(bytes == sums[f]["bytes"].get<int64_t>(), "{}: {} bytes, the checksum file says {} (truncated?)", path,

@@ -38,7 +38,7 @@ CheckpointData load_checkpoint(const std::string& folder);
 void verify_checkpoint(const std::string& folder);
 
 struct CheckpointScan {
-  std::string latest;                 // newest checkpoint that verifies; empty when none
+  std::string latest;  // newest checkpoint that verifies; empty when none
   int64_t latest_step = -1;
   std::vector<std::string> warnings;  // skipped incomplete or corrupt checkpoints, one line each
 };

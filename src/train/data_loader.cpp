@@ -39,8 +39,10 @@ Cursor Cursor::from_json(const nlohmann::json& j) {
 std::vector<std::string> list_shards(const std::string& path, const std::string& key) {
   std::error_code ec;
   const std::string from = key.empty() ? "" : fmt::format(" ({})", key);
-  DENSE_CHECK(!path.empty(), "{}: no shard path given; set it to a folder of shards from dense-prep (in the config, "
-              "or --set {}=FOLDER)", key.empty() ? "data" : key, key.empty() ? "data.train" : key);
+  DENSE_CHECK(!path.empty(),
+              "{}: no shard path given; set it to a folder of shards from dense-prep (in the config, "
+              "or --set {}=FOLDER)",
+              key.empty() ? "data" : key, key.empty() ? "data.train" : key);
   DENSE_CHECK(fs::exists(path, ec), "{}{}: no such shard file or folder", path, from);
   if (!fs::is_directory(path, ec)) return {path};
   std::vector<std::string> files;
@@ -97,9 +99,9 @@ FileInfo probe(const std::string& path, const std::string& want_format, const st
 // A whole shard in memory, as the batches need it.
 struct ShardLoader::Shard {
   int64_t rows = 0, N = 0;
-  std::vector<int32_t> ids;           // packed and bert
-  std::vector<int32_t> labels;        // bert: masked_lm_labels
-  std::vector<int8_t> mask, types;    // bert
+  std::vector<int32_t> ids;         // packed and bert
+  std::vector<int32_t> labels;      // bert: masked_lm_labels
+  std::vector<int8_t> mask, types;  // bert
 };
 
 ShardSetInfo check_shards(const LoaderOptions& o, const std::string& key) {
@@ -148,8 +150,10 @@ ShardLoader::ShardLoader(LoaderOptions options, Cursor start) : opt_(std::move(o
 }
 
 void ShardLoader::warn(const std::string& message) const {
-  if (opt_.on_warning) opt_.on_warning(message);
-  else std::fprintf(stderr, "warning: %s\n", message.c_str());
+  if (opt_.on_warning)
+    opt_.on_warning(message);
+  else
+    std::fprintf(stderr, "warning: %s\n", message.c_str());
 }
 
 ShardLoader::~ShardLoader() {
@@ -272,11 +276,13 @@ void ShardLoader::run(Cursor c) {
         } catch (const Error& e) {
           if (!opt_.skip_bad_shards)
             throw BadShardError(path, fmt::format("damaged shard: {}; re-create it with dense-prep (or set "
-                                                  "data.on_bad_shard: skip to train without it)", e.what()));
+                                                  "data.on_bad_shard: skip to train without it)",
+                                                  e.what()));
           // Every shard bad would otherwise loop over the epochs for ever.
           DENSE_CHECK(++bad_in_a_row < int64_t(opt_.files.size()),
                       "every shard failed to read, the last {}: {}; data.on_bad_shard: skip has nothing left to train "
-                      "on", path, e.what());
+                      "on",
+                      path, e.what());
           warn(fmt::format("skipping shard {} for the rest of epoch {} (data.on_bad_shard: skip): {}", path, c.epoch,
                            e.what()));
         }
@@ -293,15 +299,18 @@ void ShardLoader::run(Cursor c) {
         perm.resize(size_t(group_rows));
         for (int64_t i = 0; i < group_rows; ++i) perm[size_t(i)] = i;
         if (opt_.shuffle) {
-          data::PhiloxRng rng(data::mix_seed(opt_.seed, uint64_t(c.epoch), 0x4D4958000000ull + uint64_t(c.shard)));  // "MIX"
+          data::PhiloxRng rng(
+              data::mix_seed(opt_.seed, uint64_t(c.epoch), 0x4D4958000000ull + uint64_t(c.shard)));  // "MIX"
           rng.shuffle(perm);
         }
       }
       const uint64_t epoch_seed = data::mix_seed(opt_.seed, uint64_t(c.epoch), 0x4D41534Bull);  // "MASK"
       while (c.offset < group_rows) {
         const int64_t drawn = perm[size_t(c.offset)];
-        const size_t slot = group.size() == 1 ? 0
-                            : size_t(std::upper_bound(first_row.begin(), first_row.end(), drawn) - first_row.begin() - 1);
+        const size_t slot =
+            group.size() == 1
+                ? 0
+                : size_t(std::upper_bound(first_row.begin(), first_row.end(), drawn) - first_row.begin() - 1);
         const Shard& s = group[slot];
         const int64_t file = group_files[slot];
         const std::string& path = opt_.files[size_t(file)];

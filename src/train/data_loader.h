@@ -95,17 +95,16 @@ struct ShardSetInfo {
 // every byte). `key` names the config key the files come from (data.train, data.validation) in errors.
 ShardSetInfo check_shards(const LoaderOptions& options, const std::string& key = "");
 
-
 // One batch on the host, ready to become model inputs.
 struct HostBatch {
   int64_t batch = 0, seq_len = 0;
-  std::vector<int64_t> input_ids;     // [batch, seq_len]
-  std::vector<int64_t> mlm_labels;    // [batch, seq_len], -1 = not predicted
-  std::vector<float> attention_mask;  // [batch, seq_len], empty: every token real (packed)
+  std::vector<int64_t> input_ids;       // [batch, seq_len]
+  std::vector<int64_t> mlm_labels;      // [batch, seq_len], -1 = not predicted
+  std::vector<float> attention_mask;    // [batch, seq_len], empty: every token real (packed)
   std::vector<int64_t> token_type_ids;  // [batch, seq_len], empty: none (packed)
-  int64_t masked = 0;                 // labels >= 0
-  Cursor next;                        // the cursor after this batch
-  int64_t epoch = 0;                  // epoch of the batch's first row
+  int64_t masked = 0;                   // labels >= 0
+  Cursor next;                          // the cursor after this batch
+  int64_t epoch = 0;                    // epoch of the batch's first row
 };
 
 // Shard files of a data path: the file itself, or every *.hdf5 / *.h5 in the folder (sorted). Errors name

@@ -101,10 +101,9 @@ MlmEval evaluate_mlm(models::Model& model, const LoaderOptions& base, int64_t ma
   return e;
 }
 
-std::vector<std::string> load_model_weights(models::Model& model,
-                                            const std::vector<std::pair<std::string, Tensor>>& tensors,
-                                            const std::string& source, bool resize_positions,
-                                            const std::function<void(const std::string&, int64_t, int64_t)>& on_resize) {
+std::vector<std::string> load_model_weights(
+    models::Model& model, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& source,
+    bool resize_positions, const std::function<void(const std::string&, int64_t, int64_t)>& on_resize) {
   std::map<std::string, const Tensor*> by_name;
   for (const auto& [n, t] : tensors) by_name[n] = &t;
   for (auto& p : model.params().all()) {
@@ -133,9 +132,10 @@ std::vector<std::string> load_model_weights(models::Model& model,
 std::string position_resize_note(const std::string& source, const std::string& name, int64_t old_rows,
                                  int64_t new_rows) {
   if (new_rows > old_rows)
-    return fmt::format("{}: '{}' has {} trained positions, the data needs {}: widened by tiling (position p uses "
-                       "trained row p mod {}); results past position {} come from repeated rows",
-                       source, name, old_rows, new_rows, old_rows, old_rows);
+    return fmt::format(
+        "{}: '{}' has {} trained positions, the data needs {}: widened by tiling (position p uses "
+        "trained row p mod {}); results past position {} come from repeated rows",
+        source, name, old_rows, new_rows, old_rows, old_rows);
   return fmt::format("{}: '{}' has {} trained positions, the model holds {}: cut to the first {} rows", source, name,
                      old_rows, new_rows, new_rows);
 }

@@ -7,10 +7,10 @@
 #include <utility>
 #include <vector>
 
+#include "config/train_config.h"
 #include "models/model.h"
 #include "parallel/communicator.h"
 #include "train/data_loader.h"
-#include "config/train_config.h"
 
 namespace dense::train {
 
@@ -41,10 +41,9 @@ MlmEval evaluate_mlm(models::Model& model, const LoaderOptions& base, int64_t ma
 // the tensor and `source` otherwise); tensors the model does not have are returned (the caller reports them).
 // With resize_positions a learned position table of another length is tiled or truncated (docs/model.md §1.3).
 // `on_resize(name, old_rows, new_rows)` is told of each resize.
-std::vector<std::string> load_model_weights(models::Model& model,
-                                            const std::vector<std::pair<std::string, Tensor>>& tensors,
-                                            const std::string& source, bool resize_positions,
-                                            const std::function<void(const std::string&, int64_t, int64_t)>& on_resize = {});
+std::vector<std::string> load_model_weights(
+    models::Model& model, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& source,
+    bool resize_positions, const std::function<void(const std::string&, int64_t, int64_t)>& on_resize = {});
 
 // One line for the log when load_model_weights resized a learned position table (its on_resize): what was
 // widened or cut, from how many rows to how many, and how ("tiled": row i + k*old repeats trained row i).

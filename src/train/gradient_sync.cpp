@@ -8,8 +8,7 @@
 
 namespace dense::train {
 
-GradientSync::GradientSync(parallel::Communicator& comm, nn::ParameterSet& params, int64_t num_layers,
-                           double bucket_mb)
+GradientSync::GradientSync(parallel::Communicator& comm, nn::ParameterSet& params, int64_t num_layers, double bucket_mb)
     : comm_(comm), params_(params) {
   const int64_t numel = params.grads().numel();
   DENSE_CHECK(params.grads().dtype() == DType::F32, "gradient sync: the gradient arena is {}, expected f32",
@@ -47,7 +46,8 @@ GradientSync::GradientSync(parallel::Communicator& comm, nn::ParameterSet& param
     if (p.name.starts_with("encoder.layer.")) continue;
     const int64_t b = p.arena_offset, e = b + shape_numel(p.shape);
     for (const auto& [cb, ce] : covered)
-      DENSE_CHECK(e <= cb || b >= ce, "gradient sync: parameter '{}' lies inside the span of the encoder layers", p.name);
+      DENSE_CHECK(e <= cb || b >= ce, "gradient sync: parameter '{}' lies inside the span of the encoder layers",
+                  p.name);
   }
   // Everything else in one or more trailing buckets, started by finish().
   std::sort(covered.begin(), covered.end());

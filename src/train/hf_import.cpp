@@ -30,12 +30,14 @@ namespace {
 // partial match would load some tensors into the wrong places.
 const std::map<std::string, std::string>& other_families() {
   static const std::map<std::string, std::string> m = {
-      {"roberta", "RoBERTa (positions offset by padding_idx + 1, no segment embeddings, a `roberta.` prefix and "
-                  "`lm_head.*` names)"},
+      {"roberta",
+       "RoBERTa (positions offset by padding_idx + 1, no segment embeddings, a `roberta.` prefix and "
+       "`lm_head.*` names)"},
       {"xlm-roberta", "XLM-RoBERTa (the RoBERTa layout)"},
       {"camembert", "CamemBERT (the RoBERTa layout)"},
-      {"distilbert", "DistilBERT (`distilbert.transformer.layer.N.attention.q_lin` names, no pooler, no segment "
-                     "embeddings, sa_layer_norm / output_layer_norm)"},
+      {"distilbert",
+       "DistilBERT (`distilbert.transformer.layer.N.attention.q_lin` names, no pooler, no segment "
+       "embeddings, sa_layer_norm / output_layer_norm)"},
       {"albert", "ALBERT (shared layers, factorised embeddings)"},
       {"electra", "ELECTRA (separate embedding projection)"},
       {"deberta", "DeBERTa (disentangled relative attention)"},
@@ -69,8 +71,9 @@ std::map<std::string, std::string> standard_to_densetrain(int64_t L) {
       m[p + fmt::format("attention.output.LayerNorm.{}", s)] = p + fmt::format("ffn_norm.{}", s);
       m[p + fmt::format("intermediate.dense.{}", s)] = p + fmt::format("ffn.dense_in.{}", s);
       m[p + fmt::format("output.dense.{}", s)] = p + fmt::format("ffn.dense_out.{}", s);
-      m[p + fmt::format("output.LayerNorm.{}", s)] =
-          i + 1 < L ? fmt::format("encoder.layer.{}.attention_norm.{}", i + 1, s) : fmt::format("encoder.final_norm.{}", s);
+      m[p + fmt::format("output.LayerNorm.{}", s)] = i + 1 < L
+                                                         ? fmt::format("encoder.layer.{}.attention_norm.{}", i + 1, s)
+                                                         : fmt::format("encoder.final_norm.{}", s);
     }
     m[fmt::format("encoder.layer.0.PreAttentionLayerNorm.{}", s)] = fmt::format("encoder.layer.0.attention_norm.{}", s);
     m[fmt::format("pooler.dense.{}", s)] = fmt::format("pooler.dense.{}", s);
@@ -83,10 +86,10 @@ std::map<std::string, std::string> standard_to_densetrain(int64_t L) {
 }
 
 const std::map<std::string, std::string>& hf_activations() {
-  static const std::map<std::string, std::string> m = {{"gelu", "gelu"},           {"gelu_new", "gelu_tanh"},
-                                                       {"gelu_pytorch_tanh", "gelu_tanh"}, {"relu", "relu"},
-                                                       {"silu", "silu"},           {"swish", "silu"},
-                                                       {"tanh", "tanh"}};
+  static const std::map<std::string, std::string> m = {
+      {"gelu", "gelu"}, {"gelu_new", "gelu_tanh"}, {"gelu_pytorch_tanh", "gelu_tanh"},
+      {"relu", "relu"}, {"silu", "silu"},          {"swish", "silu"},
+      {"tanh", "tanh"}};
   return m;
 }
 
@@ -115,19 +118,24 @@ HfImport import_hf_bert(const std::string& folder, models::Model& model) {
   DENSE_CHECK(conf.is_object(), "{}: expected a JSON object", cfg_path);
   const std::string family = conf.value("model_type", std::string());
   if (auto it = other_families().find(family); it != other_families().end())
-    DENSE_FAIL("--init-from {}: {} says model_type '{}': a {} checkpoint; only BERT checkpoints (BertModel, "
-               "BertForMaskedLM, BertForPreTraining, BertForSequenceClassification names) can be imported",
-               folder, cfg_path, family, it->second);
+    DENSE_FAIL(
+        "--init-from {}: {} says model_type '{}': a {} checkpoint; only BERT checkpoints (BertModel, "
+        "BertForMaskedLM, BertForPreTraining, BertForSequenceClassification names) can be imported",
+        folder, cfg_path, family, it->second);
   if (conf.contains("densetrain") && conf["densetrain"].contains("model") &&
       conf["densetrain"]["model"].value("model_type", "") == "danet")
-    DENSE_FAIL("--init-from {}: a DANet folder written by scripts/export_hf.py; convert it back with "
-               "`/usr/bin/python3 scripts/export_hf.py import {} model.safetensors` and pass that file",
-               folder, folder);
-  DENSE_CHECK(family == "bert", "--init-from {}: {} says model_type '{}'; expected 'bert' (a Hugging Face BERT "
-              "checkpoint folder)", folder, cfg_path, family);
+    DENSE_FAIL(
+        "--init-from {}: a DANet folder written by scripts/export_hf.py; convert it back with "
+        "`/usr/bin/python3 scripts/export_hf.py import {} model.safetensors` and pass that file",
+        folder, folder);
+  DENSE_CHECK(family == "bert",
+              "--init-from {}: {} says model_type '{}'; expected 'bert' (a Hugging Face BERT "
+              "checkpoint folder)",
+              folder, cfg_path, family);
   DENSE_CHECK(mc.model_type == models::ModelType::Bert,
               "--init-from {}: a Hugging Face BERT checkpoint, but the config's model is a DANet (model.model_type: "
-              "danet); Hugging Face checkpoints initialise the BERT baseline (model_type: bert)", folder);
+              "danet); Hugging Face checkpoints initialise the BERT baseline (model_type: bert)",
+              folder);
 
   // config.json must describe the model being built: every difference is listed at once.
   std::vector<std::string> diffs;
@@ -148,20 +156,26 @@ HfImport import_hf_bert(const std::string& folder, models::Model& model) {
   want_int("vocab_size", mc.vocab_size, true);
   const std::string act = conf.value("hidden_act", std::string("gelu"));
   if (auto it = hf_activations().find(act); it == hf_activations().end())
-    diffs.push_back(fmt::format("{}: hidden_act '{}' has no densetrain counterpart (gelu, gelu_new, "
-                                "gelu_pytorch_tanh, relu, silu, swish, tanh)", cfg_path, act));
+    diffs.push_back(
+        fmt::format("{}: hidden_act '{}' has no densetrain counterpart (gelu, gelu_new, "
+                    "gelu_pytorch_tanh, relu, silu, swish, tanh)",
+                    cfg_path, act));
   else if (it->second != models::config_name(mc.hidden_act))
     diffs.push_back(fmt::format("model.hidden_act: the config has '{}', {} has '{}' (set hidden_act: {})",
                                 models::config_name(mc.hidden_act), cfg_path, act, it->second));
   const double eps = conf.value("layer_norm_eps", 1e-12);
   if (std::abs(eps - mc.layer_norm_eps) > 1e-6 * std::abs(eps))
-    diffs.push_back(fmt::format("model.layer_norm_eps: the config has {}, {} has {}", mc.layer_norm_eps, cfg_path, eps));
+    diffs.push_back(
+        fmt::format("model.layer_norm_eps: the config has {}, {} has {}", mc.layer_norm_eps, cfg_path, eps));
   const std::string pos_type = conf.value("position_embedding_type", std::string("absolute"));
   if (pos_type != "absolute")
-    diffs.push_back(fmt::format("{}: position_embedding_type '{}': densetrain's BERT has absolute learned positions "
-                                "only", cfg_path, pos_type));
+    diffs.push_back(
+        fmt::format("{}: position_embedding_type '{}': densetrain's BERT has absolute learned positions "
+                    "only",
+                    cfg_path, pos_type));
   if (!diffs.empty()) {
-    std::string msg = fmt::format("--init-from {}: the Hugging Face config differs from the model being built:", folder);
+    std::string msg =
+        fmt::format("--init-from {}: the Hugging Face config differs from the model being built:", folder);
     for (const auto& d : diffs) msg += "\n  " + d;
     DENSE_FAIL("{}", msg);
   }
@@ -199,13 +213,18 @@ HfImport import_hf_bert(const std::string& folder, models::Model& model) {
     out[dt] = it->second;
     used.insert(hf);
   }
-  const Tensor* words = out.count("embeddings.word_embeddings.weight") ? &out["embeddings.word_embeddings.weight"] : nullptr;
-  DENSE_CHECK(words != nullptr, "{}: no embeddings.word_embeddings.weight (with or without `bert.`): not a BERT "
-              "checkpoint", r.source);
+  const Tensor* words =
+      out.count("embeddings.word_embeddings.weight") ? &out["embeddings.word_embeddings.weight"] : nullptr;
+  DENSE_CHECK(words != nullptr,
+              "{}: no embeddings.word_embeddings.weight (with or without `bert.`): not a BERT "
+              "checkpoint",
+              r.source);
   // The tied decoder and its bias must be what densetrain ties them to.
   if (auto it = sd.find("cls.predictions.decoder.weight"); it != sd.end()) {
-    DENSE_CHECK(same_values(it->second, *words), "{}: cls.predictions.decoder.weight differs from the word embeddings; "
-                "densetrain ties the MLM decoder to them", r.source);
+    DENSE_CHECK(same_values(it->second, *words),
+                "{}: cls.predictions.decoder.weight differs from the word embeddings; "
+                "densetrain ties the MLM decoder to them",
+                r.source);
     used.insert(it->first);
   }
   if (auto it = sd.find("cls.predictions.decoder.bias"); it != sd.end()) {
@@ -237,15 +256,18 @@ HfImport import_hf_bert(const std::string& folder, models::Model& model) {
       const size_t d = r0.size();
       for (size_t i = 0; i < p.size(); ++i) p[i] += r0[i % d];
       pos->second = Tensor::from_vector(p, pos->second.shape(), DType::F32);
-      r.notes.push_back(fmt::format("{}: segment embedding row 0 added to every position (densetrain's BERT has no "
-                                    "segment embeddings; tokens of segment 1 lose their offset)", r.source));
+      r.notes.push_back(
+          fmt::format("{}: segment embedding row 0 added to every position (densetrain's BERT has no "
+                      "segment embeddings; tokens of segment 1 lose their offset)",
+                      r.source));
     }
   }
   std::vector<std::string> unknown;
   for (const auto& [n, t] : sd)
     if (!used.count(n)) unknown.push_back(fmt::format("{} {}", n, shape_str(t.shape())));
   if (!unknown.empty()) {
-    std::string msg = fmt::format("{}: {} tensor(s) with no counterpart in densetrain's BERT:", r.source, unknown.size());
+    std::string msg =
+        fmt::format("{}: {} tensor(s) with no counterpart in densetrain's BERT:", r.source, unknown.size());
     for (size_t i = 0; i < unknown.size() && i < 12; ++i) msg += "\n  " + unknown[i];
     DENSE_FAIL("{}", msg);
   }
@@ -257,26 +279,29 @@ HfImport import_hf_bert(const std::string& folder, models::Model& model) {
     if (it != out.end()) {
       Tensor& t = it->second;
       const bool vocab_rows = (p.name == "embeddings.word_embeddings.weight" || p.name == "lm_head.bias") &&
-                              t.dim() == int64_t(p.shape.size()) && t.size(0) < p.shape[0] && padded(t.size(0)) == p.shape[0];
+                              t.dim() == int64_t(p.shape.size()) && t.size(0) < p.shape[0] &&
+                              padded(t.size(0)) == p.shape[0];
       if (vocab_rows) {  // densetrain pads the vocabulary to a multiple of 8; the padding rows are no tokens
         Tensor padded_t = Tensor::zeros(p.shape, DType::F32);
         padded_t.slice(0, 0, t.size(0)).copy_(t);
-        r.notes.push_back(fmt::format("{}: '{}' padded from {} to {} rows with zeros", r.source, p.name, t.size(0),
-                                      p.shape[0]));
+        r.notes.push_back(
+            fmt::format("{}: '{}' padded from {} to {} rows with zeros", r.source, p.name, t.size(0), p.shape[0]));
         t = padded_t;
       }
       r.tensors.emplace_back(p.name, t);
       continue;
     }
-    const bool head = p.name.rfind("lm_head.", 0) == 0 || p.name.rfind("pooler.", 0) == 0 ||
-                      p.name.rfind("classifier.", 0) == 0;
+    const bool head =
+        p.name.rfind("lm_head.", 0) == 0 || p.name.rfind("pooler.", 0) == 0 || p.name.rfind("classifier.", 0) == 0;
     if (p.name == "encoder.layer.0.attention_norm.weight" || p.name == "encoder.layer.0.attention_norm.bias") {
       r.tensors.emplace_back(p.name, Tensor::full(p.shape, p.name.back() == 't' ? 1.0 : 0.0, DType::F32));
       filled.push_back(p.name + (p.name.back() == 't' ? " = 1" : " = 0"));
       continue;
     }
-    DENSE_CHECK(head, "{}: no tensor for densetrain's '{}' (shape {}); a BERT checkpoint with the standard names has "
-                "it (mapping: docs/export.md)", r.source, p.name, shape_str(p.shape));
+    DENSE_CHECK(head,
+                "{}: no tensor for densetrain's '{}' (shape {}); a BERT checkpoint with the standard names has "
+                "it (mapping: docs/export.md)",
+                r.source, p.name, shape_str(p.shape));
     r.tensors.emplace_back(p.name, p.value.to(Device::cpu()).clone());
     filled.push_back(p.name + " (the model's initialisation)");
   }

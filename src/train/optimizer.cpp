@@ -20,8 +20,8 @@ Tensor make_block_table(const std::vector<ParamRange>& ranges) {
   std::vector<int64_t> rows;
   for (size_t r = 0; r < ranges.size(); ++r)
     for (int64_t b = ranges[r].offset; b < ranges[r].offset + ranges[r].numel; b += kBlock)
-      rows.insert(rows.end(), {b, std::min(b + kBlock, ranges[r].offset + ranges[r].numel), int64_t(r),
-                               ranges[r].decay ? 1 : 0});
+      rows.insert(rows.end(),
+                  {b, std::min(b + kBlock, ranges[r].offset + ranges[r].numel), int64_t(r), ranges[r].decay ? 1 : 0});
   return Tensor::from_vector(rows, {int64_t(rows.size() / 4), 4}, DType::I64);
 }
 
@@ -132,8 +132,8 @@ std::vector<ParamRange> parameter_groups(const nn::ParameterSet& params, const O
     const bool norm_or_bias = p.kind == nn::ParamKind::Bias || p.kind == nn::ParamKind::Gain;
     const bool embedding = p.kind == nn::ParamKind::Embedding || p.name.rfind("embeddings.", 0) == 0;
     const bool pooler = p.name.rfind("pooler.", 0) == 0;
-    const bool no_decay = norm_or_bias || (config.no_decay_embeddings && embedding) ||
-                          (config.no_decay_pooler && pooler);
+    const bool no_decay =
+        norm_or_bias || (config.no_decay_embeddings && embedding) || (config.no_decay_pooler && pooler);
     ranges.push_back({p.name, p.arena_offset, shape_numel(p.shape), !no_decay});
   }
   return ranges;
@@ -171,8 +171,8 @@ std::unique_ptr<Optimizer> Optimizer::create(const OptimizerConfig& config, std:
     const ParamRange& r = ranges[i];
     DENSE_CHECK(r.offset >= 0 && r.numel >= 0 && r.offset + r.numel <= numel,
                 "optimizer: parameter '{}' [{}, {}) lies outside the arena of {} elements (the arena size is "
-                "values().numel(), padding included)", r.name, r.offset,
-                r.offset + r.numel, numel);
+                "values().numel(), padding included)",
+                r.name, r.offset, r.offset + r.numel, numel);
     spans.emplace_back(r.offset, int64_t(i));
   }
   std::sort(spans.begin(), spans.end());
@@ -201,10 +201,10 @@ void Optimizer::check_step_args(const Tensor& values, const Tensor& grads, doubl
   DENSE_CHECK(values.numel() == numel_ && grads.numel() == numel_,
               "optimizer: values has {} and grads {} elements, the optimizer was made for {}", values.numel(),
               grads.numel(), numel_);
-  DENSE_CHECK(values.dtype() == grads.dtype(), "optimizer: values are {} but grads are {}",
-              dtype_name(values.dtype()), dtype_name(grads.dtype()));
-  DENSE_CHECK(values.device() == grads.device(), "optimizer: values are on {} but grads on {}",
-              values.device().str(), grads.device().str());
+  DENSE_CHECK(values.dtype() == grads.dtype(), "optimizer: values are {} but grads are {}", dtype_name(values.dtype()),
+              dtype_name(grads.dtype()));
+  DENSE_CHECK(values.device() == grads.device(), "optimizer: values are on {} but grads on {}", values.device().str(),
+              grads.device().str());
   DENSE_CHECK(values.dtype() == DType::F32 || values.dtype() == DType::F64,
               "optimizer: values are {}; master values and gradients must be f32 or f64", dtype_name(values.dtype()));
   DENSE_CHECK(lr >= 0.0 && std::isfinite(lr), "optimizer: learning rate {} must be a finite number >= 0", lr);

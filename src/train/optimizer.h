@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
+#include "config/train_config.h"
 #include "core/tensor.h"
 #include "nn/parameter.h"
-#include "config/train_config.h"
 
 namespace dense::train {
 
@@ -37,8 +37,8 @@ class Optimizer {
   // Validates the config and the ranges (inside [0, numel), not overlapping). Elements of the arena outside
   // every range (the arena's alignment padding) are never touched. The moments start at zero in f32.
   // The moments live on `device`, the arena's: step() takes values and grads there.
-  static std::unique_ptr<Optimizer> create(const OptimizerConfig& config, std::vector<ParamRange> ranges,
-                                           int64_t numel, Device device = Device::cpu());
+  static std::unique_ptr<Optimizer> create(const OptimizerConfig& config, std::vector<ParamRange> ranges, int64_t numel,
+                                           Device device = Device::cpu());
   virtual ~Optimizer();
 
   // One update of the master values from grads (both contiguous tensors of `numel` elements on the

@@ -63,8 +63,10 @@ void check_writable_folder(const std::string& dir, const std::string& key) {
   const int sync_err = errno;
   ::close(fd);
   ::unlink(probe.c_str());
-  DENSE_CHECK(w == ssize_t(sizeof text - 1) && synced, "{} ({}): cannot write a file in it: {}; free space there or set "
-              "{} to another location", dir, key, std::strerror(w < 0 ? err : sync_err), key);
+  DENSE_CHECK(w == ssize_t(sizeof text - 1) && synced,
+              "{} ({}): cannot write a file in it: {}; free space there or set "
+              "{} to another location",
+              dir, key, std::strerror(w < 0 ? err : sync_err), key);
 }
 
 void check_writable_file(const std::string& path, const std::string& key) {
@@ -83,9 +85,10 @@ FolderLock::FolderLock(const std::string& dir, const std::string& key) {
     const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
     ::close(fd_);
     fd_ = -1;
-    DENSE_FAIL("{} ({}) is in use by another dense-train (pid {}): wait for it to finish or stop it, or give this "
-               "run another folder",
-               dir, key, n > 0 ? std::string(pid, size_t(n)) : "unknown");
+    DENSE_FAIL(
+        "{} ({}) is in use by another dense-train (pid {}): wait for it to finish or stop it, or give this "
+        "run another folder",
+        dir, key, n > 0 ? std::string(pid, size_t(n)) : "unknown");
   }
   const std::string pid = std::to_string(::getpid());
   // The pid is for the message only; a failed write loses nothing.
@@ -100,8 +103,8 @@ std::vector<std::string> previous_run_in(const std::string& run_dir, const std::
   std::vector<std::string> what;
   const std::vector<int64_t> steps = list_checkpoints(ckpt_dir);
   if (!steps.empty())
-    what.push_back(fmt::format("{} checkpoint(s) in {}, steps {} to {}", steps.size(), ckpt_dir, steps.front(),
-                               steps.back()));
+    what.push_back(
+        fmt::format("{} checkpoint(s) in {}, steps {} to {}", steps.size(), ckpt_dir, steps.front(), steps.back()));
   std::error_code ec;
   const std::string metrics = run_dir + "/metrics.jsonl";
   if (fs::exists(metrics, ec) && fs::file_size(metrics, ec) > 0) what.push_back(metrics);
@@ -118,7 +121,8 @@ std::vector<std::string> move_previous_run_aside(const std::string& run_dir, con
   std::error_code ec;
   if (fs::exists(fs::path(run_dir) / name, ec)) name += fmt::format("-{}", ::getpid());
   const fs::path aside = fs::path(run_dir) / name;
-  const bool ckpt_inside = fs::weakly_canonical(ckpt_dir, ec) == fs::weakly_canonical(fs::path(run_dir) / "checkpoints", ec);
+  const bool ckpt_inside =
+      fs::weakly_canonical(ckpt_dir, ec) == fs::weakly_canonical(fs::path(run_dir) / "checkpoints", ec);
   const fs::path ckpt_aside = ckpt_inside ? aside / "checkpoints" : fs::path(ckpt_dir) / name;
   auto move = [&](const fs::path& from, const fs::path& to) {
     std::error_code e;

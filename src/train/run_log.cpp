@@ -44,9 +44,10 @@ RunLog::RunLog(const std::string& run_dir, bool root, int64_t rank, int64_t worl
 void RunLog::check() const {
   if (!file_) return;
   if (const auto e = file_->error())
-    DENSE_FAIL("{}/train.log: cannot write the run log ({}); free space on its disk, then continue from the last "
-               "checkpoint with --resume auto",
-               run_dir_, *e);
+    DENSE_FAIL(
+        "{}/train.log: cannot write the run log ({}); free space on its disk, then continue from the last "
+        "checkpoint with --resume auto",
+        run_dir_, *e);
 }
 
 Metrics::Metrics(const std::string& run_dir, bool tensorboard, int64_t resume_step, bool final_eval_again)
@@ -108,20 +109,21 @@ void Metrics::close() {
 }
 
 void Metrics::fail(const char* what) {
-  DENSE_FAIL("{}: cannot {} the metrics ({}); free space on its disk (or fix its permissions), then continue from "
-             "the last checkpoint with --resume auto",
-             path_, what, errno ? std::strerror(errno) : "a short write");
+  DENSE_FAIL(
+      "{}: cannot {} the metrics ({}); free space on its disk (or fix its permissions), then continue from "
+      "the last checkpoint with --resume auto",
+      path_, what, errno ? std::strerror(errno) : "a short write");
 }
 
 double peak_flops_for(Device device, DType compute_dtype, double configured) {
   // The CUDA backend's own switch (read where it creates its cuBLAS handle): TF32 changes what f32 GEMMs can reach.
   const char* tf32_env = std::getenv("DENSE_ALLOW_TF32");
   const bool tf32 = tf32_env && std::string(tf32_env) == "1";
-  return configured > 0                  ? configured
-         : device.is_cpu()               ? 1e11 * double(cpu_threads())
-         : compute_dtype != DType::F32   ? 989e12
-         : tf32                          ? 494e12
-                                         : 67e12;
+  return configured > 0                ? configured
+         : device.is_cpu()             ? 1e11 * double(cpu_threads())
+         : compute_dtype != DType::F32 ? 989e12
+         : tf32                        ? 494e12
+                                       : 67e12;
 }
 
 int64_t dense_parameter_count(const nn::ParameterSet& params) {
@@ -150,14 +152,19 @@ double StepLog::write(int64_t step, const StepFigures& last, int64_t tokens_seen
   const double tps = dt > 0 ? double(tokens_) / dt : 0;
   const double mean_loss = steps_ > 0 ? loss_ / double(steps_) : NAN;
   const double mfu = tps * 6.0 * double(setup_.dense_params) / setup_.peak_flops;
-  nlohmann::json row = {{"step", step},         {"loss", mean_loss},     {"lr", last.lr},
-                        {"grad_norm", last.grad_norm}, {"tokens_per_s", tps}, {"mfu", mfu},
-                        {"epoch", last.epoch},   {"tokens", tokens_seen}, {"skipped_steps", skipped}};
+  nlohmann::json row = {{"step", step},
+                        {"loss", mean_loss},
+                        {"lr", last.lr},
+                        {"grad_norm", last.grad_norm},
+                        {"tokens_per_s", tps},
+                        {"mfu", mfu},
+                        {"epoch", last.epoch},
+                        {"tokens", tokens_seen},
+                        {"skipped_steps", skipped}};
   if (loss_scale) row["loss_scale"] = *loss_scale;
   if (metrics_) metrics_->write(row);
   const double elapsed = now_s() - t_start_;
-  const double eta =
-      double(setup_.max_steps - step) * elapsed / double(std::max<int64_t>(1, step - setup_.first_step));
+  const double eta = double(setup_.max_steps - step) * elapsed / double(std::max<int64_t>(1, step - setup_.first_step));
   const std::string line =
       fmt::format("step {}/{}  loss {:.4f}  lr {:.3g}  {} tok/s  MFU {:.1f}%  ETA {}", step, setup_.max_steps,
                   mean_loss, last.lr, data::with_thousands(int64_t(tps)), 100 * mfu, data::format_duration(eta));

@@ -118,10 +118,10 @@ TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   DENSE_CHECK(!ec, "cannot create the TensorBoard folder {}: {}", dir, ec.message());
-  const std::string base = (std::filesystem::path(dir) / fmt::format("events.out.tfevents.{}.{}.{}",
-                                                                      static_cast<long long>(std::time(nullptr)),
-                                                                      hostname(), ::getpid()))
-                               .string();
+  const std::string base =
+      (std::filesystem::path(dir) /
+       fmt::format("events.out.tfevents.{}.{}.{}", static_cast<long long>(std::time(nullptr)), hostname(), ::getpid()))
+          .string();
   // O_EXCL: never append to (or truncate) another writer's file.
   int fd = -1;
   for (int n = 0; fd < 0; ++n) {
@@ -191,8 +191,7 @@ void TensorBoardWriter::write_record(std::string_view data) {
   put_little_endian(rec, length_crc, 4);
   rec.append(data);
   put_little_endian(rec, masked_crc32c(data), 4);
-  if (std::fwrite(rec.data(), 1, rec.size(), file_) != rec.size())
-    DENSE_FAIL("cannot write {}: {}", path_, os_error());
+  if (std::fwrite(rec.data(), 1, rec.size(), file_) != rec.size()) DENSE_FAIL("cannot write {}: {}", path_, os_error());
 }
 
 }  // namespace dense::train

@@ -6,13 +6,13 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "config/train_config_yaml.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "data/prep_common.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/hf_import.h"
-#include "config/train_config_yaml.h"
 
 namespace dense::train {
 
@@ -41,7 +41,8 @@ void choose_device(TrainState& st, const TrainConfig& cfg) {
                   : configured;
   DENSE_CHECK(st.device.is_cpu() || st.world == 1 || st.comm->engine() == "nccl",
               "training.device: '{}' with {} ranks needs parallel.backend nccl (or auto); the {} engine moves host "
-              "tensors", tc.device, st.world, st.comm->engine());
+              "tensors",
+              tc.device, st.world, st.comm->engine());
   if (tc.threads > 0) set_cpu_threads(tc.threads);
   st.compute_dtype = tc.precision == "bf16" ? DType::BF16 : tc.precision == "f16" ? DType::F16 : DType::F32;
   DENSE_CHECK(st.comm->engine() != "nccl" || !st.device.is_cpu(),
@@ -64,7 +65,8 @@ void build_model(TrainState& st, const TrainConfig& cfg) {
   const std::vector<ParamRange> groups = parameter_groups(params, tc.optimizer);
   if (cfg.parallel.zero1 && st.world > 1)
     st.zero = std::make_unique<ZeroOptimizer>(*st.comm, tc.optimizer, groups, params.values().numel(), st.device);
-  else st.optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel(), st.device);
+  else
+    st.optimizer = Optimizer::create(tc.optimizer, groups, params.values().numel(), st.device);
   st.ctx.training = true;
   // Dropout draws differ between ranks (their rows differ too); rank 0's stream is the single-process one.
   const uint64_t drop = data::mix_seed(tc.seed, 0x44524F50ull);  // "DROP"
@@ -85,11 +87,12 @@ std::string checkpoint_to_resume(const RunFolder& folder, const TrainOptions& op
     if (scan.latest.empty() && !scan.warnings.empty()) {
       std::string list;
       for (const auto& w : scan.warnings) list += "\n  " + w;
-      DENSE_FAIL("--resume auto: none of the {} checkpoint(s) in {} verifies, so there is nothing to continue "
-                 "from:{}\nRemove (or move away) the damaged checkpoints to start from step 0, start a new run "
-                 "keeping them with --resume none --overwrite (they are moved aside), or load a checkpoint you "
-                 "trust with --resume <folder>",
-                 scan.warnings.size(), ckpt_dir, list);
+      DENSE_FAIL(
+          "--resume auto: none of the {} checkpoint(s) in {} verifies, so there is nothing to continue "
+          "from:{}\nRemove (or move away) the damaged checkpoints to start from step 0, start a new run "
+          "keeping them with --resume none --overwrite (they are moved aside), or load a checkpoint you "
+          "trust with --resume <folder>",
+          scan.warnings.size(), ckpt_dir, list);
     }
     for (const auto& w : scan.warnings) log.warn("{}", w);
     return scan.latest;
@@ -117,9 +120,10 @@ std::string checkpoint_to_resume(const RunFolder& folder, const TrainOptions& op
 
 void load_weights(models::Model& model, const std::vector<std::pair<std::string, Tensor>>& tensors,
                   const std::string& source, bool resize, spdlog::logger& log) {
-  const auto extra = load_model_weights(model, tensors, source, resize, [&](const std::string& name, int64_t from, int64_t to) {
-    log.info("{}: '{}' resized from {} to {} positions (tiled)", source, name, from, to);
-  });
+  const auto extra =
+      load_model_weights(model, tensors, source, resize, [&](const std::string& name, int64_t from, int64_t to) {
+        log.info("{}: '{}' resized from {} to {} positions (tiled)", source, name, from, to);
+      });
   for (const auto& n : extra) log.warn("{}: tensor '{}' is not a parameter of this model; ignored", source, n);
 }
 
@@ -135,8 +139,10 @@ std::string load_on_root(TrainState& st, const TrainOptions& opts, spdlog::logge
     const nlohmann::json& s = ck.state;
     DENSE_CHECK(s.contains("step") && s.contains("cursor") && s.contains("rng") && s.contains("optimizer_steps"),
                 "{}/trainer_state.json: missing step, cursor, rng or optimizer_steps", resume_from);
-    if (st.optimizer) st.optimizer->load_state(ck.optimizer, s["optimizer_steps"].get<int64_t>());
-    else moments = ck.optimizer;
+    if (st.optimizer)
+      st.optimizer->load_state(ck.optimizer, s["optimizer_steps"].get<int64_t>());
+    else
+      moments = ck.optimizer;
     return s.dump();
   }
   if (!opts.init_from.empty() && is_hf_checkpoint(opts.init_from)) {  // a Hugging Face BERT folder
@@ -172,11 +178,14 @@ void restore_counters(TrainState& st, const nlohmann::json& s, std::vector<std::
   }
   st.step = s["step"].get<int64_t>();
   st.cursor = Cursor::from_json(s["cursor"]);
-  st.ctx.rng.set_state(st.root ? s["rng"]["seed"].get<uint64_t>() : st.dropout_seed, s["rng"]["offset"].get<uint64_t>());
+  st.ctx.rng.set_state(st.root ? s["rng"]["seed"].get<uint64_t>() : st.dropout_seed,
+                       s["rng"]["offset"].get<uint64_t>());
   st.skipped = s.value("skipped_steps", int64_t(0));
   if (st.scaler->enabled()) {
-    if (s.contains("loss_scaler")) st.scaler->load_json(s["loss_scaler"], resume_from + "/trainer_state.json");
-    else log.warn("{}: no loss-scaler state (not an f16 run); starting at scale {}", resume_from, st.scaler->scale());
+    if (s.contains("loss_scaler"))
+      st.scaler->load_json(s["loss_scaler"], resume_from + "/trainer_state.json");
+    else
+      log.warn("{}: no loss-scaler state (not an f16 run); starting at scale {}", resume_from, st.scaler->scale());
   }
   st.tokens_seen = s.value("tokens_seen", int64_t(0));
   const int64_t saved_world = s.value("world_size", int64_t(1));
@@ -202,8 +211,8 @@ void resume_or_init(TrainState& st, const TrainConfig& cfg, const TrainOptions& 
               "starts a new one from weights (use --resume none)",
               opts.init_from, st.resumed_from);
   st.config_hash = train_config_hash(cfg);
-  std::string load_error;  // rank 0's, passed on so that every rank stops with it
-  std::string state_text;  // trainer_state.json of the checkpoint resumed from
+  std::string load_error;                               // rank 0's, passed on so that every rank stops with it
+  std::string state_text;                               // trainer_state.json of the checkpoint resumed from
   std::vector<std::pair<std::string, Tensor>> moments;  // rank 0, for ZeRO-1
   if (st.root) {
     try {
@@ -227,7 +236,8 @@ std::string save_run_checkpoint(TrainState& st, const TrainConfig& cfg, const Ru
   if (st.zero) moments = st.zero->gather_state();  // collective
   if (!st.root) return "";  // every rank holds the same weights (and, but for ZeRO, optimizer state)
   CheckpointData ck;
-  for (auto& p : st.params().all()) ck.model.emplace_back(p.name, p.value.to(Device::cpu()).to(DType::F32).contiguous());
+  for (auto& p : st.params().all())
+    ck.model.emplace_back(p.name, p.value.to(Device::cpu()).to(DType::F32).contiguous());
   ck.optimizer = st.zero ? moments : st.optimizer->state();
   for (auto& [name, t] : ck.optimizer) t = t.to(Device::cpu());  // a no-op on the CPU (a view, no copy)
   ck.state = {{"format_version", 1},

@@ -119,8 +119,10 @@ StepFigures run_step(TrainState& st, const TrainConfig& cfg, std::vector<HostBat
       if (coef < 1.0) scale_gradients(update_grads, coef);
     }
     Tensor values = params.values();
-    if (st.zero) st.zero->step(values, fig.lr);
-    else st.optimizer->step(values, grads, fig.lr);
+    if (st.zero)
+      st.zero->step(values, fig.lr);
+    else
+      st.optimizer->step(values, grads, fig.lr);
     if (st.half) st.half->params().values().copy_(values);
     fig.applied = true;
   }

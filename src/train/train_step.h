@@ -20,7 +20,6 @@ int64_t next_micro_batches(ShardLoader& loader, std::vector<HostBatch>& micro_ba
 // Trains on `micro_batches` (moved from) and advances st.step. `local_masked`: their masked-token count.
 // dump_gradients_dir: when set, every rank writes the step's gradients there (--dump-gradients).
 StepFigures run_step(TrainState& st, const TrainConfig& cfg, std::vector<HostBatch>& micro_batches,
-                     int64_t local_masked, int64_t seq_len, const std::string& dump_gradients_dir,
-                     spdlog::logger& log);
+                     int64_t local_masked, int64_t seq_len, const std::string& dump_gradients_dir, spdlog::logger& log);
 
 }  // namespace dense::train

@@ -6,14 +6,15 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "config/train_config_yaml.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/safetensors.h"
-#include "data/shard.h"
 #include "data/progress.h"
+#include "data/shard.h"
 #include "models/model.h"
-#include "train/checkpoint.h"
 #include "parallel/communicator.h"
+#include "train/checkpoint.h"
 #include "train/data_loader.h"
 #include "train/evaluate.h"
 #include "train/gradient_sync.h"
@@ -22,7 +23,6 @@
 #include "train/train_state.h"
 #include "train/train_step.h"
 #include "train/zero_optimizer.h"
-#include "config/train_config_yaml.h"
 
 namespace dense::train {
 
@@ -62,7 +62,8 @@ void claim_run_folder(RunFolder& f, const TrainConfig& cfg, const TrainOptions& 
   if (!opts.dump_gradients_dir.empty()) check_writable_folder(opts.dump_gradients_dir, "--dump-gradients");
   f.locks.push_back(std::make_unique<FolderLock>(f.run_dir, "run_dir, or --run-dir"));
   std::error_code same;
-  if (!fs::equivalent(f.run_dir, f.ckpt_dir, same)) f.locks.push_back(std::make_unique<FolderLock>(f.ckpt_dir, f.ckpt_key));
+  if (!fs::equivalent(f.run_dir, f.ckpt_dir, same))
+    f.locks.push_back(std::make_unique<FolderLock>(f.ckpt_dir, f.ckpt_key));
 }
 
 // Rank 0, a new run: it never goes over an old one's results unless asked to (--overwrite moves them aside).
@@ -71,11 +72,12 @@ void set_aside_previous_run(RunFolder& f, const TrainOptions& opts) {
   if (!previous.empty() && !opts.overwrite) {
     std::string list;
     for (const auto& p : previous) list += "\n  " + p;
-    DENSE_FAIL("{} holds a previous run:{}\n--resume none would start a new run over it (pruning would delete "
-               "the new run's checkpoints in favour of the old run's later ones, and metrics.jsonl would be cut). "
-               "Continue it with --resume auto, pass --overwrite to move its checkpoints and metrics aside into "
-               "{}/previous-<time>/ (nothing is deleted), or give the new run another --run-dir",
-               f.run_dir, list, f.run_dir);
+    DENSE_FAIL(
+        "{} holds a previous run:{}\n--resume none would start a new run over it (pruning would delete "
+        "the new run's checkpoints in favour of the old run's later ones, and metrics.jsonl would be cut). "
+        "Continue it with --resume auto, pass --overwrite to move its checkpoints and metrics aside into "
+        "{}/previous-<time>/ (nothing is deleted), or give the new run another --run-dir",
+        f.run_dir, list, f.run_dir);
   }
   if (!previous.empty()) f.moved_aside = move_previous_run_aside(f.run_dir, f.ckpt_dir);
 }
@@ -148,15 +150,21 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   if (st.root) write_file_atomic(folder.run_dir + "/config.yaml", train_config_to_yaml(cfg));
   ShardLoader loader(data.train, st.cursor);
   std::unique_ptr<Metrics> metrics;
-  if (st.root) metrics = std::make_unique<Metrics>(folder.run_dir, cfg.logging.tensorboard, st.step, st.step == tc.max_steps);
+  if (st.root)
+    metrics = std::make_unique<Metrics>(folder.run_dir, cfg.logging.tensorboard, st.step, st.step == tc.max_steps);
   if (st.world > 1 && !st.zero)
-    st.gradient_sync = std::make_unique<GradientSync>(*st.comm, st.params(), cfg.model.num_hidden_layers, cfg.parallel.bucket_mb);
-  log->info("training {} ({} parameters) on {} for {} steps: global batch {} = {} rank(s) x {} x {} accumulation, {} "
-            "tokens per row", cfg.name, st.params().numel(), st.device.str(), tc.max_steps, tc.global_batch, st.world,
-            st.micro, st.accum, loader.seq_len());
-  if (st.gradient_sync) log->info("gradients summed over {} ranks ({}) in {} buckets", st.world, st.comm->engine(),
-                                  st.gradient_sync->bucket_count());
-  DENSE_CHECK(opts.dump_gradients_dir.empty() || !st.zero, "--dump-gradients needs the whole gradient sum on every "
+    st.gradient_sync =
+        std::make_unique<GradientSync>(*st.comm, st.params(), cfg.model.num_hidden_layers, cfg.parallel.bucket_mb);
+  log->info(
+      "training {} ({} parameters) on {} for {} steps: global batch {} = {} rank(s) x {} x {} accumulation, {} "
+      "tokens per row",
+      cfg.name, st.params().numel(), st.device.str(), tc.max_steps, tc.global_batch, st.world, st.micro, st.accum,
+      loader.seq_len());
+  if (st.gradient_sync)
+    log->info("gradients summed over {} ranks ({}) in {} buckets", st.world, st.comm->engine(),
+              st.gradient_sync->bucket_count());
+  DENSE_CHECK(opts.dump_gradients_dir.empty() || !st.zero,
+              "--dump-gradients needs the whole gradient sum on every "
               "rank; it does not work with parallel.zero1: true");
 
   // ---- checkpoints and evaluation ----
@@ -175,8 +183,9 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   auto stop_for_bad_shard = [&](const BadShardError& e) {
     if (st.step > first_step && saved_step != st.step) save();
     const std::string saved =
-        saved_step == st.step ? fmt::format("step {}, the step reached, is saved ({}); ", st.step, result.last_checkpoint)
-                              : fmt::format("no step was trained after step {}, where this run started; ", st.step);
+        saved_step == st.step
+            ? fmt::format("step {}, the step reached, is saved ({}); ", st.step, result.last_checkpoint)
+            : fmt::format("no step was trained after step {}, where this run started; ", st.step);
     log->error("{}", e.what());
     DENSE_FAIL("{}\n{}replace or remove the shard, then continue with --resume auto", e.what(), saved);
   };
@@ -190,8 +199,11 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
     }
     result.eval_loss = e.loss;
     result.eval_accuracy = e.accuracy;
-    if (metrics) metrics->write({{"step", st.step}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}, {"eval_tokens", e.tokens}});
-    log->info("step {}: eval loss {:.4f}, accuracy {:.4f} over {} masked tokens", st.step, e.loss, e.accuracy, e.tokens);
+    if (metrics)
+      metrics->write(
+          {{"step", st.step}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}, {"eval_tokens", e.tokens}});
+    log->info("step {}: eval loss {:.4f}, accuracy {:.4f} over {} masked tokens", st.step, e.loss, e.accuracy,
+              e.tokens);
   };
 
   // ---- the loop ----

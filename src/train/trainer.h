@@ -47,8 +47,8 @@ struct TrainResult {
   double last_loss = 0;    // mean training loss of the last logging interval
   double eval_loss = -1;   // the last evaluation (-1: none)
   double eval_accuracy = -1;
-  int64_t skipped_steps = 0;  // non-finite steps skipped (f16 loss-scale overflows included)
-  double loss_scale = 1.0;    // the f16 loss scale at the end (1 otherwise)
+  int64_t skipped_steps = 0;    // non-finite steps skipped (f16 loss-scale overflows included)
+  double loss_scale = 1.0;      // the f16 loss scale at the end (1 otherwise)
   int64_t rank = 0, world = 1;  // of this process in a data-parallel run
   std::string last_checkpoint;
   bool interrupted = false;  // stopped by SIGINT/SIGTERM (after saving a checkpoint)

@@ -10,8 +10,10 @@ namespace dense::train {
 ZeroOptimizer::ZeroOptimizer(parallel::Communicator& comm, const OptimizerConfig& config,
                              const std::vector<ParamRange>& ranges, int64_t numel, Device device)
     : comm_(comm), numel_(numel), device_(device) {
-  DENSE_CHECK(config.type == "adamw", "parallel.zero1: needs training.optimizer.type adamw (LAMB's trust ratio "
-              "needs whole parameters on one rank), got '{}'", config.type);
+  DENSE_CHECK(config.type == "adamw",
+              "parallel.zero1: needs training.optimizer.type adamw (LAMB's trust ratio "
+              "needs whole parameters on one rank), got '{}'",
+              config.type);
   const int64_t world = comm.size();
   slice_ = (numel + world - 1) / world;
   padded_ = slice_ * world;
@@ -77,7 +79,8 @@ void ZeroOptimizer::load_state(const std::vector<std::pair<std::string, Tensor>>
     for (size_t i = 0; i < expected.size() && problem.empty(); ++i) {
       for (const auto& [n, t] : full)
         if (n == expected[i].first) sources[i] = &t;
-      if (!sources[i]) problem = fmt::format("optimizer state: no tensor '{}'", expected[i].first);
+      if (!sources[i])
+        problem = fmt::format("optimizer state: no tensor '{}'", expected[i].first);
       else if (sources[i]->numel() != numel_)
         problem = fmt::format("optimizer state: '{}' has {} elements, the arena {}", expected[i].first,
                               sources[i]->numel(), numel_);

@@ -33,10 +33,14 @@ Tensor on_gpu(const Tensor& t) { return t.to(Device::cuda(0)); }
 
 double tolerance(DType t) {
   switch (t) {
-    case DType::F64: return 1e-12;
-    case DType::F32: return 1e-5;
-    case DType::BF16: return 1e-2;
-    default: return 2e-3;
+    case DType::F64:
+      return 1e-12;
+    case DType::F32:
+      return 1e-5;
+    case DType::BF16:
+      return 1e-2;
+    default:
+      return 2e-3;
   }
 }
 
@@ -77,8 +81,8 @@ void expect_close(const Tensor& got, const Tensor& want, double tol, const std::
     const double bound = tol * std::max(std::fabs(w[i]), floor);
     const bool ok = (std::isnan(w[i]) && std::isnan(g[i])) || std::fabs(g[i] - w[i]) <= bound;
     if (!ok && ++bad <= 5)
-      ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", CPU has " << w[i] << " (tolerance "
-                    << bound << ")";
+      ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", CPU has " << w[i] << " (tolerance " << bound
+                    << ")";
   }
   EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << w.size() << " elements differ";
 }
@@ -214,16 +218,16 @@ TEST(CudaParity, GemmAllLayouts) {
     int64_t m, n, k, batch;
     bool broadcast_b;
   };
-  const Shape3 shapes[] = {{37, 19, 53, 1, false}, {5, 7, 3, 4, false}, {1, 33, 65, 3, true},
-                           {64, 1, 17, 2, false},  {6, 5, 0, 2, false}};
+  const Shape3 shapes[] = {
+      {37, 19, 53, 1, false}, {5, 7, 3, 4, false}, {1, 33, 65, 3, true}, {64, 1, 17, 2, false}, {6, 5, 0, 2, false}};
   for (DType t : kFloatTypes)
     for (const Shape3& s : shapes)
       for (int ta = 0; ta < 2; ++ta)
         for (int tb = 0; tb < 2; ++tb)
           for (double beta : {0.0, 0.5}) {
-            SCOPED_TRACE(name(t) + " m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) + " k=" +
-                         std::to_string(s.k) + " batch=" + std::to_string(s.batch) + " ta=" + std::to_string(ta) +
-                         " tb=" + std::to_string(tb) + " beta=" + std::to_string(beta));
+            SCOPED_TRACE(name(t) + " m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) +
+                         " k=" + std::to_string(s.k) + " batch=" + std::to_string(s.batch) +
+                         " ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) + " beta=" + std::to_string(beta));
             // Stored operands with padded rows (ld > cols).
             const int64_t ar = ta ? s.k : s.m, ac = ta ? s.m : s.k, br = tb ? s.n : s.k, bc = tb ? s.k : s.n;
             const int64_t lda = ac + 3, ldb = bc + 2, ldc = s.n + 1;
@@ -265,8 +269,8 @@ TEST(CudaParity, BinaryAllBroadcasts) {
 
 TEST(CudaParity, ActivationsForwardAndBackward) {
   if (!dense::cuda_available()) GTEST_SKIP() << "no CUDA device";
-  const Activation acts[] = {Activation::Identity, Activation::Relu,     Activation::Gelu,
-                             Activation::GeluTanh, Activation::Silu,     Activation::Tanh,
+  const Activation acts[] = {Activation::Identity, Activation::Relu,      Activation::Gelu,
+                             Activation::GeluTanh, Activation::Silu,      Activation::Tanh,
                              Activation::Hardtanh, Activation::LeakyRelu, Activation::Sigmoid};
   for (DType t : kFloatTypes)
     for (Activation act : acts) {
@@ -439,9 +443,8 @@ TEST(CudaParity, RowNormForwardAndBackward) {
   for (DType t : kFloatTypes)
     for (const NormCase& nc : kNormCases)
       for (auto [rows, cols] : sizes) {
-        SCOPED_TRACE(name(t) + " kind=" + std::to_string(int(nc.kind)) + " gain=" + std::to_string(nc.gain) +
-                     " bias=" + std::to_string(nc.bias) + " rows=" + std::to_string(rows) +
-                     " cols=" + std::to_string(cols));
+        SCOPED_TRACE(name(t) + " kind=" + std::to_string(int(nc.kind)) + " gain=" + std::to_string(nc.gain) + " bias=" +
+                     std::to_string(nc.bias) + " rows=" + std::to_string(rows) + " cols=" + std::to_string(cols));
         const DType st = t == DType::F64 ? DType::F64 : DType::F32;
         const Tensor x = random_tensor({rows, cols}, t, 20);
         const Tensor g = random_tensor({cols}, t, 21), b = random_tensor({cols}, t, 22);
@@ -453,8 +456,10 @@ TEST(CudaParity, RowNormForwardAndBackward) {
                               stats_gpu);
         expect_close(y_gpu, y, t, "y");
         expect_close(stats_gpu.select(1, 0), stats.select(1, 0), t, "stats denominator");
-        if (max_family(nc.kind)) expect_equal(stats_gpu.select(1, 1), stats.select(1, 1), "stats argmax");
-        else expect_close(stats_gpu.select(1, 1), stats.select(1, 1), t, "stats mean");
+        if (max_family(nc.kind))
+          expect_equal(stats_gpu.select(1, 1), stats.select(1, 1), "stats argmax");
+        else
+          expect_close(stats_gpu.select(1, 1), stats.select(1, 1), t, "stats mean");
 
         // Backward from the CPU's statistics, so that it is tested on its own.
         const Tensor dy = random_tensor({rows, cols}, t, 23);
@@ -484,8 +489,8 @@ TEST(CudaParity, MaxNormNaNRowsFollowTheCpu) {
     for (RowNorm kind : {RowNorm::MaxNorm, RowNorm::ScaledMaxNorm, RowNorm::PreScaledMaxNorm}) {
       SCOPED_TRACE(std::to_string(int(kind)) + " cols=" + std::to_string(cols));
       std::vector<double> v = random_values(4 * cols, 90);
-      v[0] = kNaN;                                      // row 0: NaN first
-      v[size_t(cols + cols / 2)] = kNaN;                // row 1: NaN in the middle
+      v[0] = kNaN;                                                        // row 0: NaN first
+      v[size_t(cols + cols / 2)] = kNaN;                                  // row 1: NaN in the middle
       for (int64_t c = 0; c < cols; ++c) v[size_t(2 * cols + c)] = kNaN;  // row 2: all NaN; row 3 clean
       const Tensor x = Tensor::from_vector<double>(v, {4, cols}, DType::F32);
       const Tensor g = random_tensor({cols}, DType::F32, 91);
@@ -801,8 +806,10 @@ TEST(CudaParity, GraphAttentionCsrAndBand) {
             graphs.push_back(nn::CsrGraph::from_predicate(N, N, [&](int64_t i, int64_t j) {
               return i % 9 != 4 && (i % 13 == 2 || philox_uniform(60 + uint64_t(h), uint64_t(i), uint64_t(j)) < 0.3f);
             }));
-          const nn::DeviceGraph cg = band ? nn::DeviceGraph::band(N, N, -5, 5) : nn::DeviceGraph::upload(graphs, Device::cpu());
-          const nn::DeviceGraph gg = band ? nn::DeviceGraph::band(N, N, -5, 5) : nn::DeviceGraph::upload(graphs, Device::cuda(0));
+          const nn::DeviceGraph cg =
+              band ? nn::DeviceGraph::band(N, N, -5, 5) : nn::DeviceGraph::upload(graphs, Device::cpu());
+          const nn::DeviceGraph gg =
+              band ? nn::DeviceGraph::band(N, N, -5, 5) : nn::DeviceGraph::upload(graphs, Device::cuda(0));
           const Tensor q = random_tensor({B, N, d}, t, 61), k = random_tensor({B, N, d}, t, 62),
                        v = random_tensor({B, N, d}, t, 63), dout = random_tensor({B, N, d}, t, 64);
           std::vector<double> valid(size_t(B * N), 1.0);
@@ -824,13 +831,13 @@ TEST(CudaParity, GraphAttentionCsrAndBand) {
               if (std::isinf(lc[i]) || std::isinf(lg[i])) fg[i] = fc[i] = 0.0;
             }
             const int64_t rows = static_cast<int64_t>(lc.size());
-            expect_close(Tensor::from_vector<double>(fg, {rows}, DType::F64), Tensor::from_vector<double>(fc, {rows}, DType::F64),
-                         t, "lse");
+            expect_close(Tensor::from_vector<double>(fg, {rows}, DType::F64),
+                         Tensor::from_vector<double>(fc, {rows}, DType::F64), t, "lse");
           }
           Tensor dq = Tensor::empty(q.shape(), t), dk = dq.clone(), dv = dq.clone();
           Tensor dq_gpu = nan_gpu(q.shape(), t), dk_gpu = nan_gpu(q.shape(), t), dv_gpu = nan_gpu(q.shape(), t);
-          ops::graph_attention_backward(score, q, k, v, cg.forward_ref(), cg.transposed_ref(), &kv, H, 0.4, o, dout, &lse,
-                                        dq, dk, dv);
+          ops::graph_attention_backward(score, q, k, v, cg.forward_ref(), cg.transposed_ref(), &kv, H, 0.4, o, dout,
+                                        &lse, dq, dk, dv);
           ops::graph_attention_backward(score, on_gpu(q), on_gpu(k), on_gpu(v), gg.forward_ref(), gg.transposed_ref(),
                                         &kv_gpu, H, 0.4, on_gpu(o), on_gpu(dout), &lse_gpu, dq_gpu, dk_gpu, dv_gpu);
           expect_close(dq_gpu, dq, t, "dq");

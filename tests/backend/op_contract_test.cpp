@@ -38,8 +38,8 @@ void expect_rejected(const std::string& op, const std::string& what, const Call&
     call();
   } catch (const Error& e) {
     const std::string msg = e.what();
-    EXPECT_EQ(msg.rfind(op + ": ", 0), 0u) << op << " with " << what << ": the message does not start with \"" << op
-                                           << ": \": " << msg;
+    EXPECT_EQ(msg.rfind(op + ": ", 0), 0u)
+        << op << " with " << what << ": the message does not start with \"" << op << ": \": " << msg;
     return;
   }
   ADD_FAILURE() << op << " accepted " << what;
@@ -89,7 +89,10 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor out = m.f({2, 4});
                    ops::matmul(m.f({2, 3}), false, m.f({5, 4}), false, out);
                  }},
-                {"a 1-D operand", [=] { (void)ops::matmul(m.f({3}), false, m.f({3, 4}), false); }},
+                {"a 1-D operand",
+                 [=] {
+                   (void)ops::matmul(m.f({3}), false, m.f({3, 4}), false);
+                 }},
                 {"b unlike a",
                  [=] {
                    Tensor out = m.f({2, 4});
@@ -101,24 +104,35 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    ops::matmul(m.f({2, 3}), false, m.f({3, 4}), false, out);
                  }},
                 {"i32 operands (allocating form)",
-                 [=] { (void)ops::matmul(m.i32({2, 3}), false, m.i32({3, 4}), false); }},
-                {"b unlike a (allocating form)",
-                 [=] { (void)ops::matmul(m.f({2, 3}), false, odd(m.f({3, 4})), false); }}}});
+                 [=] {
+                   (void)ops::matmul(m.i32({2, 3}), false, m.i32({3, 4}), false);
+                 }},
+                {"b unlike a (allocating form)", [=] {
+                   (void)ops::matmul(m.f({2, 3}), false, odd(m.f({3, 4})), false);
+                 }}}});
   c.push_back({"linear",
                [=] {
                  const Tensor b = m.f({4});
                  (void)ops::linear(m.f({2, 3}), m.f({4, 3}), &b);
                },
-               {{"i32 input and weight", [=] { (void)ops::linear(m.i32({2, 3}), m.i32({4, 3}), nullptr); }},
-                {"weight [4, 5] for input width 3", [=] { (void)ops::linear(m.f({2, 3}), m.f({4, 5}), nullptr); }},
+               {{"i32 input and weight",
+                 [=] {
+                   (void)ops::linear(m.i32({2, 3}), m.i32({4, 3}), nullptr);
+                 }},
+                {"weight [4, 5] for input width 3",
+                 [=] {
+                   (void)ops::linear(m.f({2, 3}), m.f({4, 5}), nullptr);
+                 }},
                 {"bias of 3 for 4 outputs",
                  [=] {
                    const Tensor b = m.f({3});
                    (void)ops::linear(m.f({2, 3}), m.f({4, 3}), &b);
                  }},
-                {"weight unlike input", [=] { (void)ops::linear(m.f({2, 3}), odd(m.f({4, 3})), nullptr); }},
-                {"bias unlike input",
+                {"weight unlike input",
                  [=] {
+                   (void)ops::linear(m.f({2, 3}), odd(m.f({4, 3})), nullptr);
+                 }},
+                {"bias unlike input", [=] {
                    const Tensor b = odd(m.f({4}));
                    (void)ops::linear(m.f({2, 3}), m.f({4, 3}), &b);
                  }}}});
@@ -142,8 +156,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor dw = odd(m.f({4, 3}));
                    ops::linear_backward(m.f({2, 3}), m.f({4, 3}), m.f({2, 4}), nullptr, 0.0, &dw, nullptr);
                  }},
-                {"dx unlike dy",
-                 [=] {
+                {"dx unlike dy", [=] {
                    Tensor dx = odd(m.f({2, 3}));
                    ops::linear_backward(m.f({2, 3}), m.f({4, 3}), m.f({2, 4}), &dx, 0.0, nullptr, nullptr);
                  }}}});
@@ -169,18 +182,27 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor out = m.f({2, 3});
                    ops::binary(BinaryOp::Add, Broadcast::Row, 1.0, m.f({2, 3}), odd(m.f({3})), 0.0, out);
                  }},
-                {"out unlike a",
-                 [=] {
+                {"out unlike a", [=] {
                    Tensor out = odd(m.f({2, 3}));
                    ops::binary(BinaryOp::Add, Broadcast::Row, 1.0, m.f({2, 3}), m.f({3}), 0.0, out);
                  }}}});
   for (const std::string op : {"add", "mul"}) {
     auto fn = op == "add" ? &ops::add : &ops::mul;
     c.push_back({op,
-                 [=] { (void)fn(m.f({2, 3}), m.f({2, 3})); },
-                 {{"i32 tensors", [=] { (void)fn(m.i32({2, 3}), m.i32({2, 3})); }},
-                  {"b [2, 4] for a [2, 3]", [=] { (void)fn(m.f({2, 3}), m.f({2, 4})); }},
-                  {"b unlike a", [=] { (void)fn(m.f({2, 3}), odd(m.f({2, 3}))); }}}});
+                 [=] {
+                   (void)fn(m.f({2, 3}), m.f({2, 3}));
+                 },
+                 {{"i32 tensors",
+                   [=] {
+                     (void)fn(m.i32({2, 3}), m.i32({2, 3}));
+                   }},
+                  {"b [2, 4] for a [2, 3]",
+                   [=] {
+                     (void)fn(m.f({2, 3}), m.f({2, 4}));
+                   }},
+                  {"b unlike a", [=] {
+                     (void)fn(m.f({2, 3}), odd(m.f({2, 3})));
+                   }}}});
   }
   c.push_back({"axpy",
                [=] {
@@ -197,8 +219,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor y = m.f({7});
                    ops::axpy(2.0, m.f({2, 3}), y);
                  }},
-                {"y unlike x",
-                 [=] {
+                {"y unlike x", [=] {
                    Tensor y = odd(m.f({6}));
                    ops::axpy(2.0, m.f({2, 3}), y);
                  }}}});
@@ -222,23 +243,42 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor dst = odd(m.f({6}));
                    ops::accumulate(m.f({2, 3}), 1.0, dst);
                  }},
-                {"dst unlike src, overwriting",
-                 [=] {
+                {"dst unlike src, overwriting", [=] {
                    Tensor dst = odd(m.f({6}));
                    ops::accumulate(m.f({2, 3}), 0.0, dst);
                  }}}});
   c.push_back({"scale",
-               [=] { (void)ops::scale(m.f({2, 3}), 2.0); },
-               {{"an i32 tensor", [=] { (void)ops::scale(m.i32({2, 3}), 2.0); }},
+               [=] {
+                 (void)ops::scale(m.f({2, 3}), 2.0);
+               },
+               {{"an i32 tensor",
+                 [=] {
+                   (void)ops::scale(m.i32({2, 3}), 2.0);
+                 }},
                 {"a strided tensor", [=] { (void)ops::scale(m.strided(2, 3), 2.0); }}}});
   c.push_back({"scale_rows",
-               [=] { (void)ops::scale_rows(m.f({2, 3}), m.f({2})); },
-               {{"i32 tensors", [=] { (void)ops::scale_rows(m.i32({2, 3}), m.i32({2})); }},
-                {"3 factors for 2 rows", [=] { (void)ops::scale_rows(m.f({2, 3}), m.f({3})); }},
-                {"factors unlike x", [=] { (void)ops::scale_rows(m.f({2, 3}), odd(m.f({2}))); }}}});
+               [=] {
+                 (void)ops::scale_rows(m.f({2, 3}), m.f({2}));
+               },
+               {{"i32 tensors",
+                 [=] {
+                   (void)ops::scale_rows(m.i32({2, 3}), m.i32({2}));
+                 }},
+                {"3 factors for 2 rows",
+                 [=] {
+                   (void)ops::scale_rows(m.f({2, 3}), m.f({3}));
+                 }},
+                {"factors unlike x", [=] {
+                   (void)ops::scale_rows(m.f({2, 3}), odd(m.f({2})));
+                 }}}});
   c.push_back({"activation",
-               [=] { (void)ops::activation(Activation::Gelu, 0.0, m.f({2, 3})); },
-               {{"an i32 tensor", [=] { (void)ops::activation(Activation::Gelu, 0.0, m.i32({2, 3})); }},
+               [=] {
+                 (void)ops::activation(Activation::Gelu, 0.0, m.f({2, 3}));
+               },
+               {{"an i32 tensor",
+                 [=] {
+                   (void)ops::activation(Activation::Gelu, 0.0, m.i32({2, 3}));
+                 }},
                 {"a strided tensor", [=] { (void)ops::activation(Activation::Gelu, 0.0, m.strided(2, 3)); }}}});
   c.push_back({"activation_backward",
                [=] {
@@ -255,16 +295,22 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor dx = m.f({2, 3});
                    ops::activation_backward(Activation::Gelu, 0.0, m.f({2, 3}), m.f({5}), 0.0, dx);
                  }},
-                {"dy unlike x",
-                 [=] {
+                {"dy unlike x", [=] {
                    Tensor dx = m.f({2, 3});
                    ops::activation_backward(Activation::Gelu, 0.0, m.f({2, 3}), odd(m.f({2, 3})), 0.0, dx);
                  }}}});
   c.push_back({"dropout",
-               [=] { (void)ops::dropout(m.f({2, 3}), 0.1, 1, 0); },
-               {{"an i32 tensor", [=] { (void)ops::dropout(m.i32({2, 3}), 0.1, 1, 0); }},
+               [=] {
+                 (void)ops::dropout(m.f({2, 3}), 0.1, 1, 0);
+               },
+               {{"an i32 tensor",
+                 [=] {
+                   (void)ops::dropout(m.i32({2, 3}), 0.1, 1, 0);
+                 }},
                 {"a strided tensor", [=] { (void)ops::dropout(m.strided(2, 3), 0.1, 1, 0); }},
-                {"p = 1", [=] { (void)ops::dropout(m.f({2, 3}), 1.0, 1, 0); }}}});
+                {"p = 1", [=] {
+                   (void)ops::dropout(m.f({2, 3}), 1.0, 1, 0);
+                 }}}});
   c.push_back({"sum_rows",
                [=] {
                  Tensor out = m.f({2, 4});
@@ -280,14 +326,14 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor out = m.f({10});
                    ops::sum_rows(m.f({2, 3, 4}), 2, 3, 1.0, 0.0, out);
                  }},
-                {"out unlike x",
-                 [=] {
+                {"out unlike x", [=] {
                    Tensor out = odd(m.f({2, 4}));
                    ops::sum_rows(m.f({2, 3, 4}), 2, 3, 1.0, 0.0, out);
                  }}}});
-  c.push_back({"sum_squares",
-               [=] { (void)ops::sum_squares(m.strided(2, 3)); },
-               {{"an i32 tensor", [=] { (void)ops::sum_squares(m.i32({2, 3})); }}}});
+  c.push_back(
+      {"sum_squares", [=] { (void)ops::sum_squares(m.strided(2, 3)); }, {{"an i32 tensor", [=] {
+                                                                            (void)ops::sum_squares(m.i32({2, 3}));
+                                                                          }}}});
   c.push_back({"scale_",
                [=] {
                  Tensor x = m.f({2, 3});
@@ -298,8 +344,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor x = m.i32({2, 3});
                    ops::scale_(x, 0.5);
                  }},
-                {"a strided tensor",
-                 [=] {
+                {"a strided tensor", [=] {
                    Tensor x = m.strided(2, 3);
                    ops::scale_(x, 0.5);
                  }}}});
@@ -337,8 +382,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor p = m.f({8}), mom = m.f({8}), var = m.f({8});
                    ops::optimizer_step(s, p, m.f({7}), mom, var);
                  }},
-                {"grads unlike values",
-                 [=] {
+                {"grads unlike values", [=] {
                    OptimizerStep s;
                    const Tensor blocks = optimizer_blocks(m.device);
                    s.blocks = &blocks;
@@ -382,8 +426,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    const Tensor g = odd(m.f({4}));
                    ops::rownorm_forward(RowNorm::ScaledMaxNorm, m.f({2, 4}), &g, nullptr, 1e-3, y, stats);
                  }},
-                {"y unlike x",
-                 [=] {
+                {"y unlike x", [=] {
                    Tensor y = odd(m.f({2, 4})), stats = m.f(stats_shape);
                    ops::rownorm_forward(RowNorm::MaxNorm, m.f({2, 4}), nullptr, nullptr, 1e-3, y, stats);
                  }}}});
@@ -395,20 +438,20 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                [=] {
                  Tensor dx = m.f({2, 4}), dg = m.f({4});
                  const Tensor g = m.f({4});
-                 ops::rownorm_backward(RowNorm::ScaledMaxNorm, m.f({2, 4}), &g, m.f(stats_shape), m.f({2, 4}), 0.0,
-                                       dx, &dg, nullptr);
+                 ops::rownorm_backward(RowNorm::ScaledMaxNorm, m.f({2, 4}), &g, m.f(stats_shape), m.f({2, 4}), 0.0, dx,
+                                       &dg, nullptr);
                },
                {{"i32 tensors",
                  [=] {
                    Tensor dx = m.i32({2, 4});
-                   ops::rownorm_backward(RowNorm::MaxNorm, m.i32({2, 4}), nullptr, m.f(stats_shape), m.i32({2, 4}),
-                                         0.0, dx, nullptr, nullptr);
+                   ops::rownorm_backward(RowNorm::MaxNorm, m.i32({2, 4}), nullptr, m.f(stats_shape), m.i32({2, 4}), 0.0,
+                                         dx, nullptr, nullptr);
                  }},
                 {"dy [3, 4] for x [2, 4]",
                  [=] {
                    Tensor dx = m.f({2, 4});
-                   ops::rownorm_backward(RowNorm::MaxNorm, m.f({2, 4}), nullptr, m.f(stats_shape), m.f({3, 4}), 0.0,
-                                         dx, nullptr, nullptr);
+                   ops::rownorm_backward(RowNorm::MaxNorm, m.f({2, 4}), nullptr, m.f(stats_shape), m.f({3, 4}), 0.0, dx,
+                                         nullptr, nullptr);
                  }},
                 {"dy unlike x",
                  [=] {
@@ -416,12 +459,11 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    ops::rownorm_backward(RowNorm::MaxNorm, m.f({2, 4}), nullptr, m.f(stats_shape), odd(m.f({2, 4})),
                                          0.0, dx, nullptr, nullptr);
                  }},
-                {"dgain unlike x",
-                 [=] {
+                {"dgain unlike x", [=] {
                    Tensor dx = m.f({2, 4}), dg = odd(m.f({4}));
                    const Tensor g = m.f({4});
-                   ops::rownorm_backward(RowNorm::ScaledMaxNorm, m.f({2, 4}), &g, m.f(stats_shape), m.f({2, 4}),
-                                         0.0, dx, &dg, nullptr);
+                   ops::rownorm_backward(RowNorm::ScaledMaxNorm, m.f({2, 4}), &g, m.f(stats_shape), m.f({2, 4}), 0.0,
+                                         dx, &dg, nullptr);
                  }}}});
 
   // ---- gathers and positions ----
@@ -450,10 +492,14 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor out = odd(m.f({4, 3}));
                    ops::gather_rows(m.f({5, 3}), m.ids({4}), 0.0, out);
                  }},
-                {"f32 ids (allocating form)", [=] { (void)ops::gather_rows(m.f({5, 3}), m.f({4})); }},
+                {"f32 ids (allocating form)",
+                 [=] {
+                   (void)ops::gather_rows(m.f({5, 3}), m.f({4}));
+                 }},
                 {"a 1-D table (allocating form)", [=] { (void)ops::gather_rows(m.f({5}), m.ids({4})); }}}});
-  index_pair(c.back().wrong, "ids unlike the table",
-             [=] { (void)ops::gather_rows(m.f({5, 3}), odd_index(m.ids({4}))); });
+  index_pair(c.back().wrong, "ids unlike the table", [=] {
+    (void)ops::gather_rows(m.f({5, 3}), odd_index(m.ids({4})));
+  });
   c.push_back({"scatter_add_rows",
                [=] {
                  Tensor table = m.f({5, 3});
@@ -469,8 +515,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor table = m.f({5, 3});
                    ops::scatter_add_rows(m.f({4, 2}), m.ids({4}), table);
                  }},
-                {"src unlike the table",
-                 [=] {
+                {"src unlike the table", [=] {
                    Tensor table = m.f({5, 3});
                    ops::scatter_add_rows(odd(m.f({4, 3})), m.ids({4}), table);
                  }}}});
@@ -479,27 +524,57 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
     ops::scatter_add_rows(m.f({4, 3}), odd_index(m.ids({4})), table);
   });
   c.push_back({"positional_scale",
-               [=] { (void)ops::positional_scale(m.f({4, 3}), m.f({5, 3}), m.ids({2})); },
-               {{"f32 positions", [=] { (void)ops::positional_scale(m.f({4, 3}), m.f({5, 3}), m.f({2})); }},
-                {"an i32 input", [=] { (void)ops::positional_scale(m.i32({4, 3}), m.f({5, 3}), m.ids({2})); }},
+               [=] {
+                 (void)ops::positional_scale(m.f({4, 3}), m.f({5, 3}), m.ids({2}));
+               },
+               {{"f32 positions",
+                 [=] {
+                   (void)ops::positional_scale(m.f({4, 3}), m.f({5, 3}), m.f({2}));
+                 }},
+                {"an i32 input",
+                 [=] {
+                   (void)ops::positional_scale(m.i32({4, 3}), m.f({5, 3}), m.ids({2}));
+                 }},
                 {"a table of width 2 for x of width 3",
-                 [=] { (void)ops::positional_scale(m.f({4, 3}), m.f({5, 2}), m.ids({2})); }},
-                {"3 positions for 4 rows", [=] { (void)ops::positional_scale(m.f({4, 3}), m.f({5, 3}), m.ids({3})); }},
-                {"the table unlike x",
-                 [=] { (void)ops::positional_scale(m.f({4, 3}), odd(m.f({5, 3})), m.ids({2})); }}}});
-  index_pair(c.back().wrong, "positions unlike x",
-             [=] { (void)ops::positional_scale(m.f({4, 3}), m.f({5, 3}), odd_index(m.ids({2}))); });
+                 [=] {
+                   (void)ops::positional_scale(m.f({4, 3}), m.f({5, 2}), m.ids({2}));
+                 }},
+                {"3 positions for 4 rows",
+                 [=] {
+                   (void)ops::positional_scale(m.f({4, 3}), m.f({5, 3}), m.ids({3}));
+                 }},
+                {"the table unlike x", [=] {
+                   (void)ops::positional_scale(m.f({4, 3}), odd(m.f({5, 3})), m.ids({2}));
+                 }}}});
+  index_pair(c.back().wrong, "positions unlike x", [=] {
+    (void)ops::positional_scale(m.f({4, 3}), m.f({5, 3}), odd_index(m.ids({2})));
+  });
   c.push_back({"rope",
-               [=] { (void)ops::rope(m.f({4, 4}), m.f({5, 4}), m.f({5, 4}), m.ids({2}), false); },
-               {{"f32 positions", [=] { (void)ops::rope(m.f({4, 4}), m.f({5, 4}), m.f({5, 4}), m.f({2}), false); }},
-                {"an i32 input", [=] { (void)ops::rope(m.i32({4, 4}), m.f({5, 4}), m.f({5, 4}), m.ids({2}), false); }},
-                {"an odd width", [=] { (void)ops::rope(m.f({4, 3}), m.f({5, 3}), m.f({5, 3}), m.ids({2}), false); }},
+               [=] {
+                 (void)ops::rope(m.f({4, 4}), m.f({5, 4}), m.f({5, 4}), m.ids({2}), false);
+               },
+               {{"f32 positions",
+                 [=] {
+                   (void)ops::rope(m.f({4, 4}), m.f({5, 4}), m.f({5, 4}), m.f({2}), false);
+                 }},
+                {"an i32 input",
+                 [=] {
+                   (void)ops::rope(m.i32({4, 4}), m.f({5, 4}), m.f({5, 4}), m.ids({2}), false);
+                 }},
+                {"an odd width",
+                 [=] {
+                   (void)ops::rope(m.f({4, 3}), m.f({5, 3}), m.f({5, 3}), m.ids({2}), false);
+                 }},
                 {"a cache of width 2 for x of width 4",
-                 [=] { (void)ops::rope(m.f({4, 4}), m.f({5, 2}), m.f({5, 2}), m.ids({2}), false); }},
-                {"sin unlike x",
-                 [=] { (void)ops::rope(m.f({4, 4}), m.f({5, 4}), odd(m.f({5, 4})), m.ids({2}), false); }}}});
-  index_pair(c.back().wrong, "positions unlike x",
-             [=] { (void)ops::rope(m.f({4, 4}), m.f({5, 4}), m.f({5, 4}), odd_index(m.ids({2})), false); });
+                 [=] {
+                   (void)ops::rope(m.f({4, 4}), m.f({5, 2}), m.f({5, 2}), m.ids({2}), false);
+                 }},
+                {"sin unlike x", [=] {
+                   (void)ops::rope(m.f({4, 4}), m.f({5, 4}), odd(m.f({5, 4})), m.ids({2}), false);
+                 }}}});
+  index_pair(c.back().wrong, "positions unlike x", [=] {
+    (void)ops::rope(m.f({4, 4}), m.f({5, 4}), m.f({5, 4}), odd_index(m.ids({2})), false);
+  });
   c.push_back({"band_mask",
                [=] {
                  Tensor s = m.f({2, 3, 3});
@@ -510,8 +585,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor s = m.i32({2, 3, 3});
                    ops::band_mask(s, 0, 1);
                  }},
-                {"a 1-D tensor",
-                 [=] {
+                {"a 1-D tensor", [=] {
                    Tensor s = m.f({3});
                    ops::band_mask(s, 0, 1);
                  }}}});
@@ -544,8 +618,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor p = odd(m.f({2, 3, 4}));
                    ops::softmax_forward(m.f({2, 3, 4}), 1.0, nullptr, 1, p);
                  }},
-                {"the key mask unlike s",
-                 [=] {
+                {"the key mask unlike s", [=] {
                    Tensor p = m.f({2, 3, 4});
                    const Tensor kv = odd(m.f({1, 4}));
                    ops::softmax_forward(m.f({2, 3, 4}), 1.0, &kv, 2, p);
@@ -565,8 +638,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor ds = m.f({2, 3, 4});
                    ops::softmax_backward(m.f({2, 3, 4}), m.f({2, 3, 5}), 1.0, ds);
                  }},
-                {"dp unlike p",
-                 [=] {
+                {"dp unlike p", [=] {
                    Tensor ds = m.f({2, 3, 4});
                    ops::softmax_backward(m.f({2, 3, 4}), odd(m.f({2, 3, 4})), 1.0, ds);
                  }}}});
@@ -590,8 +662,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor loss = m.f({3}), lse = m.f({3});
                    ops::cross_entropy_forward(m.f({3, 5}), m.ids({4}), loss, lse);
                  }},
-                {"loss unlike the logits' statistics dtype",
-                 [=] {
+                {"loss unlike the logits' statistics dtype", [=] {
                    Tensor loss = odd(m.f({3})), lse = m.f({3});
                    ops::cross_entropy_forward(m.f({3, 5}), m.ids({3}), loss, lse);
                  }}}});
@@ -614,8 +685,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor d = m.f({3, 4});
                    ops::cross_entropy_backward(m.f({3, 5}), m.ids({3}), m.f({3}), 1.0, d);
                  }},
-                {"dlogits unlike the logits",
-                 [=] {
+                {"dlogits unlike the logits", [=] {
                    Tensor d = odd(m.f({3, 5}));
                    ops::cross_entropy_backward(m.f({3, 5}), m.ids({3}), m.f({3}), 1.0, d);
                  }}}});
@@ -643,8 +713,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor out = m.f({2, 5}), am = m.ids({2, 5});
                    ops::max_pool_forward(m.f({2, 3, 4}), out, am);
                  }},
-                {"out unlike x",
-                 [=] {
+                {"out unlike x", [=] {
                    Tensor out = odd(m.f({2, 4})), am = m.ids({2, 4});
                    ops::max_pool_forward(m.f({2, 3, 4}), out, am);
                  }}}});
@@ -667,8 +736,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                    Tensor dx = m.f({2, 3, 4});
                    ops::max_pool_backward(m.f({2, 5}), m.ids({2, 5}), dx);
                  }},
-                {"dout unlike dx",
-                 [=] {
+                {"dout unlike dx", [=] {
                    Tensor dx = m.f({2, 3, 4});
                    ops::max_pool_backward(odd(m.f({2, 4})), m.ids({2, 4}), dx);
                  }}}});
@@ -700,11 +768,10 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                 {"k unlike q",
                  [=] {
                    Tensor o = m.f({1, 4, 4});
-                   ops::graph_attention_forward(GraphScore::Linear, m.f({1, 4, 4}), odd(m.f({1, 4, 4})),
-                                                m.f({1, 4, 4}), g, nullptr, 2, 0.5, o, nullptr);
+                   ops::graph_attention_forward(GraphScore::Linear, m.f({1, 4, 4}), odd(m.f({1, 4, 4})), m.f({1, 4, 4}),
+                                                g, nullptr, 2, 0.5, o, nullptr);
                  }},
-                {"o unlike q",
-                 [=] {
+                {"o unlike q", [=] {
                    Tensor o = odd(m.f({1, 4, 4}));
                    ops::graph_attention_forward(GraphScore::Linear, m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), g,
                                                 nullptr, 2, 0.5, o, nullptr);
@@ -719,13 +786,17 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
     ops::graph_attention_backward(GraphScore::Linear, q, k, v, g, g, nullptr, 2, 0.5, q, dout, nullptr, dq, dk, dv);
   };
   c.push_back({"graph_attention_backward",
-               [=] { backward(m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4})); },
+               [=] {
+                 backward(m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}));
+               },
                {{"i32 tensors",
                  [=] {
                    backward(m.i32({1, 4, 4}), m.i32({1, 4, 4}), m.i32({1, 4, 4}), m.i32({1, 4, 4}), m.i32({1, 4, 4}));
                  }},
                 {"dk [1, 5, 4] for k [1, 4, 4]",
-                 [=] { backward(m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 5, 4})); }},
+                 [=] {
+                   backward(m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 5, 4}));
+                 }},
                 {"dout unlike q",
                  [=] {
                    backward(m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), odd(m.f({1, 4, 4})), m.f({1, 4, 4}));
@@ -734,8 +805,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                  [=] {
                    backward(m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), m.f({1, 4, 4}), odd(m.f({1, 4, 4})));
                  }},
-                {"the softmax backward without lse",
-                 [=] {
+                {"the softmax backward without lse", [=] {
                    Tensor q = m.f({1, 4, 4}), dq = m.f({1, 4, 4}), dk = m.f({1, 4, 4}), dv = m.f({1, 4, 4});
                    ops::graph_attention_backward(GraphScore::Softmax, q, q, q, g, g, nullptr, 2, 0.5, q, q, nullptr, dq,
                                                  dk, dv);
@@ -754,8 +824,7 @@ std::vector<OpCase> op_cases(const Make& m, const Odd& odd, const Odd& odd_index
                      Tensor t = m.i32({2, 3});
                      fn(t, 0.0, 1.0, 1, 0);
                    }},
-                  {"a strided tensor",
-                   [=] {
+                  {"a strided tensor", [=] {
                      Tensor t = m.strided(2, 3);
                      fn(t, 0.0, 1.0, 1, 0);
                    }}}});
@@ -790,7 +859,8 @@ std::set<std::string> declared_ops() {
 
 TEST(OpContract, EveryOpRejectsWrongDtypesShapesAndPairsNamingItself) {
   const Make m{Device::cpu()};
-  run_cases(op_cases(m, [](const Tensor& t) { return t.to(DType::F64); }, nullptr));
+  run_cases(op_cases(
+      m, [](const Tensor& t) { return t.to(DType::F64); }, nullptr));
 }
 
 TEST(OpContract, EveryOpRejectsTensorsOnAnotherDevice) {

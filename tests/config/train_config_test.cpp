@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "config/train_config_yaml.h"
 #include "core/error.h"
 #include "models/model.h"
 #include "test_files.h"
-#include "config/train_config_yaml.h"
 
 namespace dense {
 namespace {
@@ -137,13 +137,23 @@ TEST(TrainConfig, LraConfigsCarryThePapersRecipe) {
     int64_t epochs;
   };
   const std::map<std::string, Row> recipe = {
-      {"listops", {512, 9, 8, 2, 20, 2000, "max_norm", "first", true, 0.1, 128, 0, 1e-3, 0.1, "cyclic_poly", 75000, 0.1, 0, 105}},
-      {"text", {512, 9, 8, 2, 10, 4000, "max_norm", "mean", true, 0.1, 100, 0, 2e-3, 0.1, "cyclic_poly", 12800, 0.1, 0, 65}},
-      {"retrieval", {128, 6, 4, 4, 10, 4000, "max_norm", "first", true, 0.05, 100, 0, 1e-3, 0.0, "cyclic_poly", 150000, 0.05, 0, 40}},
-      {"image", {256, 9, 4, 2, 64, 1024, "hardtanh", "mean", true, 0.05, 100, 0, 1e-2, 0.1, "cyclic_poly", 45000, 0.05, 1, 405}},
-      {"pathfinder", {128, 6, 8, 1, 256, 1024, "hardtanh", "first", false, 0.05, 100, 0, 1e-3, 0.1, "cyclic_poly", 320000, 0.1, 0, 210}},
-      {"pathx_stage_a", {128, 6, 8, 1, 1024, 16384, "hardtanh", "first", true, 0.1, 4000, 100, 1e-2, 0.1, "constant", 0, 0, 1, 302}},
-      {"pathx", {128, 6, 8, 1, 1024, 16384, "hardtanh", "first", true, 0.05, 4000, 100, 1e-2, 0.1, "cyclic_poly", 4000, 0.2, 0, 210}}};
+      {"listops",
+       {512, 9, 8, 2, 20, 2000, "max_norm", "first", true, 0.1, 128, 0, 1e-3, 0.1, "cyclic_poly", 75000, 0.1, 0, 105}},
+      {"text",
+       {512, 9, 8, 2, 10, 4000, "max_norm", "mean", true, 0.1, 100, 0, 2e-3, 0.1, "cyclic_poly", 12800, 0.1, 0, 65}},
+      {"retrieval",
+       {128, 6, 4, 4, 10, 4000, "max_norm", "first", true, 0.05, 100, 0, 1e-3, 0.0, "cyclic_poly", 150000, 0.05, 0,
+        40}},
+      {"image",
+       {256, 9, 4, 2, 64, 1024, "hardtanh", "mean", true, 0.05, 100, 0, 1e-2, 0.1, "cyclic_poly", 45000, 0.05, 1, 405}},
+      {"pathfinder",
+       {128, 6, 8, 1, 256, 1024, "hardtanh", "first", false, 0.05, 100, 0, 1e-3, 0.1, "cyclic_poly", 320000, 0.1, 0,
+        210}},
+      {"pathx_stage_a",
+       {128, 6, 8, 1, 1024, 16384, "hardtanh", "first", true, 0.1, 4000, 100, 1e-2, 0.1, "constant", 0, 0, 1, 302}},
+      {"pathx",
+       {128, 6, 8, 1, 1024, 16384, "hardtanh", "first", true, 0.05, 4000, 100, 1e-2, 0.1, "cyclic_poly", 4000, 0.2, 0,
+        210}}};
   int seen = 0;
   for (const auto& entry : std::filesystem::directory_iterator(kRoot + "/configs/lra")) {
     if (entry.path().extension() != ".yaml") continue;
@@ -233,14 +243,13 @@ TEST(TrainConfig, ShippedConfigsLoadAndBuild) {
     const int64_t params = models::count_parameters(c.model);
     EXPECT_EQ(c.name + ".yaml", name);
     // A saved config loads back to the same text.
-    EXPECT_EQ(train_config_to_yaml(parse_train_config(train_config_to_yaml(c), "saved.yaml")),
-              train_config_to_yaml(c));
+    EXPECT_EQ(train_config_to_yaml(parse_train_config(train_config_to_yaml(c), "saved.yaml")), train_config_to_yaml(c));
     if (name == "tiny.yaml") {
       const int64_t d = 128, L = 4, V = 30528;
       const int64_t expected = L * (d * d + 2 * d * 4 * d)  // W_Q + expanded FFN per layer
-                               + V * d + 128 * d           // word (tied with the decoder) + learned positions
-                               + d * d + d + V             // LM transform dense, its standard_ln gain, output bias
-                               + d * d + 2 * d + 2;        // pooler dense (no biases), classifier with bias
+                               + V * d + 128 * d            // word (tied with the decoder) + learned positions
+                               + d * d + d + V              // LM transform dense, its standard_ln gain, output bias
+                               + d * d + 2 * d + 2;         // pooler dense (no biases), classifier with bias
       EXPECT_EQ(params, expected);
       EXPECT_EQ(c.data.train, "data/shards/packed128");
       EXPECT_EQ(c.data.validation, "data/shards/packed128_valid");
@@ -285,7 +294,8 @@ TEST(TrainConfig, ShippedConfigsLoadAndBuild) {
       EXPECT_EQ(params, models::count_parameters(load_train_config(dir + "/tiny.yaml").model));
       const auto spec = c.model.sparse_pattern();
       ASSERT_TRUE(spec.has_value());
-      EXPECT_EQ(nn::describe(*spec), nn::describe(nn::parse_pattern("fixed:stride=16,summary=4,heads_mode=multihead", "t")));
+      EXPECT_EQ(nn::describe(*spec),
+                nn::describe(nn::parse_pattern("fixed:stride=16,summary=4,heads_mode=multihead", "t")));
       EXPECT_EQ(c.model.num_attention_heads, 2);
       EXPECT_EQ(c.data.train, "data/shards/packed128");
     } else if (name == "small_danet.yaml" || name == "small_bert.yaml") {
@@ -333,7 +343,7 @@ TEST(TrainConfig, IncludesMergeDeeplyInOrder) {
               "training:\n  optimizer:\n    betas: [0.9, 0.7]\n"
               "model:\n  num_hidden_layers: 3\n");
   const auto c = load_train_config(dir + "/run.yaml");
-  EXPECT_EQ(c.training.max_steps, 20);                        // the later include wins
+  EXPECT_EQ(c.training.max_steps, 20);  // the later include wins
   EXPECT_EQ(c.training.global_batch, 8);
   EXPECT_DOUBLE_EQ(c.training.optimizer.learning_rate, 0.1);  // maps merge key by key
   EXPECT_DOUBLE_EQ(c.training.optimizer.betas[0], 0.9);       // lists replace
@@ -353,7 +363,8 @@ TEST(TrainConfig, IncludeErrors) {
   expect_error([&] { load_train_config(dir + "/a.yaml"); }, {"include cycle", "a.yaml", "b.yaml"});
 
   write_bytes(dir + "/missing.yaml", "name: x\ninclude: nope.yaml\n");
-  expect_error([&] { load_train_config(dir + "/missing.yaml"); }, {"missing.yaml:2: include", "cannot read", "nope.yaml"});
+  expect_error([&] { load_train_config(dir + "/missing.yaml"); },
+               {"missing.yaml:2: include", "cannot read", "nope.yaml"});
 
   write_bytes(dir + "/bad_inner.yaml", "training:\n  max_step: 3\n");
   write_bytes(dir + "/outer.yaml", "include: bad_inner.yaml\n");
@@ -371,11 +382,12 @@ TEST(TrainConfig, IncludeErrors) {
 // ---- overrides ----
 
 TEST(TrainConfig, Overrides) {
-  const auto c = parse("training:\n  max_steps: 5\n  optimizer:\n    learning_rate: 0.1\n",
-                       {"training.max_steps=7", "training.optimizer.learning_rate=3e-4", "training.recompute=true",
-                        "training.optimizer.betas=[0.9, 0.95]", "name=my run", "data.validation=",
-                        "model.hidden_size=256", "model.pos_emb_type=relpe", "model.relpe_type=rope",
-                        "training.schedule={type: constant, lr_offset: 0.5}", "training.device='cuda:0'"});
+  const auto c =
+      parse("training:\n  max_steps: 5\n  optimizer:\n    learning_rate: 0.1\n",
+            {"training.max_steps=7", "training.optimizer.learning_rate=3e-4", "training.recompute=true",
+             "training.optimizer.betas=[0.9, 0.95]", "name=my run", "data.validation=", "model.hidden_size=256",
+             "model.pos_emb_type=relpe", "model.relpe_type=rope", "training.schedule={type: constant, lr_offset: 0.5}",
+             "training.device='cuda:0'"});
   EXPECT_EQ(c.training.max_steps, 7);
   EXPECT_DOUBLE_EQ(c.training.optimizer.learning_rate, 3e-4);
   EXPECT_TRUE(c.training.recompute);
@@ -414,15 +426,17 @@ TEST(TrainConfig, UnknownKeysNameFileLineAndSuggest) {
             "test.yaml:4: training.optimzer: unknown key; did you mean 'training.optimizer'?");
   EXPECT_EQ(parse_error("trainig:\n  max_steps: 5\n"), "test.yaml:1: trainig: unknown key; did you mean 'training'?");
   // A key in the wrong section.
-  EXPECT_TRUE(contains(parse_error("training:\n  learning_rate: 1\n"),
-                       "test.yaml:2: training.learning_rate: unknown key; did you mean 'training.optimizer.learning_rate'?"));
+  EXPECT_TRUE(
+      contains(parse_error("training:\n  learning_rate: 1\n"),
+               "test.yaml:2: training.learning_rate: unknown key; did you mean 'training.optimizer.learning_rate'?"));
   EXPECT_EQ(parse_error("model:\n  hidden_sise: 5\n"),
             "test.yaml:2: model.hidden_sise: unknown key; did you mean 'model.hidden_size'?");
   // Nothing close: the keys of that section.
   EXPECT_TRUE(contains(parse_error("logging:\n  zzzzzzzz: 1\n"),
                        "test.yaml:2: logging.zzzzzzzz: unknown key; known keys in logging: every_steps, tensorboard"));
   // Keys under a leaf are unknown too.
-  EXPECT_TRUE(contains(parse_error("parallel:\n  backend:\n    x: 1\n"), "test.yaml:2: parallel.backend: expected a string"));
+  EXPECT_TRUE(
+      contains(parse_error("parallel:\n  backend:\n    x: 1\n"), "test.yaml:2: parallel.backend: expected a string"));
 }
 
 TEST(TrainConfig, WrongTypes) {
@@ -442,16 +456,19 @@ TEST(TrainConfig, WrongTypes) {
   EXPECT_EQ(parse_error("training:\n  optimizer:\n    betas: [0.9, x]\n"),
             "test.yaml:3: training.optimizer.betas: expected a number, got 'x'");
   EXPECT_EQ(parse_error("name: [a]\n"), "test.yaml:1: name: expected a string, got a list");
-  EXPECT_EQ(parse_error("training:\n  eval_every:\n"), "test.yaml:2: training.eval_every: expected an integer, got nothing (null)");
+  EXPECT_EQ(parse_error("training:\n  eval_every:\n"),
+            "test.yaml:2: training.eval_every: expected an integer, got nothing (null)");
   EXPECT_EQ(parse_error("training:\n  optimizer:\n    eps: .inf\n"),
             "test.yaml:3: training.optimizer.eps: expected a finite number, got '.inf'");
   EXPECT_TRUE(contains(parse_error("training:\n  max_steps: 99999999999999999999\n"), "is out of range"));
   EXPECT_TRUE(contains(parse_error("training:\n  threads: 3000000000\n"), "is out of range"));
   EXPECT_EQ(parse_error("training:\n  seed: -1\n"), "test.yaml:2: training.seed: must be >= 0, got -1");
-  EXPECT_EQ(parse_error("model:\n  hidden_size: 1.5\n"), "test.yaml:2: model.hidden_size: expected an integer, got 1.5");
+  EXPECT_EQ(parse_error("model:\n  hidden_size: 1.5\n"),
+            "test.yaml:2: model.hidden_size: expected an integer, got 1.5");
   EXPECT_EQ(parse_error("model:\n  swiglu_ffn: 1\n"), "test.yaml:2: model.swiglu_ffn: expected true or false, got '1'");
   EXPECT_EQ(parse_error("model: 3\n"), "test.yaml:1: model: expected a mapping of model settings, got '3'");
-  EXPECT_EQ(parse_error("- a\n- b\n"), "test.yaml:1: expected a mapping of config sections at the top level, got a list");
+  EXPECT_EQ(parse_error("- a\n- b\n"),
+            "test.yaml:1: expected a mapping of config sections at the top level, got a list");
   EXPECT_EQ(parse("model:\n  hidden_size: 2.56e2\n  num_attention_heads: 2\n").model.hidden_size, 256);
 }
 
@@ -469,22 +486,27 @@ TEST(TrainConfig, BadValues) {
   EXPECT_EQ(parse_error("training:\n  max_steps: 0\n"), "test.yaml:2: training.max_steps: must be >= 1, got 0");
   EXPECT_EQ(parse_error("training:\n  global_batch: 1024\n  micro_batch: 100\n"),
             "test.yaml:3: training.micro_batch: 100 does not divide training.global_batch 1024");
-  EXPECT_EQ(parse_error("data:\n  mlm_probability: 1.5\n"), "test.yaml:2: data.mlm_probability: must be in [0, 1], got 1.5");
+  EXPECT_EQ(parse_error("data:\n  mlm_probability: 1.5\n"),
+            "test.yaml:2: data.mlm_probability: must be in [0, 1], got 1.5");
   EXPECT_EQ(parse_error("training:\n  optimizer:\n    betas: [0.9, 1.0]\n"),
             "test.yaml:3: training.optimizer.betas: must be in [0, 1), got 1.0");
   EXPECT_EQ(parse_error("checkpoint:\n  keep_last: -1\n"), "test.yaml:2: checkpoint.keep_last: must be >= 0, got -1");
-  EXPECT_EQ(parse_error("training:\n  optimizer:\n    eps: 0\n"), "test.yaml:3: training.optimizer.eps: must be > 0, got 0");
-  EXPECT_EQ(parse_error("training:\n  device: gpu\n"), "test.yaml:2: training.device: 'gpu' is not one of cpu, cuda, cuda:N");
+  EXPECT_EQ(parse_error("training:\n  optimizer:\n    eps: 0\n"),
+            "test.yaml:3: training.optimizer.eps: must be > 0, got 0");
+  EXPECT_EQ(parse_error("training:\n  device: gpu\n"),
+            "test.yaml:2: training.device: 'gpu' is not one of cpu, cuda, cuda:N");
   EXPECT_TRUE(contains(parse_error("training:\n  device: 'cuda:x'\n"), "is not one of cpu, cuda, cuda:N"));
-  EXPECT_TRUE(contains(parse_error("data:\n  mask_token_prob: 0.8\n  random_token_prob: 0.3\n"),
-                       "test.yaml:3: data.random_token_prob: data.mask_token_prob 0.8 + data.random_token_prob 0.3 exceeds 1"));
+  EXPECT_TRUE(
+      contains(parse_error("data:\n  mask_token_prob: 0.8\n  random_token_prob: 0.3\n"),
+               "test.yaml:3: data.random_token_prob: data.mask_token_prob 0.8 + data.random_token_prob 0.3 exceeds 1"));
   EXPECT_TRUE(contains(parse_error("data:\n  seq_len: 1024\n"),
                        "test.yaml:2: data.seq_len: 1024 exceeds model.max_position_embeddings 512"));
   EXPECT_EQ(parse_error("name: ''\n"), "test.yaml:1: name: must not be empty");
   // Model values go through ModelConfig::validate, pointing at the key's line.
   EXPECT_TRUE(contains(parse_error("model:\n  local_attention: true\n  window_size: 3\n"),
                        "test.yaml:3: model.window_size must be even"));
-  EXPECT_TRUE(contains(parse_error("model:\n  model_type: gpt\n"), "test.yaml:2: model.model_type: unknown model type 'gpt'"));
+  EXPECT_TRUE(
+      contains(parse_error("model:\n  model_type: gpt\n"), "test.yaml:2: model.model_type: unknown model type 'gpt'"));
   EXPECT_TRUE(contains(parse_error("model:\n  pre_attn_ln_type: fancy\n"), "test.yaml:2: model.pre_attn_ln_type"));
 }
 
@@ -507,7 +529,8 @@ TEST(TrainConfig, MalformedYamlIsAnError) {
   }
   EXPECT_TRUE(contains(parse_error("training:\n\tmax_steps: 5\n"), "line 2 indents with a tab"));
   // Deep nesting: yaml-cpp's own depth limit, or ours.
-  EXPECT_TRUE(contains(parse_error("a: " + std::string(5000, '[') + std::string(5000, ']') + "\n"), "test.yaml:1: invalid YAML"));
+  EXPECT_TRUE(contains(parse_error("a: " + std::string(5000, '[') + std::string(5000, ']') + "\n"),
+                       "test.yaml:1: invalid YAML"));
   std::string deep = "a:\n";
   for (int i = 1; i <= 100; ++i) deep += std::string(2 * size_t(i), ' ') + "b:\n";
   EXPECT_TRUE(contains(parse_error(deep), "nested deeper than"));
@@ -526,9 +549,15 @@ TEST(TrainConfig, MutatedConfigsNeverCrash) {
     for (int e = 0; e < edits; ++e) {
       const size_t pos = rng() % (text.size() + 1);
       switch (rng() % 3) {
-        case 0: text.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
-        case 1: if (pos < text.size()) text.erase(pos, 1 + rng() % 8); break;
-        default: if (pos < text.size()) text[pos] = alphabet[rng() % alphabet.size()]; break;
+        case 0:
+          text.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+          break;
+        case 1:
+          if (pos < text.size()) text.erase(pos, 1 + rng() % 8);
+          break;
+        default:
+          if (pos < text.size()) text[pos] = alphabet[rng() % alphabet.size()];
+          break;
       }
     }
     try {

@@ -2,10 +2,10 @@
 // safetensors I/O (including corrupt files), bf16 compute against f32, the CPU thread count.
 #include <gtest/gtest.h>
 
+#include <omp.h>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <omp.h>
 
 #include "backend/cpu/backend.h"
 #include "backend/ops.h"
@@ -62,7 +62,7 @@ TEST(CpuThreads, AnExplicitCountSurvivesTheBackendsConstruction) {
 
 TEST(DType, HalfConversionsRoundToNearestEven) {
   EXPECT_EQ(float(bf16(1.0f)), 1.0f);
-  EXPECT_EQ(bf16(1.00390625f).bits, bf16(1.0f).bits);        // exactly half an ulp: ties to even (down)
+  EXPECT_EQ(bf16(1.00390625f).bits, bf16(1.0f).bits);                // exactly half an ulp: ties to even (down)
   EXPECT_EQ(bf16(1.01171875f).bits, uint16_t(bf16(1.0f).bits + 2));  // 1.5 ulp: ties to even (up)
   EXPECT_EQ(float(f16(65504.0f)), 65504.0f);
   EXPECT_TRUE(std::isinf(float(f16(70000.0f))));
@@ -73,7 +73,12 @@ TEST(DType, HalfConversionsRoundToNearestEven) {
 
 TEST(CachingAllocator, ReusesFreedBlocksAndTracksPeak) {
   int raw = 0;
-  CachingAllocator a([&](size_t n) { ++raw; return std::malloc(n); }, [](void* p) { std::free(p); });
+  CachingAllocator a(
+      [&](size_t n) {
+        ++raw;
+        return std::malloc(n);
+      },
+      [](void* p) { std::free(p); });
   void* p = a.allocate(1000);
   a.deallocate(p);
   void* q = a.allocate(900);  // same 1024-byte class: reused
@@ -91,9 +96,8 @@ TEST(CachingAllocator, ReusesFreedBlocksAndTracksPeak) {
 
 TEST(Error, ContextIsPrependedOutermostFirst) {
   try {
-    with_context("loading checkpoint a.safetensors", [] {
-      with_context("tensor 'w'", [] { DENSE_FAIL("shape {} expected", "[2]"); });
-    });
+    with_context("loading checkpoint a.safetensors",
+                 [] { with_context("tensor 'w'", [] { DENSE_FAIL("shape {} expected", "[2]"); }); });
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), "loading checkpoint a.safetensors: tensor 'w': shape [2] expected");

@@ -159,17 +159,17 @@ TEST(FileIo, RemoveStaleTemporariesKeepsLiveOnesAndOrdinaryFiles) {
   const std::string dir = temp_dir();
   const std::string dead = std::to_string(dead_pid());
   const std::string self = std::to_string(::getpid());
-  write_bytes(dir + "/x.tmp-" + dead, "partial");       // dead process: removed
-  write_bytes(dir + "/y.bin.tmp-99999999999", "old");   // no such pid can exist: removed
-  write_bytes(dir + "/x.tmp-" + self, "in progress");   // this process: kept
-  write_bytes(dir + "/init.tmp-1", "pid 1 runs");       // a running process (EPERM counts as running): kept
-  write_bytes(dir + "/x", "ordinary");                  // kept
-  write_bytes(dir + "/notes.tmp-abc", "not a pid");     // kept
-  write_bytes(dir + "/y.tmp-", "no pid");               // kept
-  fs::create_directories(dir + "/d.tmp-" + dead);       // folders are never touched
+  write_bytes(dir + "/x.tmp-" + dead, "partial");      // dead process: removed
+  write_bytes(dir + "/y.bin.tmp-99999999999", "old");  // no such pid can exist: removed
+  write_bytes(dir + "/x.tmp-" + self, "in progress");  // this process: kept
+  write_bytes(dir + "/init.tmp-1", "pid 1 runs");      // a running process (EPERM counts as running): kept
+  write_bytes(dir + "/x", "ordinary");                 // kept
+  write_bytes(dir + "/notes.tmp-abc", "not a pid");    // kept
+  write_bytes(dir + "/y.tmp-", "no pid");              // kept
+  fs::create_directories(dir + "/d.tmp-" + dead);      // folders are never touched
   EXPECT_EQ(remove_stale_temporaries(dir), 2);
-  EXPECT_EQ(names_in(dir), (std::vector<std::string>{"d.tmp-" + dead, "init.tmp-1", "notes.tmp-abc", "x",
-                                                     "x.tmp-" + self, "y.tmp-"}));
+  EXPECT_EQ(names_in(dir),
+            (std::vector<std::string>{"d.tmp-" + dead, "init.tmp-1", "notes.tmp-abc", "x", "x.tmp-" + self, "y.tmp-"}));
   EXPECT_EQ(remove_stale_temporaries(dir), 0);
   EXPECT_EQ(remove_stale_temporaries(dir + "/no-such-folder"), 0);
 }

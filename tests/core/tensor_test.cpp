@@ -44,11 +44,13 @@ TEST(Tensor, DropoutKeepsExactlyThePhiloxDraws) {
       for (int64_t i = 0; i < n; ++i) x[size_t(i)] = 0.5 + double(philox_uniform(3, 99, uint64_t(i)));
       const double p = 0.3;
       for (const DType dt : {DType::F32, DType::F64}) {
-        const std::vector<double> y = ops::dropout(Tensor::from_vector(x, {n}, dt), p, 1234, offset).to_vector<double>();
+        const std::vector<double> y =
+            ops::dropout(Tensor::from_vector(x, {n}, dt), p, 1234, offset).to_vector<double>();
         int64_t kept = 0;
         for (int64_t i = 0; i < n; ++i) {
           const bool keep = philox_keep(1234, offset, uint64_t(i), float(p));
-          const double expect = keep ? (dt == DType::F32 ? double(float(x[size_t(i)]) * float(1.0 / 0.7)) : x[size_t(i)] / 0.7) : 0.0;
+          const double expect =
+              keep ? (dt == DType::F32 ? double(float(x[size_t(i)]) * float(1.0 / 0.7)) : x[size_t(i)] / 0.7) : 0.0;
           ASSERT_NEAR(y[size_t(i)], expect, 1e-6 * expect) << i;
           ASSERT_EQ(y[size_t(i)] != 0.0, keep) << i;
           kept += keep;

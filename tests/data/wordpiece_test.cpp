@@ -6,8 +6,8 @@
 //     data/vocab/, fetched by scripts/fetch_vocab.sh; skipped otherwise).
 //   * the published vectors of data-sources §2 and the unit tests of google-research/bert tokenization_test.py.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -15,10 +15,10 @@
 #include <thread>
 
 #include "core/error.h"
-#include "data_prep/char_tokenizer.h"
 #include "data/text_normalize.h"
 #include "data/vocab.h"
 #include "data/wordpiece.h"
+#include "data_prep/char_tokenizer.h"
 
 using namespace dense;
 using namespace dense::data;
@@ -39,8 +39,8 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 
 std::string temp_dir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::path(::testing::TempDir()) /
-                       fmt::format("dense_{}_{}_{}", info->test_suite_name(), info->name(), ::getpid());
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / fmt::format("dense_{}_{}_{}", info->test_suite_name(), info->name(), ::getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
@@ -198,12 +198,14 @@ TEST(WordPiece, BertBasicTokenizerVectors) {
 }
 
 TEST(WordPiece, CharacterClasses) {
-  for (char32_t c : {U' ', U'\t', U'\r', U'\n', U'\u00A0', U'\u3000', U'\u2028'}) EXPECT_TRUE(is_bert_whitespace(c)) << uint32_t(c);
+  for (char32_t c : {U' ', U'\t', U'\r', U'\n', U'\u00A0', U'\u3000', U'\u2028'})
+    EXPECT_TRUE(is_bert_whitespace(c)) << uint32_t(c);
   for (char32_t c : {U'A', U'-', U'\u200B'}) EXPECT_FALSE(is_bert_whitespace(c)) << uint32_t(c);
   for (char32_t c : {U'\u0005', U'\u0000', U'\u007F', U'\u0085', U'\u200B', U'\uE000', U'\u0378'})
     EXPECT_TRUE(is_bert_control(c)) << uint32_t(c);
   for (char32_t c : {U'A', U' ', U'\t', U'\r', U'\n', U'\U0001F4A9'}) EXPECT_FALSE(is_bert_control(c)) << uint32_t(c);
-  for (char32_t c : {U'-', U'$', U'`', U'.', U'~', U'\u00BF', U'\u3001', U'\u2014'}) EXPECT_TRUE(is_bert_punctuation(c)) << uint32_t(c);
+  for (char32_t c : {U'-', U'$', U'`', U'.', U'~', U'\u00BF', U'\u3001', U'\u2014'})
+    EXPECT_TRUE(is_bert_punctuation(c)) << uint32_t(c);
   for (char32_t c : {U'A', U' ', U'\u20AC', U'\u00A9'}) EXPECT_FALSE(is_bert_punctuation(c)) << uint32_t(c);
   EXPECT_TRUE(is_cjk_char(U'\u4E00'));
   EXPECT_TRUE(is_cjk_char(U'\U00020000'));
@@ -263,17 +265,25 @@ TEST(WordPiece, MaxInputCharsPerWordCountsCodePoints) {
 TEST(WordPiece, InvalidUtf8IsReplacedDroppedAndCounted) {
   const WordPieceTokenizer tok(Vocab::from_tokens({"[UNK]", "ab", "##cd", "cd", "x"}));
   std::vector<int32_t> out;
-  EXPECT_EQ(tok.encode_append("ab\xff" "cd", out), 1u);
-  EXPECT_EQ(tok.tokenize("ab\xff" "cd"), (Strings{"ab", "##cd"}));  // U+FFFD is removed, the word is joined
-  EXPECT_EQ(tok.encode_append("\xf0\x9f\x98", out), 1u);            // one truncated sequence
-  EXPECT_EQ(tok.encode_append("\xc0\xaf", out), 2u);                // overlong: two subparts
-  EXPECT_EQ(tok.encode_append("\xed\xa0\x80", out), 3u);            // surrogate
-  EXPECT_EQ(tok.encode_append("ab \xef\xbf\xbd cd", out), 0u);     // a real U+FFFD is dropped, not counted
-  EXPECT_EQ(tok.invalid_utf8_count(), 1u + 1 + 1 + 2 + 3);  // tokenize() counted too
+  EXPECT_EQ(tok.encode_append("ab\xff"
+                              "cd",
+                              out),
+            1u);
+  EXPECT_EQ(tok.tokenize("ab\xff"
+                         "cd"),
+            (Strings{"ab", "##cd"}));                           // U+FFFD is removed, the word is joined
+  EXPECT_EQ(tok.encode_append("\xf0\x9f\x98", out), 1u);        // one truncated sequence
+  EXPECT_EQ(tok.encode_append("\xc0\xaf", out), 2u);            // overlong: two subparts
+  EXPECT_EQ(tok.encode_append("\xed\xa0\x80", out), 3u);        // surrogate
+  EXPECT_EQ(tok.encode_append("ab \xef\xbf\xbd cd", out), 0u);  // a real U+FFFD is dropped, not counted
+  EXPECT_EQ(tok.invalid_utf8_count(), 1u + 1 + 1 + 2 + 3);      // tokenize() counted too
   tok.encode("x");
   EXPECT_EQ(tok.invalid_utf8_count(), 8u);
   uint64_t replaced = 0;
-  EXPECT_EQ(sanitize_utf8("a\xff" "b\xe2\x82", &replaced), "a\uFFFDb\uFFFD");
+  EXPECT_EQ(sanitize_utf8("a\xff"
+                          "b\xe2\x82",
+                          &replaced),
+            "a\uFFFDb\uFFFD");
   EXPECT_EQ(replaced, 2u);
   EXPECT_TRUE(is_valid_utf8("naïve 東京 😀"));
   EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));
@@ -472,7 +482,10 @@ TEST(CharTokenizer, MinFrequencyVocabulary) {
   EXPECT_TRUE(contains(error_of([&] { t.encode_fixed("a", 4, true); }), "[CLS]"));
 
   uint64_t bad = 0;
-  EXPECT_EQ(t.encode("a\xff" "b", &bad), (std::vector<int32_t>{2, 1, 3}));
+  EXPECT_EQ(t.encode("a\xff"
+                     "b",
+                     &bad),
+            (std::vector<int32_t>{2, 1, 3}));
   EXPECT_EQ(bad, 1u);
   CharCounter k1, k2;
   k1.add_text("aa\xff");

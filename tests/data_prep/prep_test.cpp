@@ -17,20 +17,20 @@
 #include <nlohmann/json.hpp>
 
 #include "core/file_io.h"
-#include "data_prep/corpus.h"
 #include "data/glue.h"
-#include "data_prep/lra_idx.h"
-#include "data_prep/lra_listops.h"
 #include "data/prep_common.h"
-#include "data_prep/prep_pipeline.h"
 #include "data/prep_glue.h"
-#include "data_prep/prep_lra.h"
-#include "data_prep/prep_pretrain.h"
-#include "data_prep/prep_vocab.h"
 #include "data/shard_classification.h"
-#include "data_prep/shard_inspect.h"
 #include "data/shard_packed.h"
 #include "data/wordpiece.h"
+#include "data_prep/corpus.h"
+#include "data_prep/lra_idx.h"
+#include "data_prep/lra_listops.h"
+#include "data_prep/prep_lra.h"
+#include "data_prep/prep_pipeline.h"
+#include "data_prep/prep_pretrain.h"
+#include "data_prep/prep_vocab.h"
+#include "data_prep/shard_inspect.h"
 #include "test_files.h"
 
 namespace fs = std::filesystem;
@@ -308,7 +308,8 @@ TEST(PrepPretrain, BadNumbersAndAnOutputInsideTheInputsAreRefused) {
   const std::string dir = temp_dir();
   PretrainPrepConfig c = packed_config(dir + "/out");
   c.shard_rows = -5;
-  EXPECT_TRUE(contains(error_of([&] { prepare_pretraining(c); }), "--shard-rows must be a positive number of rows (got -5)"));
+  EXPECT_TRUE(
+      contains(error_of([&] { prepare_pretraining(c); }), "--shard-rows must be a positive number of rows (got -5)"));
   c = packed_config(dir + "/out");
   c.short_seq_prob = 1.5;
   EXPECT_TRUE(contains(error_of([&] { prepare_pretraining(c); }), "--short-seq-prob must be in [0, 1] (got 1.5)"));
@@ -582,7 +583,7 @@ TEST(PrepLra, ImagesTextAndRetrievalFromFiles) {
   ClassificationShardReader rd(rr.splits[0].path);
   EXPECT_TRUE(rd.layout().second_document);
   const auto pr = rd.read_all();
-  EXPECT_EQ(pr.input_ids[0], 2);   // [CLS] of the character vocabulary
+  EXPECT_EQ(pr.input_ids[0], 2);  // [CLS] of the character vocabulary
   EXPECT_EQ(pr.input_ids2[0], 2);
   EXPECT_EQ(pr.labels, (std::vector<int64_t>{1, 0}));
   EXPECT_TRUE(contains(error_of([&] {
@@ -641,8 +642,7 @@ TEST(PrepInspect, ReportsLayoutSampleAndStatistics) {
   o.row = 2;
   const std::string report = inspect_shard(c.out_dir + "/packed-00000.hdf5", o);
   for (const char* part : {"integrity  verified", "input_ids              int32    [100, 64]", "format     packed",
-                           "\"seq_len\": 64", "sample     row 2", "[CLS]", "statistics over 100 of 100 rows",
-                           "[UNK]"})
+                           "\"seq_len\": 64", "sample     row 2", "[CLS]", "statistics over 100 of 100 rows", "[UNK]"})
     EXPECT_TRUE(contains(report, part)) << part << "\n" << report;
   o.row = 100;
   EXPECT_TRUE(contains(error_of([&] { inspect_shard(c.out_dir + "/packed-00000.hdf5", o); }), "outside"));

@@ -11,8 +11,8 @@
 
 #include "core/error.h"
 #include "data/vocab.h"
-#include "data_prep/vocab_train.h"
 #include "data/wordpiece.h"
+#include "data_prep/vocab_train.h"
 
 using namespace dense;
 using namespace dense::data;

@@ -10,12 +10,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "test_files.h"
 #include "backend/backend.h"
 #include "core/safetensors.h"
-#include "models/model.h"
 #include "eval/glue_eval.h"
 #include "eval/metrics.h"
+#include "models/model.h"
+#include "test_files.h"
 
 namespace fs = std::filesystem;
 using namespace dense::train;
@@ -161,7 +161,9 @@ TEST(GlueEval, SubmissionCopiesTheTestFilesIndexColumn) {
   EXPECT_EQ(glue_submission_tsv(wnli, {"7", "x-2"}, {1.0, 0.0}, "t.tsv"), "index\tprediction\n7\t1\nx-2\t0\n");
   const auto& stsb = dense::data::glue_task_info(dense::data::GlueTask::kSTSB);
   EXPECT_EQ(glue_submission_tsv(stsb, {"3"}, {5.7}, "t.tsv"), "index\tprediction\n3\t5.000\n");
-  EXPECT_TRUE(contains(error_of([&] { glue_submission_tsv(wnli, {"1"}, {1.0, 0.0}, "t.tsv"); }),
+  EXPECT_TRUE(contains(error_of([&] {
+                         glue_submission_tsv(wnli, {"1"}, {1.0, 0.0}, "t.tsv");
+                       }),
                        "t.tsv: 1 rows, but 2 predictions"));
 }
 
@@ -196,8 +198,10 @@ TEST(GlueEval, WideningThePositionTableIsLogged) {
   ::testing::internal::CaptureStderr();
   run_glue_evaluation(r);
   const std::string log = ::testing::internal::GetCapturedStderr();
-  EXPECT_TRUE(contains(log, "warning: " + dir + "/n128.safetensors: 'embeddings.position_embeddings.weight' has 128 "
-                            "trained positions, the data needs 512: widened by tiling")) << log;
+  EXPECT_TRUE(contains(log, "warning: " + dir +
+                                "/n128.safetensors: 'embeddings.position_embeddings.weight' has 128 "
+                                "trained positions, the data needs 512: widened by tiling"))
+      << log;
   // From scratch there is nothing to widen and nothing to say.
   r.init_from.clear();
   r.out_dir = dir + "/out2";

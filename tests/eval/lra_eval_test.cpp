@@ -9,14 +9,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "config/train_config_yaml.h"
 #include "core/safetensors.h"
+#include "data/shard.h"
 #include "data_prep/lra_idx.h"
 #include "data_prep/prep_lra.h"
-#include "data/shard.h"
-#include "test_files.h"
-#include "models/model.h"
 #include "eval/lra_eval.h"
-#include "config/train_config_yaml.h"
+#include "models/model.h"
+#include "test_files.h"
 
 namespace fs = std::filesystem;
 using namespace dense;
@@ -32,8 +32,7 @@ namespace {
 
 // A small DANet with the LRA models' parts (cosine RelPE, local layers, MaxNorm embeddings), written to
 // <dir>/tiny_lra_<vocab>_<N>_<epochs>.yaml.
-std::string tiny_lra_config(const std::string& dir, int64_t vocab, int64_t N, const std::string& pool,
-                            int64_t epochs) {
+std::string tiny_lra_config(const std::string& dir, int64_t vocab, int64_t N, const std::string& pool, int64_t epochs) {
   const std::string path = fmt::format("{}/tiny_lra_{}_{}_{}.yaml", dir, vocab, N, epochs);
   write_bytes(path, fmt::format(R"(name: tiny-lra
 model:
@@ -345,7 +344,7 @@ TEST(LraEval, BatchesAreCutToTheirLongestRowWhereThatIsExact) {
   m.window_size = 8;
   EXPECT_EQ(trimmed_batch_length(r, {0, 1}, m), 16);
   EXPECT_EQ(trimmed_batch_length(r, {0}, m), 16);  // two windows at least
-  m.window_size = 20;  // lcm(8, 20) = 40
+  m.window_size = 20;                              // lcm(8, 20) = 40
   EXPECT_EQ(trimmed_batch_length(r, {0}, m), 40);
   m.local_attention = false;
   m.pooler_function = nn::PoolFunction::MaskedMean;
@@ -390,8 +389,10 @@ TEST(LraEval, CuttingTrailingPaddingChangesNoResult) {
     bool cut;
   };
   const std::vector<Case> cases = {
-      {"danet local first", "model_type: danet\n  local_attention: true\n  local_scheme: l_sl_g\n  window_size: 8\n"
-                            "  pos_emb_type: relpe\n  relpe_type: cosine\n  pooler_function: first\n", true},
+      {"danet local first",
+       "model_type: danet\n  local_attention: true\n  local_scheme: l_sl_g\n  window_size: 8\n"
+       "  pos_emb_type: relpe\n  relpe_type: cosine\n  pooler_function: first\n",
+       true},
       {"danet masked_mean", "model_type: danet\n  pooler_function: masked_mean\n", true},
       {"bert", "model_type: bert\n  hidden_dropout_prob: 0\n  attention_probs_dropout_prob: 0\n", true},
       {"danet mean", "model_type: danet\n  pooler_function: mean\n", false}};
@@ -400,7 +401,8 @@ TEST(LraEval, CuttingTrailingPaddingChangesNoResult) {
     const std::string path = dir + "/cut.yaml";
     write_bytes(path, "model:\n  " + c.model +
                           "  vocab_size: 32\n  hidden_size: 32\n  num_hidden_layers: 3\n  num_attention_heads: 2\n"
-                          "  intermediate_size: " + (c.model.starts_with("model_type: bert") ? "64" : "2") +
+                          "  intermediate_size: " +
+                          (c.model.starts_with("model_type: bert") ? "64" : "2") +
                           "\n  max_position_embeddings: 40\n"
                           "training:\n  epochs: 3\n  global_batch: 160\n  micro_batch: 16\n  threads: 2\n  optimizer:\n"
                           "    learning_rate: 2.0e-3\n  schedule:\n    type: constant\n");

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "test_files.h"
 #include "eval/metrics.h"
+#include "test_files.h"
 
 using namespace dense::train;
 using dense::testing::contains;
@@ -78,14 +78,17 @@ TEST(Metrics, RandomCasesMatchNumpyAndScipy) {
     const double bias = double(k) / 12.0;  // from mostly-negative to mostly-positive predictions
     for (size_t i = 0; i < n; ++i) {
       y[i] = int64_t(rng() % 2);
-      p[i] = std::uniform_real_distribution<double>(0, 1)(rng) < 0.6 ? y[i] : int64_t(std::uniform_real_distribution<double>(0, 1)(rng) < bias);
+      p[i] = std::uniform_real_distribution<double>(0, 1)(rng) < 0.6
+                 ? y[i]
+                 : int64_t(std::uniform_real_distribution<double>(0, 1)(rng) < bias);
     }
     binaries.emplace_back(p, y);
     cases.push_back({{"kind", "binary"}, {"pred", p}, {"label", y}});
     std::vector<double> a(n), b(n);
     for (size_t i = 0; i < n; ++i) {
       b[i] = double(rng() % 6);  // STS-B-like labels 0..5 with many ties
-      a[i] = k % 2 ? std::round(b[i] + std::normal_distribution<double>(0, 1.5)(rng)) : b[i] * 0.7 + std::normal_distribution<double>(0, 1)(rng);
+      a[i] = k % 2 ? std::round(b[i] + std::normal_distribution<double>(0, 1.5)(rng))
+                   : b[i] * 0.7 + std::normal_distribution<double>(0, 1)(rng);
     }
     regressions.emplace_back(a, b);
     cases.push_back({{"kind", "regression"}, {"pred", a}, {"label", b}});

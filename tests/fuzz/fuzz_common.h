@@ -8,12 +8,12 @@
 #include <string_view>
 #include <utility>
 
-#define FUZZ_CHECK(cond)                                                                      \
-  do {                                                                                        \
-    if (!(cond)) [[unlikely]] {                                                               \
+#define FUZZ_CHECK(cond)                                                                         \
+  do {                                                                                           \
+    if (!(cond)) [[unlikely]] {                                                                  \
       std::fprintf(stderr, "fuzz invariant violated at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      __builtin_trap();                                                                       \
-    }                                                                                         \
+      __builtin_trap();                                                                          \
+    }                                                                                            \
   } while (0)
 
 namespace dense::fuzz {

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "data/text_normalize.h"
 #include "data_prep/corpus.h"
 #include "data_prep/lra_idx.h"
-#include "data/text_normalize.h"
 #include "fuzz_common.h"
 
 namespace fs = std::filesystem;

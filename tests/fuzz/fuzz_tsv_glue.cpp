@@ -31,7 +31,8 @@ void fuzz_tsv(uint8_t ctl, std::string_view content) {
     joined.clear();
     for (size_t i = 0; i < row.size(); ++i) {
       if (i) joined += '\t';
-      FUZZ_CHECK(row[i].data() >= row.line.data() && row[i].data() + row[i].size() <= row.line.data() + row.line.size());
+      FUZZ_CHECK(row[i].data() >= row.line.data() &&
+                 row[i].data() + row[i].size() <= row.line.data() + row.line.size());
       FUZZ_CHECK(row[i].find('\t') == std::string_view::npos);
       joined += row[i];
     }
@@ -51,9 +52,8 @@ struct LayoutRef {
 // Header-less (CoLA train), unlabeled (CoLA test), BOM headers (MRPC), a regression score (STS-B), the widest
 // header (MNLI) and the id/label columns of QQP and QNLI.
 constexpr LayoutRef kLayouts[] = {
-    {GlueTask::kCoLA, "train"}, {GlueTask::kCoLA, "test"},        {GlueTask::kMRPC, "train"},
-    {GlueTask::kSTSB, "train"}, {GlueTask::kMNLI, "dev_matched"}, {GlueTask::kQQP, "train"},
-    {GlueTask::kQNLI, "dev"},   {GlueTask::kSST2, "train"},
+    {GlueTask::kCoLA, "train"},       {GlueTask::kCoLA, "test"}, {GlueTask::kMRPC, "train"}, {GlueTask::kSTSB, "train"},
+    {GlueTask::kMNLI, "dev_matched"}, {GlueTask::kQQP, "train"}, {GlueTask::kQNLI, "dev"},   {GlueTask::kSST2, "train"},
 };
 
 void fuzz_glue(uint8_t ctl, std::string_view content) {

@@ -1,8 +1,8 @@
 // The three UTF-8 repair routines (corpus reader, TSV reader, tokenizer) implement one rule, Unicode's
 // "U+FFFD substitution of maximal subparts": on any bytes they must agree exactly, in output and in count.
-#include "data_prep/corpus.h"
 #include "data/text_normalize.h"
 #include "data/tsv.h"
+#include "data_prep/corpus.h"
 #include "fuzz_common.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

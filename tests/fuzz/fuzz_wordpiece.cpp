@@ -104,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t ctl = in.byte();
   const WordPieceTokenizer& tok = (ctl & 1) ? *t.cased : *t.uncased;
   const bool pad = ctl & 2;
-  size_t max_length = ctl >> 2;  // 0 = no limit
+  size_t max_length = ctl >> 2;                           // 0 = no limit
   if (max_length > 0 && max_length < 3) max_length += 3;  // fewer than the special tokens is a documented error
   const auto [a, b] = dense::fuzz::split_nul(in.rest());
 

@@ -10,8 +10,8 @@
 #include <string>
 
 #include "core/safetensors.h"
-#include "gradcheck.h"
 #include "golden_model.h"
+#include "gradcheck.h"
 #include "models/model.h"
 
 using namespace dense;
@@ -20,9 +20,9 @@ namespace {
 
 using dense::testing::golden_dir;
 
-const std::vector<std::string> kCases = {"danet_global",     "danet_global_quadratic", "danet_local_l_sl_g",
-                                         "danet_rope_qk",    "danet_cosine_qkv",       "danet_swiglu",
-                                         "danet_causal_sw",  "danet_matching",         "bert"};
+const std::vector<std::string> kCases = {"danet_global",    "danet_global_quadratic", "danet_local_l_sl_g",
+                                         "danet_rope_qk",   "danet_cosine_qkv",       "danet_swiglu",
+                                         "danet_causal_sw", "danet_matching",         "bert"};
 
 struct Case {
   SafeTensors golden;

@@ -119,11 +119,16 @@ TEST(MixedPrecision, ScatterAddOfARepeatedIdRoundsOnce) {
 // The same through a model: the tied vocabulary table's bf16 gradient for a token that fills the batch (as
 // [MASK] does at large batch sizes) against the f32 model's, same weights and batch.
 TEST(MixedPrecision, TiedVocabularyGradientOfARepeatedTokenMatchesF32) {
-  const nlohmann::json j = {{"model_type", "danet"},        {"vocab_size", 29},
-                            {"hidden_size", 16},            {"num_hidden_layers", 2},
-                            {"num_attention_heads", 2},     {"intermediate_size", 32},
-                            {"max_position_embeddings", 2048}, {"embedding_ln_type", "max_norm"},
-                            {"final_ln_type", "max_norm"},  {"lm_head_ln_type", "standard_ln"}};
+  const nlohmann::json j = {{"model_type", "danet"},
+                            {"vocab_size", 29},
+                            {"hidden_size", 16},
+                            {"num_hidden_layers", 2},
+                            {"num_attention_heads", 2},
+                            {"intermediate_size", 32},
+                            {"max_position_embeddings", 2048},
+                            {"embedding_ln_type", "max_norm"},
+                            {"final_ln_type", "max_norm"},
+                            {"lm_head_ln_type", "standard_ln"}};
   const models::ModelConfig config = models::ModelConfig::from_json(j);
   const int64_t B = 2, N = 2048, token = 3;
   std::vector<int64_t> ids(size_t(B * N), token), mask(size_t(B * N), 1), labels(size_t(B * N), -1);

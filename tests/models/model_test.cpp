@@ -13,10 +13,10 @@
 #include "models/model.h"
 
 using namespace dense;
-using nlohmann::json;
 using dense::testing::check_model_gradients;
 using dense::testing::make_batch;
 using dense::testing::randomize;
+using nlohmann::json;
 
 namespace {
 
@@ -133,8 +133,12 @@ TEST(DanetModel, BertLargeParameterCountMatchesSpec) {
 
 TEST(DanetModel, AppendedPaddingLeavesRealTokensUnchanged) {
   for (const json& extra : {json::object(),
-                            json{{"local_attention", true}, {"window_size", 4}, {"num_hidden_layers", 3},
-                                 {"pos_emb_type", "relpe"}, {"relpe_type", "cosine"}, {"max_position_embeddings", 16}},
+                            json{{"local_attention", true},
+                                 {"window_size", 4},
+                                 {"num_hidden_layers", 3},
+                                 {"pos_emb_type", "relpe"},
+                                 {"relpe_type", "cosine"},
+                                 {"max_position_embeddings", 16}},
                             json{{"attention_complexity", "quadratic"}, {"swiglu_ffn", true}}}) {
     SCOPED_TRACE(extra.dump());
     auto model = models::build_model(small_danet(extra), DType::F64, Device::cpu(), 3);
@@ -160,8 +164,8 @@ TEST(DanetModel, AppendedPaddingLeavesRealTokensUnchanged) {
 }
 
 TEST(DanetModel, RecomputationGivesIdenticalGradients) {
-  auto config = small_danet({{"hidden_dropout_prob", 0.1}, {"attention_probs_dropout_prob", 0.1},
-                             {"embedding_dropout", 0.1}});
+  auto config =
+      small_danet({{"hidden_dropout_prob", 0.1}, {"attention_probs_dropout_prob", 0.1}, {"embedding_dropout", 0.1}});
   auto run = [&](bool recompute) {
     auto model = models::build_model(config, DType::F32, Device::cpu(), 5);
     model->set_recompute(recompute);
@@ -177,8 +181,11 @@ TEST(DanetModel, RecomputationGivesIdenticalGradients) {
 }
 
 TEST(DanetModel, InitialisationFollowsSpec) {
-  auto c = small_danet({{"hidden_size", 64}, {"num_hidden_layers", 4}, {"num_attention_heads", 1},
-                        {"vocab_size", 1000}, {"initializer_range", 0.02}});
+  auto c = small_danet({{"hidden_size", 64},
+                        {"num_hidden_layers", 4},
+                        {"num_attention_heads", 1},
+                        {"vocab_size", 1000},
+                        {"initializer_range", 0.02}});
   auto model = models::build_model(c, DType::F64, Device::cpu(), 1);
   auto stats = [](const Tensor& t) {
     const auto v = t.to_vector<double>();
@@ -192,7 +199,7 @@ TEST(DanetModel, InitialisationFollowsSpec) {
   const auto [fm, fs, fmax] = stats(model->params().at("encoder.layer.1.ffn.w1").value);
   EXPECT_NEAR(fs, 1.0 / std::sqrt(2.0 * 64 * 2), 0.05 / std::sqrt(2.0 * 64 * 2));
   const auto [wm, ws, wmax] = stats(model->params().at("embeddings.word_embeddings.weight").value);
-  EXPECT_LE(wmax, 0.02);                                  // Uniform(±r0): the tied decoder's init
+  EXPECT_LE(wmax, 0.02);  // Uniform(±r0): the tied decoder's init
   EXPECT_NEAR(ws, 0.02 / std::sqrt(3.0), 0.001);
   EXPECT_EQ(model->params().at("lm_head.bias").value.to_vector<double>(), std::vector<double>(1000, 0.0));
   // Different layers draw different values (each parameter has its own Philox key).
@@ -228,19 +235,32 @@ TEST(ModelConfig, ErrorsNameTheFieldAndAllowedValues) {
 TEST(ModelConfig, FixedChoicesReadOnceAsEnumsAndWriteBackTheirNames) {
   // The defaults write the names the config files have always held (a checkpoint's config.json is unchanged).
   const json d = models::ModelConfig{}.to_json();
-  const std::map<std::string, std::string> defaults = {
-      {"model_type", "danet"},     {"attention_complexity", "auto"}, {"pre_attn_ln_type", "max_norm"},
-      {"post_attn_ln_type", "max_norm"}, {"embedding_ln_type", "hardtanh"}, {"final_ln_type", "none"},
-      {"pos_emb_type", "learned"}, {"relpe_type", "none"},        {"relpe_scheme", "qkv"},
-      {"pooler_function", "mean"}, {"pooler_act", "gelu"},         {"pooler_ln_type", "none"},
-      {"lm_head_act", "gelu"},     {"lm_head_ln_type", "uncentered_ln"}, {"hidden_act", "gelu"},
-      {"local_scheme", "l_sl_g"}};
+  const std::map<std::string, std::string> defaults = {{"model_type", "danet"},
+                                                       {"attention_complexity", "auto"},
+                                                       {"pre_attn_ln_type", "max_norm"},
+                                                       {"post_attn_ln_type", "max_norm"},
+                                                       {"embedding_ln_type", "hardtanh"},
+                                                       {"final_ln_type", "none"},
+                                                       {"pos_emb_type", "learned"},
+                                                       {"relpe_type", "none"},
+                                                       {"relpe_scheme", "qkv"},
+                                                       {"pooler_function", "mean"},
+                                                       {"pooler_act", "gelu"},
+                                                       {"pooler_ln_type", "none"},
+                                                       {"lm_head_act", "gelu"},
+                                                       {"lm_head_ln_type", "uncentered_ln"},
+                                                       {"hidden_act", "gelu"},
+                                                       {"local_scheme", "l_sl_g"}};
   for (const auto& [key, name] : defaults) EXPECT_EQ(d.at(key), name) << key;
 
-  const json j = {{"attention_complexity", "quadratic"}, {"pre_attn_ln_type", "scaled_max_norm"},
-                  {"final_ln_type", nullptr},            {"lm_head_ln_type", "no_ln"},
-                  {"pooler_act", "swish"},               {"pos_emb_type", "relpe"},
-                  {"relpe_type", "rope"},                {"pooler_function", "masked_mean"},
+  const json j = {{"attention_complexity", "quadratic"},
+                  {"pre_attn_ln_type", "scaled_max_norm"},
+                  {"final_ln_type", nullptr},
+                  {"lm_head_ln_type", "no_ln"},
+                  {"pooler_act", "swish"},
+                  {"pos_emb_type", "relpe"},
+                  {"relpe_type", "rope"},
+                  {"pooler_function", "masked_mean"},
                   {"embedding_ln_type", "leaky_relu_0.1"}};
   const models::ModelConfig c = models::ModelConfig::from_json(j);
   EXPECT_EQ(c.attention_complexity, nn::AttentionComplexity::Quadratic);
@@ -274,12 +294,14 @@ TEST(ModelConfig, FixedChoicesReadOnceAsEnumsAndWriteBackTheirNames) {
                 .find("model.pooler_act: unknown activation 'fancy'; allowed: gelu, legacy_gelu, gelu_tanh, relu, "
                       "tanh, silu, sigmoid, leaky_relu, leaky_relu_0.1, hardtanh, identity"),
             std::string::npos);
-  EXPECT_NE(message({{"pooler_function", "avg"}}).find("model.pooler_function: unknown pooler function 'avg'; "
-                                                        "allowed: first, mean, max, masked_mean"),
+  EXPECT_NE(message({{"pooler_function", "avg"}})
+                .find("model.pooler_function: unknown pooler function 'avg'; "
+                      "allowed: first, mean, max, masked_mean"),
             std::string::npos);
   EXPECT_NE(message({{"pos_emb_type", "rotary"}}).find("allowed: learned, sinusoidal, relpe"), std::string::npos);
-  EXPECT_NE(message({{"relpe_type", "learned"}}).find("model.relpe_type: 'learned' (the multiplicative learned "
-                                                       "RelPE) is not supported"),
+  EXPECT_NE(message({{"relpe_type", "learned"}})
+                .find("model.relpe_type: 'learned' (the multiplicative learned "
+                      "RelPE) is not supported"),
             std::string::npos);
   // Read whatever the model type: a BERT config with a DANet key of an unknown name fails too.
   EXPECT_NE(message({{"model_type", "bert"}, {"pooler_ln_type", "fancy"}}).find("model.pooler_ln_type: unknown norm"),
@@ -290,16 +312,22 @@ TEST(ModelConfig, ShippedModelConfigsBuild) {
   // Every configs/models/*.json parses and describes the parameter count the spec gives (§1.15).
   const std::string dir = std::string(DENSE_TEST_DATA_DIR) + "/../../configs/models";
   std::map<std::string, std::pair<double, double>> expected_millions = {
-      {"danet_bert_large_seq512.json", {335.0, 1.0}}, {"danet_bert_large_glue.json", {343.84, 0.01}},  // §1.15's 342M + pooler dense and gains
-      {"bert_large_baseline.json", {335.0, 6.0}},     {"lra_listops.json", {0.0, 1e9}},
+      {"danet_bert_large_seq512.json", {335.0, 1.0}},
+      {"danet_bert_large_glue.json", {343.84, 0.01}},  // §1.15's 342M + pooler dense and gains
+      {"bert_large_baseline.json", {335.0, 6.0}},
+      {"lra_listops.json", {0.0, 1e9}},
       {"lra_retrieval.json", {0.0, 1e9}},
       // tiny.yaml's count (heads do not change it): 4 (W_Q + FFN 8 d^2) + tied words + positions + MLM transform,
       // gain and bias + pooler + classifier with bias.
-      {"small_danet.json", {(4 * 9 * 128 * 128 + 30528 * 128 + 128 * 128 + 128 * 128 + 128 + 30528 + 128 * 128 + 2 * 128 + 2) / 1e6, 1e-7}},
+      {"small_danet.json",
+       {(4 * 9 * 128 * 128 + 30528 * 128 + 128 * 128 + 128 * 128 + 128 + 30528 + 128 * 128 + 2 * 128 + 2) / 1e6, 1e-7}},
       // 4 (QKVO with biases + two LayerNorms + FFN 128 -> 512 -> 128 with biases) + words + positions + embedding
       // and final LayerNorms + MLM transform with bias, LayerNorm and output bias + pooler with bias + classifier.
-      {"small_bert.json", {(4 * (4 * (128 * 128 + 128) + 4 * 128 + 2 * 128 * 512 + 512 + 128) + 30528 * 128 + 128 * 128 +
-                            4 * 128 + 128 * 128 + 128 + 2 * 128 + 30528 + 128 * 128 + 128 + 2 * 128 + 2) / 1e6, 1e-7}},
+      {"small_bert.json",
+       {(4 * (4 * (128 * 128 + 128) + 4 * 128 + 2 * 128 * 512 + 512 + 128) + 30528 * 128 + 128 * 128 + 4 * 128 +
+         128 * 128 + 128 + 2 * 128 + 30528 + 128 * 128 + 128 + 2 * 128 + 2) /
+            1e6,
+        1e-7}},
       // L (W_Q + FFN 2 r d^2) + V d (no position table: RelPE) + pooler d^2 (unless pooler_no_dense) +
       // classifier d C (no bias) + the MLM transform d^2 + d and output bias V, exactly.
       {"lra_text.json", {(9 * 5 * 512 * 512 + 256 * 512 + 512 * 512 + 512 * 2 + 512 * 512 + 512 + 256) / 1e6, 1e-7}},

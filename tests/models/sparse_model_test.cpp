@@ -12,10 +12,10 @@
 #include "test_files.h"
 
 using namespace dense;
-using nlohmann::json;
 using dense::testing::check_model_gradients;
 using dense::testing::make_batch;
 using dense::testing::randomize;
+using nlohmann::json;
 
 namespace {
 
@@ -86,8 +86,8 @@ TEST(SparseModel, WideSlidingWindowIsDenseAttention) {
   for (const std::string type : {"bert", "danet"}) {
     SCOPED_TRACE(type);
     const ModelRun own = run(small(type), batch);
-    const ModelRun band = run(small(type, {{"attention", {{"type", "sparse"}, {"pattern", "sliding_window"}, {"window", 8}}}}),
-                         batch);
+    const ModelRun band =
+        run(small(type, {{"attention", {{"type", "sparse"}, {"pattern", "sliding_window"}, {"window", 8}}}}), batch);
     expect_close(band, own, 1e-12);
   }
 }
@@ -114,7 +114,8 @@ TEST(SparseModel, ConfigRoundTripsAndErrorsNameTheKey) {
   EXPECT_EQ(c.sparse_pattern()->kind, nn::PatternKind::Fixed);
   const auto back = models::ModelConfig::from_json(c.to_json());
   EXPECT_EQ(back.attention_pattern, c.attention_pattern);
-  EXPECT_TRUE(models::ModelConfig::from_json(small("bert", {{"attention", {{"type", "dense"}}}})).attention_pattern.empty());
+  EXPECT_TRUE(
+      models::ModelConfig::from_json(small("bert", {{"attention", {{"type", "dense"}}}})).attention_pattern.empty());
 
   auto message = [](const json& j) { return dense::testing::error_of([&] { models::ModelConfig::from_json(j); }); };
   EXPECT_NE(message(small("bert", {{"attention", {{"type", "sprase"}}}})).find("unknown attention type 'sprase'"),

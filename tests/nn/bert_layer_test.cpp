@@ -41,9 +41,7 @@ Tensor make_mask(const std::vector<int64_t>& lengths, int64_t n, DType dtype = D
 
 // The default init (std 0.02, zero biases, unit gains) makes the attention almost uniform and hides errors
 // in the bias and gain paths, so the tests draw every parameter at a larger scale.
-void randomize(ParameterSet& ps, uint64_t seed, double std = 0.4) {
-  ops::fill_normal(ps.values(), 0.0, std, seed, 0);
-}
+void randomize(ParameterSet& ps, uint64_t seed, double std = 0.4) { ops::fill_normal(ps.values(), 0.0, std, seed, 0); }
 
 SoftmaxAttention make_attention(ParameterSet& ps, int64_t d, int64_t heads, double attn_p, double out_p,
                                 DType dtype = DType::F64, uint64_t seed = 5) {
@@ -114,8 +112,8 @@ double scaled_error(const Tensor& a, const Tensor& b, const Tensor& scale) {
 // Shifting the key bias leaves the output unchanged, and its analytic gradient is roundoff-small next to
 // the key weight's.
 template <typename M>
-void check_inert_key_bias(M& m, ParameterSet& ps, const std::string& attention, const Tensor& x,
-                          const Tensor* mask, bool training) {
+void check_inert_key_bias(M& m, ParameterSet& ps, const std::string& attention, const Tensor& x, const Tensor* mask,
+                          bool training) {
   Parameter& kb = ps.at(attention + ".key.bias");
   Parameter& kw = ps.at(attention + ".key.weight");
   Context c0 = make_ctx(training);
@@ -176,8 +174,8 @@ Vec host_projection(const Vec& x, int64_t rows, int64_t in, int64_t out, const P
 
 // bert_reference.py `_attention`: masked keys get -inf, a query with no valid key gets a zero row (where
 // torch would give NaN). prob_mask [B·H, N, N] multiplies the probabilities (dropout) when given.
-Vec host_attention(const Vec& x, int64_t B, int64_t N, int64_t d, int64_t H, const Vec* mask,
-                   const ParameterSet& ps, const std::string& prefix, const Vec* prob_mask = nullptr) {
+Vec host_attention(const Vec& x, int64_t B, int64_t N, int64_t d, int64_t H, const Vec* mask, const ParameterSet& ps,
+                   const std::string& prefix, const Vec* prob_mask = nullptr) {
   const int64_t e = d / H, rows = B * N;
   const Vec q = host_projection(x, rows, d, d, ps, prefix + ".query");
   const Vec k = host_projection(x, rows, d, d, ps, prefix + ".key");
@@ -228,8 +226,8 @@ Vec host_layer_norm(const Vec& x, int64_t rows, int64_t d, const Vec& g, const V
 Vec host_bert_layer(const Vec& x, int64_t B, int64_t N, int64_t d, int64_t H, int64_t I, const Vec* mask,
                     const ParameterSet& ps, const std::string& p, double eps) {
   const int64_t rows = B * N;
-  const Vec h1 = host_layer_norm(x, rows, d, host(ps, p + ".attention_norm.weight"),
-                                 host(ps, p + ".attention_norm.bias"), eps);
+  const Vec h1 =
+      host_layer_norm(x, rows, d, host(ps, p + ".attention_norm.weight"), host(ps, p + ".attention_norm.bias"), eps);
   const Vec a = host_attention(h1, B, N, d, H, mask, ps, p + ".attention");
   Vec x1(x.size());
   for (size_t i = 0; i < x.size(); ++i) x1[i] = x[i] + a[i];
@@ -335,8 +333,8 @@ TEST(SoftmaxAttention, ParameterNamesAndShapes) {
   for (const auto& p : ps.all()) got.emplace_back(p.name, p.shape);
   const std::string pre = "encoder.layer.3.attention.";
   const std::vector<std::pair<std::string, Shape>> want = {
-      {pre + "query.weight", {64, 64}}, {pre + "query.bias", {64}}, {pre + "key.weight", {64, 64}},
-      {pre + "key.bias", {64}},         {pre + "value.weight", {64, 64}}, {pre + "value.bias", {64}},
+      {pre + "query.weight", {64, 64}},  {pre + "query.bias", {64}},       {pre + "key.weight", {64, 64}},
+      {pre + "key.bias", {64}},          {pre + "value.weight", {64, 64}}, {pre + "value.bias", {64}},
       {pre + "output.weight", {64, 64}}, {pre + "output.bias", {64}}};
   EXPECT_EQ(got, want);
   EXPECT_DOUBLE_EQ(ps.at(pre + "query.weight").init.a, 0.02);
@@ -443,8 +441,8 @@ TEST(SoftmaxAttention, PaddingInvariance) {
 }
 
 TEST(SoftmaxAttention, F32MatchesF64) {
-  check_f32_matches_f64(
-      [](ParameterSet& ps, DType dt) { return make_attention(ps, 32, 4, 0.0, 0.0, dt); }, 2, 16, 32, {16, 11});
+  check_f32_matches_f64([](ParameterSet& ps, DType dt) { return make_attention(ps, 32, 4, 0.0, 0.0, dt); }, 2, 16, 32,
+                        {16, 11});
 }
 
 TEST(SoftmaxAttention, RejectsBadInputs) {
@@ -496,8 +494,8 @@ TEST(BertLayer, ParameterNamesShapesAndInit) {
     for (double t : v) s2 += t * t;
     return std::sqrt(s2 / double(v.size()));
   };
-  for (const char* w : {"attention.query.weight", "attention.key.weight", "attention.value.weight",
-                        "ffn.dense_in.weight"})
+  for (const char* w :
+       {"attention.query.weight", "attention.key.weight", "attention.value.weight", "ffn.dense_in.weight"})
     EXPECT_NEAR(std_of(pre + w), 0.02, 0.002) << w;
   for (const char* w : {"attention.output.weight", "ffn.dense_out.weight"})
     EXPECT_NEAR(std_of(pre + w), c.output_init_std, 0.1 * c.output_init_std) << w;
@@ -583,6 +581,6 @@ TEST(BertLayer, PaddingInvariance) {
 }
 
 TEST(BertLayer, F32MatchesF64) {
-  check_f32_matches_f64([](ParameterSet& ps, DType dt) { return make_layer(ps, 32, 4, 64, 0.0, 0.0, dt); }, 2, 16,
-                        32, {16, 9});
+  check_f32_matches_f64([](ParameterSet& ps, DType dt) { return make_layer(ps, 32, 4, 64, 0.0, 0.0, dt); }, 2, 16, 32,
+                        {16, 9});
 }

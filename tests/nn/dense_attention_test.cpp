@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "backend/ops.h"
+#include "gradcheck.h"
 #include "nn/dense_attention.h"
 #include "nn/relpe.h"
-#include "gradcheck.h"
 
 using namespace dense;
 using namespace dense::nn;
@@ -433,8 +433,8 @@ TEST(RelPE, PositionOutsideTableNamesMaxPositionEmbeddings) {
   }
   EXPECT_NO_THROW(r.positions(16, 8, 0, 16));  // window-restarting positions stay below 8
   // A layer fed a sequence longer than the table.
-  Harness hz(config(4, 1, LayerKind::Global, AttentionComplexity::Auto, false, "q,k"), RelPEType::Rope, DType::F64,
-             0.5, 7, 8);
+  Harness hz(config(4, 1, LayerKind::Global, AttentionComplexity::Auto, false, "q,k"), RelPEType::Rope, DType::F64, 0.5,
+             7, 8);
   EXPECT_THROW(hz.forward(random_tensor({1, 9, 4}, 1)), Error);
   EXPECT_NO_THROW(hz.forward(random_tensor({1, 8, 4}, 1)));
 }
@@ -483,8 +483,8 @@ TEST(AttentionConfig, ParsesNamesAndRejectsUnknownOnes) {
 TEST(AttentionConfig, RejectsInconsistentLayers) {
   ParameterSet params;
   expect_error_naming([&] { DenseAttention(params, "a", config(10, 4), nullptr, 0.1); }, "num_attention_heads");
-  expect_error_naming(
-      [&] { DenseAttention(params, "b", config(8, 2, LayerKind::SlidingWindow), nullptr, 0.1); }, "causal");
+  expect_error_naming([&] { DenseAttention(params, "b", config(8, 2, LayerKind::SlidingWindow), nullptr, 0.1); },
+                      "causal");
   expect_error_naming(
       [&] {
         DenseAttention(params, "c", config(8, 2, LayerKind::Local, AttentionComplexity::Auto, false, "", 5), nullptr,

@@ -10,10 +10,10 @@
 
 #include "backend/ops.h"
 #include "gradcheck.h"
-#include "test_files.h"
 #include "nn/attention_graph.h"
 #include "nn/attention_patterns.h"
 #include "nn/device_graph.h"
+#include "test_files.h"
 
 namespace dense {
 namespace {
@@ -53,7 +53,8 @@ Reference dense_masked(GraphScore score, const Tensor& q, const Tensor& k, const
         for (int64_t j = 0; j < nk; ++j) {
           if (!g.contains(i, j) || (!key_valid.empty() && key_valid[size_t(b * nk + j)] == 0.0)) continue;
           double dot = 0.0;
-          for (int64_t c = 0; c < e; ++c) dot += Q[size_t((b * nq + i) * d + h * e + c)] * K[size_t((b * nk + j) * d + h * e + c)];
+          for (int64_t c = 0; c < e; ++c)
+            dot += Q[size_t((b * nq + i) * d + h * e + c)] * K[size_t((b * nk + j) * d + h * e + c)];
           s[size_t(j)] = score == GraphScore::Softmax ? scale * dot : dot;
           mx = std::max(mx, s[size_t(j)]);
         }
@@ -115,8 +116,10 @@ TEST_P(GraphAttentionCases, ForwardEqualsDenseMaskedAttentionAndBackwardEqualsFi
   if (c.score == GraphScore::Softmax) {
     const auto got = lse.to_vector<double>();
     for (size_t i = 0; i < got.size(); ++i) {
-      if (std::isinf(ref.lse[i])) EXPECT_TRUE(std::isinf(got[i]) && got[i] < 0) << i;
-      else EXPECT_NEAR(got[i], ref.lse[i], 1e-12) << i;
+      if (std::isinf(ref.lse[i]))
+        EXPECT_TRUE(std::isinf(got[i]) && got[i] < 0) << i;
+      else
+        EXPECT_NEAR(got[i], ref.lse[i], 1e-12) << i;
     }
   }
 
@@ -128,32 +131,39 @@ TEST_P(GraphAttentionCases, ForwardEqualsDenseMaskedAttentionAndBackwardEqualsFi
   };
   auto backward = [&](const Tensor& dout) {
     forward();
-    ops::graph_attention_backward(c.score, q, k, v, dg.forward_ref(), dg.transposed_ref(), kv, c.heads, scale, o,
-                                  dout, &lse, dq, dk, dv);
+    ops::graph_attention_backward(c.score, q, k, v, dg.forward_ref(), dg.transposed_ref(), kv, c.heads, scale, o, dout,
+                                  &lse, dq, dk, dv);
   };
   testing::check_gradients(forward, backward, {{"q", q, dq}, {"k", k, dk}, {"v", v, dv}}, 1e-7);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Scores, GraphAttentionCases,
-    ::testing::Values(Case{GraphScore::Softmax, 2, 13, 13, 2, 3, false, false},
-                      Case{GraphScore::Softmax, 2, 13, 13, 3, 2, true, true},
-                      Case{GraphScore::Softmax, 1, 9, 17, 1, 4, false, true},  // cross attention, Nq != Nk
-                      Case{GraphScore::Linear, 2, 13, 13, 2, 3, false, false},
-                      Case{GraphScore::Linear, 2, 11, 11, 3, 2, true, true}),
-    [](const auto& info) {
-      const Case& c = info.param;
-      return fmt::format("{}_h{}_{}{}_{}x{}", c.score == GraphScore::Softmax ? "softmax" : "linear", c.heads,
-                         c.per_head_graphs ? "perhead" : "shared", c.key_mask ? "_masked" : "", c.nq, c.nk);
-    });
+INSTANTIATE_TEST_SUITE_P(Scores, GraphAttentionCases,
+                         ::testing::Values(Case{GraphScore::Softmax, 2, 13, 13, 2, 3, false, false},
+                                           Case{GraphScore::Softmax, 2, 13, 13, 3, 2, true, true},
+                                           Case{GraphScore::Softmax, 1, 9, 17, 1, 4, false,
+                                                true},  // cross attention, Nq != Nk
+                                           Case{GraphScore::Linear, 2, 13, 13, 2, 3, false, false},
+                                           Case{GraphScore::Linear, 2, 11, 11, 3, 2, true, true}),
+                         [](const auto& info) {
+                           const Case& c = info.param;
+                           return fmt::format(
+                               "{}_h{}_{}{}_{}x{}", c.score == GraphScore::Softmax ? "softmax" : "linear", c.heads,
+                               c.per_head_graphs ? "perhead" : "shared", c.key_mask ? "_masked" : "", c.nq, c.nk);
+                         });
 
 // Every pattern of the library through the kernel: equal to dense masked attention (f64 to 1e-12, f32 to
 // 1e-5), forward and backward, with per-head patterns where the pattern has them.
 TEST(GraphAttention, EveryPatternEqualsDenseMaskedAttention) {
-  const char* patterns[] = {"dense", "sliding_window:window=3", "dilated:window=2,dilation=3",
-                            "dilated_2d:block=8,dilation=2", "global:global_tokens=0+7,window=1",
-                            "longformer:window=2,global_tokens=5", "bigbird:block=4,seed=9",
-                            "block_local:block=6", "strided:stride=5", "strided:stride=4,heads_mode=multihead,causal=true",
+  const char* patterns[] = {"dense",
+                            "sliding_window:window=3",
+                            "dilated:window=2,dilation=3",
+                            "dilated_2d:block=8,dilation=2",
+                            "global:global_tokens=0+7,window=1",
+                            "longformer:window=2,global_tokens=5",
+                            "bigbird:block=4,seed=9",
+                            "block_local:block=6",
+                            "strided:stride=5",
+                            "strided:stride=4,heads_mode=multihead,causal=true",
                             "fixed:stride=8,summary=2,num_patterns=2,heads_mode=multihead",
                             "fixed:stride=6,summary=2,causal=true"};
   const int64_t B = 2, N = 29, H = 2, e = 4, d = H * e;
@@ -236,7 +246,8 @@ TEST(GraphAttention, ReducedPrecisionTracksFloat64) {
     ops::graph_attention_backward(GraphScore::Softmax, qt, kt, vt, dg.forward_ref(), dg.transposed_ref(), nullptr, H,
                                   0.25, o, dt, &lse, dq, dk, dv);
     return std::vector<std::vector<double>>{o.to(DType::F64).to_vector<double>(), dq.to(DType::F64).to_vector<double>(),
-                                            dk.to(DType::F64).to_vector<double>(), dv.to(DType::F64).to_vector<double>()};
+                                            dk.to(DType::F64).to_vector<double>(),
+                                            dv.to(DType::F64).to_vector<double>()};
   };
   const auto ref = run(DType::F64), f32 = run(DType::F32), b16 = run(DType::BF16);
   for (size_t i = 0; i < ref.size(); ++i) {
@@ -254,23 +265,25 @@ TEST(GraphAttention, OutputMayAliasQueries) {
   Tensor o = Tensor::empty(q.shape(), DType::F32);
   ops::graph_attention_forward(GraphScore::Softmax, q, k, v, dg.forward_ref(), nullptr, H, 0.3, o, nullptr);
   Tensor inplace = q.contiguous().clone();
-  ops::graph_attention_forward(GraphScore::Softmax, inplace, k, v, dg.forward_ref(), nullptr, H, 0.3, inplace,
-                               nullptr);
+  ops::graph_attention_forward(GraphScore::Softmax, inplace, k, v, dg.forward_ref(), nullptr, H, 0.3, inplace, nullptr);
   EXPECT_EQ(inplace.to_vector<float>(), o.to_vector<float>());
 }
 
 TEST(GraphAttention, BadArgumentsAreRefusedWithTheReason) {
   const Tensor q = random_tensor({1, 6, 4}, 1), k = random_tensor({1, 6, 4}, 2);
   Tensor o = Tensor::empty(q.shape(), DType::F64);
-  const DeviceGraph dg = DeviceGraph::upload({CsrGraph::from_predicate(6, 6, [](int64_t, int64_t) { return true; })},
-                                             Device::cpu());
+  const DeviceGraph dg =
+      DeviceGraph::upload({CsrGraph::from_predicate(6, 6, [](int64_t, int64_t) { return true; })}, Device::cpu());
   auto message = [](auto&& f) { return dense::testing::error_of(f); };
-  EXPECT_NE(message([&] { ops::graph_attention_forward(GraphScore::Softmax, q, k, k, dg.forward_ref(), nullptr, 3, 1.0, o, nullptr); })
-                .find("not divisible by 3 heads"),
+  EXPECT_NE(message([&] {
+              ops::graph_attention_forward(GraphScore::Softmax, q, k, k, dg.forward_ref(), nullptr, 3, 1.0, o, nullptr);
+            }).find("not divisible by 3 heads"),
             std::string::npos);
   const Tensor k7 = random_tensor({1, 7, 4}, 2);
-  EXPECT_NE(message([&] { ops::graph_attention_forward(GraphScore::Softmax, q, k7, k7, dg.forward_ref(), nullptr, 1, 1.0, o, nullptr); })
-                .find("the graph is 6 x 6 but there are 6 queries and 7 keys"),
+  EXPECT_NE(message([&] {
+              ops::graph_attention_forward(GraphScore::Softmax, q, k7, k7, dg.forward_ref(), nullptr, 1, 1.0, o,
+                                           nullptr);
+            }).find("the graph is 6 x 6 but there are 6 queries and 7 keys"),
             std::string::npos);
   Tensor dq = Tensor::empty(q.shape(), DType::F64);
   EXPECT_NE(message([&] {

@@ -104,8 +104,8 @@ std::vector<NamedNorm> row_norms() {
   return out;
 }
 
-const std::vector<std::string> kActivations = {"gelu", "gelu_tanh", "legacy_gelu", "relu",       "tanh",  "silu",
-                                               "sigmoid", "leaky_relu", "leaky_relu_0.1", "hardtanh"};
+const std::vector<std::string> kActivations = {"gelu", "gelu_tanh", "legacy_gelu", "relu",           "tanh",
+                                               "silu", "sigmoid",   "leaky_relu",  "leaky_relu_0.1", "hardtanh"};
 
 // A Norm with its own parameters (gains drawn in [0.6, 1.4], biases Normal(0, 0.3)).
 struct NormHarness {
@@ -150,7 +150,8 @@ TEST(NnModulesNorm, ActivationsMatchFiniteDifferences) {
 // Rows of zeros: y = 0 and, by the spec formula (sign(0) = 0, no extra term), dx = g ⊙ dy / ε. The non-zero
 // rows and the gains go through finite differences as usual (a zero row stays zero under a gain perturbation).
 TEST(NnModulesNorm, ZeroRowsGiveZeroOutputAndSpecGradient) {
-  for (const char* name : {"max_norm", "scaled_max_norm", "prescaled_max_norm", "uncentered_ln", "uncentered_fixed_ln"}) {
+  for (const char* name :
+       {"max_norm", "scaled_max_norm", "prescaled_max_norm", "uncentered_ln", "uncentered_fixed_ln"}) {
     SCOPED_TRACE(name);
     const int64_t d = 8;
     NormHarness h(parse_norm(name, "test_ln_type"), d);
@@ -188,9 +189,10 @@ TEST(NnModulesNorm, ZeroRowsGiveZeroOutputAndSpecGradient) {
   x.select(0, 1).zero_();
   x.select(0, 3).zero_();
   Tensor dx = Tensor::zeros(x.shape(), kF64);
-  check_gradients([&] { return h.norm.forward(x); }, [&](const Tensor& w) { h.norm.backward(w, dx, 0.0); },
-                  {{"zero row 1", x.slice(0, 1, 2), dx.slice(0, 1, 2)}, {"zero row 3", x.slice(0, 3, 4), dx.slice(0, 3, 4)}},
-                  1e-6, 1e-10);
+  check_gradients(
+      [&] { return h.norm.forward(x); }, [&](const Tensor& w) { h.norm.backward(w, dx, 0.0); },
+      {{"zero row 1", x.slice(0, 1, 2), dx.slice(0, 1, 2)}, {"zero row 3", x.slice(0, 3, 4), dx.slice(0, 3, 4)}}, 1e-6,
+      1e-10);
 }
 
 // Ties: finite differences are undefined there, so the backward is checked against the spec formula on the host:
@@ -266,7 +268,8 @@ TEST(NnModulesNorm, MaxNormFamilyTiesFollowTheFirstArgmaxRule) {
     }
     if (h.gain()) {
       const auto dgv = h.gain()->grad.to_vector<double>();
-      for (int64_t c = 0; c < d; ++c) EXPECT_NEAR(dgv[size_t(c)], dg[size_t(c)], 1e-13 * (1.0 + std::abs(dg[size_t(c)])));
+      for (int64_t c = 0; c < d; ++c)
+        EXPECT_NEAR(dgv[size_t(c)], dg[size_t(c)], 1e-13 * (1.0 + std::abs(dg[size_t(c)])));
     }
   }
 }
@@ -282,7 +285,8 @@ TEST(NnModulesNorm, BackwardBetaAccumulatesIntoDx) {
     h.norm.backward(dy, dx, 1.0);
     EXPECT_LT(relative_error(dx, ops::add(fresh, prior)), 1e-14);
     if (h.params.all().empty()) continue;
-    expect_backward_accumulates(h.params, [&] { h.norm.forward(x); }, [&] { h.norm.backward(dy); });
+    expect_backward_accumulates(
+        h.params, [&] { h.norm.forward(x); }, [&] { h.norm.backward(dy); });
   }
 }
 
@@ -297,27 +301,34 @@ TEST(NnModulesNorm, RowNormOpsRejectMismatchedTensors) {
     return "";
   };
   const Tensor x = random_tensor({3, 8}, 64), dy = random_tensor({3, 8}, 65), g = random_tensor({8}, 66);
-  Tensor y = Tensor::empty({3, 8}, DType::F64), stats = Tensor::empty({3, 2}, DType::F64), dx = Tensor::empty({3, 8}, DType::F64);
+  Tensor y = Tensor::empty({3, 8}, DType::F64), stats = Tensor::empty({3, 2}, DType::F64),
+         dx = Tensor::empty({3, 8}, DType::F64);
   ops::rownorm_forward(RowNorm::MaxNorm, x, nullptr, nullptr, 1e-3, y, stats);
   Tensor y32 = Tensor::empty({3, 8}, DType::F32);
-  EXPECT_NE(message([&] { ops::rownorm_forward(RowNorm::MaxNorm, x, nullptr, nullptr, 1e-3, y32, stats); }).find("dtype"),
-            std::string::npos);
+  EXPECT_NE(
+      message([&] { ops::rownorm_forward(RowNorm::MaxNorm, x, nullptr, nullptr, 1e-3, y32, stats); }).find("dtype"),
+      std::string::npos);
   Tensor short_stats = Tensor::empty({2, 2}, DType::F64);
-  EXPECT_NE(message([&] { ops::rownorm_backward(RowNorm::MaxNorm, x, nullptr, short_stats, dy, 0.0, dx, nullptr, nullptr); })
-                .find("stats must be f64 [3, 2]"),
+  EXPECT_NE(message([&] {
+              ops::rownorm_backward(RowNorm::MaxNorm, x, nullptr, short_stats, dy, 0.0, dx, nullptr, nullptr);
+            }).find("stats must be f64 [3, 2]"),
             std::string::npos);
-  EXPECT_NE(message([&] { ops::rownorm_backward(RowNorm::ScaledMaxNorm, x, nullptr, stats, dy, 0.0, dx, nullptr, nullptr); })
-                .find("needs a gain"),
+  EXPECT_NE(message([&] {
+              ops::rownorm_backward(RowNorm::ScaledMaxNorm, x, nullptr, stats, dy, 0.0, dx, nullptr, nullptr);
+            }).find("needs a gain"),
             std::string::npos);
   Tensor wide = Tensor::zeros({9}, DType::F64);
-  EXPECT_NE(message([&] { ops::rownorm_backward(RowNorm::ScaledMaxNorm, x, &g, stats, dy, 0.0, dx, &wide, nullptr); })
-                .find("for width 8"),
+  EXPECT_NE(message([&] {
+              ops::rownorm_backward(RowNorm::ScaledMaxNorm, x, &g, stats, dy, 0.0, dx, &wide, nullptr);
+            }).find("for width 8"),
             std::string::npos);
   const Tensor dy32 = dy.to(DType::F32);
-  EXPECT_NE(message([&] { ops::rownorm_backward(RowNorm::MaxNorm, x, nullptr, stats, dy32, 0.0, dx, nullptr, nullptr); })
-                .find("dtype"),
+  EXPECT_NE(message([&] {
+              ops::rownorm_backward(RowNorm::MaxNorm, x, nullptr, stats, dy32, 0.0, dx, nullptr, nullptr);
+            }).find("dtype"),
             std::string::npos);
-  EXPECT_EQ(message([&] { ops::rownorm_backward(RowNorm::MaxNorm, x, nullptr, stats, dy, 0.0, dx, nullptr, nullptr); }), "");
+  EXPECT_EQ(message([&] { ops::rownorm_backward(RowNorm::MaxNorm, x, nullptr, stats, dy, 0.0, dx, nullptr, nullptr); }),
+            "");
 }
 
 // ================================================================================================
@@ -348,7 +359,8 @@ TEST(NnModulesLinear, MatchesFiniteDifferences) {
     params.zero_grad();
     lin.backward(dy, nullptr, 0.0);
     EXPECT_LT(relative_error(params.grads(), with_dx), 1e-15);
-    expect_backward_accumulates(params, [&] { lin.forward(x); }, [&] { lin.backward(dy); });
+    expect_backward_accumulates(
+        params, [&] { lin.forward(x); }, [&] { lin.backward(dy); });
   }
 }
 
@@ -455,8 +467,11 @@ TEST(NnModulesEmbeddings, TablesMatchFiniteDifferences) {
       for (double v : y) zeros += v == 0.0;
       EXPECT_GT(zeros, 0);
     }
-    expect_backward_accumulates(h.params, [&] { h.forward(training); },
-                                [&] { h.emb.backward(random_tensor({3, 6, 8}, 91)); });
+    expect_backward_accumulates(
+        h.params, [&] { h.forward(training); },
+        [&] {
+          h.emb.backward(random_tensor({3, 6, 8}, 91));
+        });
   }
 }
 
@@ -512,14 +527,15 @@ TEST(NnModulesFFN, ExpandedFFNMatchesFiniteDifferences) {
       Context ctx{p > 0, Generator(7, 0)};
       return ffn.forward(x, ctx);
     };
-    check_gradients(forward, [&](const Tensor& w) { dx.copy_(ffn.backward(w)); },
-                    vars_with_params({{"x", x, dx}}, params));
+    check_gradients(
+        forward, [&](const Tensor& w) { dx.copy_(ffn.backward(w)); }, vars_with_params({{"x", x, dx}}, params));
     // Padded rows stay exactly zero (no biases, ReLU(0) = 0).
     Tensor z = Tensor::zeros({1, 2, 8}, kF64);
     Context ctx;
     EXPECT_EQ(ops::max_abs(ffn.forward(z, ctx)), 0.0);
     const Tensor dz = random_tensor({2, 3, 8}, 102);
-    expect_backward_accumulates(params, [&] { forward(); }, [&] { ffn.backward(dz); });
+    expect_backward_accumulates(
+        params, [&] { forward(); }, [&] { ffn.backward(dz); });
   }
 }
 
@@ -539,10 +555,12 @@ TEST(NnModulesFFN, SwiGLUMatchesFiniteDifferences) {
       Context ctx{p > 0, Generator(8, 0)};
       return ffn.forward(x, ctx);
     };
-    check_gradients(forward, [&](const Tensor& w) { dx.copy_(ffn.backward(w)); },
-                    vars_with_params({{"x", x, dx}}, params), 1e-6, 1e-6, 160);
+    check_gradients(
+        forward, [&](const Tensor& w) { dx.copy_(ffn.backward(w)); }, vars_with_params({{"x", x, dx}}, params), 1e-6,
+        1e-6, 160);
     const Tensor dz = random_tensor({2, 3, 8}, 112);
-    expect_backward_accumulates(params, [&] { forward(); }, [&] { ffn.backward(dz); });
+    expect_backward_accumulates(
+        params, [&] { forward(); }, [&] { ffn.backward(dz); });
   }
 }
 
@@ -561,8 +579,7 @@ TEST(NnModulesFFN, DanetFFNDispatchesBothVariants) {
           Context ctx = training_ctx(9);
           return ffn.forward(x, ctx);
         },
-        [&](const Tensor& w) { dx.copy_(ffn.backward(w)); }, vars_with_params({{"x", x, dx}}, params), 1e-6, 1e-6,
-        160);
+        [&](const Tensor& w) { dx.copy_(ffn.backward(w)); }, vars_with_params({{"x", x, dx}}, params), 1e-6, 1e-6, 160);
   }
 }
 
@@ -607,17 +624,20 @@ TEST(NnModulesMlmHead, LossMatchesFiniteDifferences) {
       EXPECT_EQ(logits.shape(), (Shape{h.head.count(), 13}));
       return scalar(h.head.loss());
     };
-    check_gradients(forward, [&](const Tensor& w) { h.head.backward(w.item(), dseq); },
-                    vars_with_params({{"seq", seq, dseq}}, h.params));
+    check_gradients(
+        forward, [&](const Tensor& w) { h.head.backward(w.item(), dseq); },
+        vars_with_params({{"seq", seq, dseq}}, h.params));
     EXPECT_EQ(h.head.count(), 7);
     // Unmasked positions get no gradient.
     const auto ds = dseq.to_vector<double>();
     for (int64_t i = 1; i < 10; i += 3)
       for (int64_t c = 0; c < 8; ++c) EXPECT_EQ(ds[size_t(i * 8 + c)], 0.0);
-    expect_backward_accumulates(h.params, [&] { forward(); }, [&] {
-      Tensor d = Tensor::zeros(seq.shape(), kF64);
-      h.head.backward(0.7, d);
-    });
+    expect_backward_accumulates(
+        h.params, [&] { forward(); },
+        [&] {
+          Tensor d = Tensor::zeros(seq.shape(), kF64);
+          h.head.backward(0.7, d);
+        });
   }
 }
 
@@ -739,10 +759,12 @@ TEST(NnModulesPooler, MatchesFiniteDifferences) {
         }
     } else {
       const Tensor dp = random_tensor({B, d}, 152);
-      expect_backward_accumulates(params, [&] { pooler.forward(seq, mask); }, [&] {
-        Tensor ds = Tensor::zeros(seq.shape(), kF64);
-        pooler.backward(dp, ds);
-      });
+      expect_backward_accumulates(
+          params, [&] { pooler.forward(seq, mask); },
+          [&] {
+            Tensor ds = Tensor::zeros(seq.shape(), kF64);
+            pooler.backward(dp, ds);
+          });
     }
   }
 }
@@ -764,9 +786,11 @@ TEST(NnModulesClassifier, CrossEntropyAndMseMatchFiniteDifferences) {
         EXPECT_EQ(logits.shape(), (Shape{3, labels}));
         return scalar(cls.loss(y));
       };
-      check_gradients(forward, [&](const Tensor& w) { dpooled.copy_(cls.backward(w.item())); },
-                      vars_with_params({{"pooled", pooled, dpooled}}, params));
-      expect_backward_accumulates(params, [&] { forward(); }, [&] { cls.backward(0.9); });
+      check_gradients(
+          forward, [&](const Tensor& w) { dpooled.copy_(cls.backward(w.item())); },
+          vars_with_params({{"pooled", pooled, dpooled}}, params));
+      expect_backward_accumulates(
+          params, [&] { forward(); }, [&] { cls.backward(0.9); });
       if (labels == 1 && p == 0.0) {
         // MSE against the float labels, on the host.
         Context ctx;
@@ -797,14 +821,16 @@ TEST(NnModulesMatchingHead, MatchesFiniteDifferences) {
       head.forward(p1, p2, ctx);
       return scalar(head.loss(labels));
     };
-    check_gradients(forward,
-                    [&](const Tensor& w) {
-                      auto [a, b] = head.backward(w.item());
-                      dp1.copy_(a);
-                      dp2.copy_(b);
-                    },
-                    vars_with_params({{"p1", p1, dp1}, {"p2", p2, dp2}}, params));
-    expect_backward_accumulates(params, [&] { forward(); }, [&] { head.backward(1.3); });
+    check_gradients(
+        forward,
+        [&](const Tensor& w) {
+          auto [a, b] = head.backward(w.item());
+          dp1.copy_(a);
+          dp2.copy_(b);
+        },
+        vars_with_params({{"p1", p1, dp1}, {"p2", p2, dp2}}, params));
+    expect_backward_accumulates(
+        params, [&] { forward(); }, [&] { head.backward(1.3); });
   }
 }
 
@@ -864,8 +890,9 @@ TEST(NnModulesDanetLayer, MatchesFiniteDifferences) {
       Context ctx{c.dropout > 0, Generator(12, 0)};
       return h.layer.forward(x, m, ctx);
     };
-    check_gradients(forward, [&](const Tensor& w) { dx.copy_(h.layer.backward(w)); },
-                    vars_with_params({{"x", x, dx}}, h.params), 1e-6, 1e-6, 160);
+    check_gradients(
+        forward, [&](const Tensor& w) { dx.copy_(h.layer.backward(w)); }, vars_with_params({{"x", x, dx}}, h.params),
+        1e-6, 1e-6, 160);
     // Rows with m = 0 are passed through unchanged (the residual only) and get dx = dy.
     const auto y = forward().to_vector<double>(), xv = x.to_vector<double>();
     const Tensor dy = random_tensor({B, N, d}, 182);
@@ -875,7 +902,8 @@ TEST(NnModulesDanetLayer, MatchesFiniteDifferences) {
         EXPECT_EQ(y[size_t(r * d + k)], xv[size_t(r * d + k)]) << "row " << r;
         EXPECT_EQ(g[size_t(r * d + k)], dyv[size_t(r * d + k)]) << "row " << r;
       }
-    expect_backward_accumulates(h.params, [&] { forward(); }, [&] { h.layer.backward(dy); });
+    expect_backward_accumulates(
+        h.params, [&] { forward(); }, [&] { h.layer.backward(dy); });
   }
 }
 

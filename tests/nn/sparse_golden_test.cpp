@@ -17,8 +17,8 @@
 
 #include "backend/ops.h"
 #include "core/safetensors.h"
-#include "gradcheck.h"
 #include "golden_model.h"
+#include "gradcheck.h"
 #include "models/model.h"
 #include "nn/attention_graph.h"
 #include "nn/attention_patterns.h"

@@ -11,10 +11,10 @@
 
 #include "backend/ops.h"
 #include "gradcheck.h"
-#include "test_files.h"
 #include "nn/attention_patterns.h"
 #include "nn/device_graph.h"
 #include "parallel/cqs_attention.h"
+#include "test_files.h"
 
 namespace dense {
 namespace {
@@ -36,7 +36,9 @@ double rel(const Tensor& a, const Tensor& b) {
   return num / std::max(den, 1e-300);
 }
 
-nn::CsrGraph full_graph(int64_t n) { return nn::CsrGraph::from_predicate(n, n, [](int64_t, int64_t) { return true; }); }
+nn::CsrGraph full_graph(int64_t n) {
+  return nn::CsrGraph::from_predicate(n, n, [](int64_t, int64_t) { return true; });
+}
 
 struct Case {
   int64_t workers, seq_len;
@@ -50,7 +52,8 @@ class CqsSequential : public ::testing::TestWithParam<Case> {};
 TEST_P(CqsSequential, EqualsFullAttentionForwardAndBackward) {
   const Case c = GetParam();
   const int64_t B = 2, H = 2, e = 3, d = H * e, N = c.seq_len;
-  const nn::CsrGraph base = *c.base ? nn::build_pattern(nn::parse_pattern(c.base, "test"), N, 1).graphs[0] : full_graph(N);
+  const nn::CsrGraph base =
+      *c.base ? nn::build_pattern(nn::parse_pattern(c.base, "test"), N, 1).graphs[0] : full_graph(N);
   parallel::CqsAttentionConfig cfg{c.score, H, 1.0 / std::sqrt(double(e))};
   CqsAttention cqs(parallel::make_cqs_schedule(N, c.workers), cfg, *c.base ? &base : nullptr);
 
@@ -150,13 +153,15 @@ TEST(CqsAttention, WorkersHoldAFractionOfTheSequence) {
 TEST(CqsAttention, BadInputsAreRefused) {
   const nn::CsrGraph wrong = full_graph(10);
   auto message = [](auto&& f) { return dense::testing::error_of(f); };
-  EXPECT_NE(message([&] { CqsAttention(parallel::make_cqs_schedule(12, 3), {GraphScore::Softmax, 1, 1.0}, &wrong); })
-                .find("base pattern is 10 x 10 but the schedule is for 12 tokens"),
+  EXPECT_NE(message([&] {
+              CqsAttention(parallel::make_cqs_schedule(12, 3), {GraphScore::Softmax, 1, 1.0}, &wrong);
+            }).find("base pattern is 10 x 10 but the schedule is for 12 tokens"),
             std::string::npos);
   CqsAttention cqs(parallel::make_cqs_schedule(12, 3), {GraphScore::Softmax, 1, 1.0});
   const Tensor q = random_tensor({1, 11, 4}, 1);
   Tensor o = Tensor::empty(q.shape(), DType::F64);
-  EXPECT_NE(message([&] { cqs.forward(q, q, q, nullptr, o, nullptr); }).find("the schedule's length"), std::string::npos);
+  EXPECT_NE(message([&] { cqs.forward(q, q, q, nullptr, o, nullptr); }).find("the schedule's length"),
+            std::string::npos);
 }
 
 }  // namespace

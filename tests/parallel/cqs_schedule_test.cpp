@@ -165,8 +165,7 @@ void expect_tiles_owned_once(const CqsSchedule& s) {
     for (const auto& [qg, kg] : w.tiles) touched.insert({qg, kg});
     ASSERT_EQ(std::vector<int64_t>(touched.begin(), touched.end()), w.groups);
   }
-  for (int64_t t = 0; t < W * W; ++t)
-    ASSERT_EQ(count[t], 1) << "W=" << W << " tile (" << t / W << ", " << t % W << ")";
+  for (int64_t t = 0; t < W * W; ++t) ASSERT_EQ(count[t], 1) << "W=" << W << " tile (" << t / W << ", " << t % W << ")";
 }
 
 TEST(CqsInterestSets, BuiltinTableHasEveryWorkerCountAndThePaperRows) {
@@ -333,8 +332,7 @@ TEST(CqsSchedule, SequenceShorterThanWorkersIsAnError) {
   EXPECT_NE(msg.find("W=7"), std::string::npos) << msg;
   EXPECT_NE(msg.find("at most 5 workers"), std::string::npos) << msg;
   EXPECT_NO_THROW(make_cqs_schedule(7, 7));
-  EXPECT_NE(error_of([] { make_cqs_schedule(2, 3, std::vector<int64_t>{0, 1}); }).find("2 tokens"),
-            std::string::npos);
+  EXPECT_NE(error_of([] { make_cqs_schedule(2, 3, std::vector<int64_t>{0, 1}); }).find("2 tokens"), std::string::npos);
 }
 
 TEST(CqsSchedule, ExplicitInterestSetIsValidated) {
@@ -361,7 +359,9 @@ TEST(CqsInterestSets, ValidationMessages) {
   EXPECT_NE(error_of([] { validate_interest_set(7, {1, 3}); }).find("must contain 0"), std::string::npos);
   EXPECT_NE(error_of([] { validate_interest_set(7, {0, 3, 5}); }).find("must contain 1"), std::string::npos);
   EXPECT_NE(error_of([] { validate_interest_set(7, {0, 1, 1, 3}); }).find("duplicate entry 1"), std::string::npos);
-  EXPECT_NE(error_of([] { validate_interest_set(7, {0, 1, 5, 3}); }).find("not ascending (3 after 5)"),
+  EXPECT_NE(error_of([] {
+              validate_interest_set(7, {0, 1, 5, 3});
+            }).find("not ascending (3 after 5)"),
             std::string::npos);
   EXPECT_NE(error_of([] { validate_interest_set(7, {0, 1, 7}); }).find("outside [0, 7)"), std::string::npos);
   EXPECT_NE(error_of([] { validate_interest_set(1, {0}); }).find("at least 2 workers"), std::string::npos);
@@ -404,8 +404,9 @@ TEST(CqsInterestSets, MalformedTablesNameTheSourceAndLine) {
       {"3\t0,1\n# comment\n3\t0,1\n", "mysrc:3: duplicate W=3 (first on line 1)"},
       {"4\t0,1,2\n3\t0,1\n", "mysrc:2: W=3 after W=4 (line 1): rows must be in increasing W"},
       {"7\t0,1,5,3\n", "mysrc:1: interest set {0,1,5,3} for W=7: entries not ascending"},
-      {"7\t0,1,2\tpaper\n", "mysrc:1: interest set {0,1,2} is not a difference cover of Z_7: the first uncovered "
-                            "difference is 3"},
+      {"7\t0,1,2\tpaper\n",
+       "mysrc:1: interest set {0,1,2} is not a difference cover of Z_7: the first uncovered "
+       "difference is 3"},
       {"7\n", "mysrc:1: expected 'W<TAB>I<TAB>source'"},
       {"7\t0,1,3\tpaper\textra\n", "got 4 field(s)"},
       {"# nothing but comments\n\n", "mysrc: no interest-set rows"},
@@ -446,8 +447,7 @@ TEST(CqsInterestSets, LoadsAUserTableFile) {
     std::ofstream f(path);
     f << "7\t0,1,5\n7\t0,1,3\n";
   }
-  EXPECT_NE(error_of([&] { load_interest_sets(path); }).find(path.string() + ":2: duplicate W=7"),
-            std::string::npos);
+  EXPECT_NE(error_of([&] { load_interest_sets(path); }).find(path.string() + ":2: duplicate W=7"), std::string::npos);
   std::filesystem::remove(path);
   EXPECT_NE(error_of([&] { load_interest_sets(path); }).find(path.string()), std::string::npos);
 }

@@ -45,9 +45,9 @@ class LauncherEnv {
   void set(const char* name, const char* value) { setenv(name, value, 1); }
 
  private:
-  static constexpr const char* kNames[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE",
-                                           "SLURM_STEP_ID", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS",
-                                           "SLURM_NTASKS", "SLURM_JOB_ID", "PMIX_RANK"};
+  static constexpr const char* kNames[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",     "MV2_COMM_WORLD_SIZE",
+                                           "SLURM_STEP_ID",        "SLURM_PROCID", "SLURM_STEP_NUM_TASKS",
+                                           "SLURM_NTASKS",         "SLURM_JOB_ID", "PMIX_RANK"};
   std::map<std::string, std::string> saved_;
 };
 
@@ -131,7 +131,8 @@ TEST(ParallelLocal, ChecksArgumentsLikeTheOtherEngines) {
   Tensor a = buffer.slice(0, 0, 24), shifted = buffer.slice(0, 3, 27);
   expect_error([&] { c->all_gather(a, shifted); }, "overlap");
   Tensor four = small.slice(0, 0, 4);
-  expect_error([&] { c->all_gather(grid.select(1, 0), four); }, "local all_gather: the input f32[4] cpu is not contiguous");
+  expect_error([&] { c->all_gather(grid.select(1, 0), four); },
+               "local all_gather: the input f32[4] cpu is not contiguous");
 }
 
 TEST(ParallelMakeCommunicator, EnginesAndErrors) {

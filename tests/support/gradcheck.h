@@ -76,8 +76,8 @@ inline double check_gradients(const std::function<Tensor()>& forward,
       diff2 += (numeric - analytic[size_t(i)]) * (numeric - analytic[size_t(i)]);
     }
     const double rel = std::sqrt(diff2) / std::max(std::sqrt(num2), 1e-12);
-    EXPECT_LT(rel, tolerance) << "gradient of '" << v.name << "' differs from finite differences (relative "
-                              << rel << ", |numeric| " << std::sqrt(num2) << ")";
+    EXPECT_LT(rel, tolerance) << "gradient of '" << v.name << "' differs from finite differences (relative " << rel
+                              << ", |numeric| " << std::sqrt(num2) << ")";
     EXPECT_GT(std::sqrt(num2) + std::sqrt(diff2), 0.0) << "gradient of '" << v.name << "' is identically zero";
     worst = std::max(worst, rel);
   }

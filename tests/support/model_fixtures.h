@@ -11,8 +11,10 @@
 namespace dense::testing {
 
 inline models::Batch make_batch(int64_t B, int64_t N, int64_t vocab, int64_t pads_in_row1, uint64_t seed) {
-  std::vector<int64_t> ids(size_t(B * N)), mask(size_t(B * N), 1), labels(size_t(B * N), -1), cls(static_cast<size_t>(B));
-  for (int64_t i = 0; i < B * N; ++i) ids[size_t(i)] = int64_t((seed * 2654435761u + uint64_t(i) * 40503u) % uint64_t(vocab));
+  std::vector<int64_t> ids(size_t(B * N)), mask(size_t(B * N), 1), labels(size_t(B * N), -1),
+      cls(static_cast<size_t>(B));
+  for (int64_t i = 0; i < B * N; ++i)
+    ids[size_t(i)] = int64_t((seed * 2654435761u + uint64_t(i) * 40503u) % uint64_t(vocab));
   for (int64_t i = 0; i < pads_in_row1; ++i) mask[size_t(1 * N + N - 1 - i)] = 0;
   for (int64_t i = 0; i < B * N; i += 3)
     if (mask[size_t(i)]) labels[size_t(i)] = ids[size_t((i * 7) % (B * N))];

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -56,7 +56,8 @@ std::map<std::string, Tensor> hf_tensors(const std::string& prefix, int64_t voca
     const std::string p = prefix + "encoder.layer." + std::to_string(i) + ".";
     for (const char* s : {"weight", "bias"}) {
       const bool w = std::string(s) == "weight";
-      for (const char* q : {"query", "key", "value"}) add(p + "attention.self." + q + "." + s, w ? Shape{8, 8} : Shape{8});
+      for (const char* q : {"query", "key", "value"})
+        add(p + "attention.self." + q + "." + s, w ? Shape{8, 8} : Shape{8});
       add(p + "attention.output.dense." + s, w ? Shape{8, 8} : Shape{8});
       add(p + "attention.output.LayerNorm." + s, {8});
       add(p + "intermediate.dense." + s, w ? Shape{16, 8} : Shape{16});
@@ -77,10 +78,12 @@ std::string write_folder(const std::string& dir, const std::map<std::string, Ten
                          nlohmann::json conf = {}) {
   std::filesystem::create_directories(dir);
   if (conf.is_null())
-    conf = {{"model_type", "bert"},     {"architectures", {"BertForMaskedLM"}}, {"vocab_size", 37},
-            {"hidden_size", 8},         {"num_hidden_layers", 2},               {"num_attention_heads", 2},
-            {"intermediate_size", 16},  {"max_position_embeddings", 16},        {"hidden_act", "gelu"},
-            {"layer_norm_eps", 1e-12},  {"type_vocab_size", 2}};
+    conf = {{"model_type", "bert"},    {"architectures", {"BertForMaskedLM"}},
+            {"vocab_size", 37},        {"hidden_size", 8},
+            {"num_hidden_layers", 2},  {"num_attention_heads", 2},
+            {"intermediate_size", 16}, {"max_position_embeddings", 16},
+            {"hidden_act", "gelu"},    {"layer_norm_eps", 1e-12},
+            {"type_vocab_size", 2}};
   std::ofstream(dir + "/config.json") << conf.dump(2);
   std::vector<std::pair<std::string, Tensor>> v(tensors.begin(), tensors.end());
   if (!v.empty()) write_safetensors(dir + "/model.safetensors", v);
@@ -114,11 +117,14 @@ TEST(HfImport, StandardNamesMapOntoThePreLnBert) {
   const train::HfImport r = train::import_hf_bert(folder, *model);
 
   // Linear layers keep their places; norms go to the sub-layer whose input they normalise.
-  EXPECT_EQ(values(find(r, "encoder.layer.1.attention.key.weight")), values(hf["bert.encoder.layer.1.attention.self.key.weight"]));
-  EXPECT_EQ(values(find(r, "encoder.layer.0.ffn.dense_out.bias")), values(hf["bert.encoder.layer.0.output.dense.bias"]));
+  EXPECT_EQ(values(find(r, "encoder.layer.1.attention.key.weight")),
+            values(hf["bert.encoder.layer.1.attention.self.key.weight"]));
+  EXPECT_EQ(values(find(r, "encoder.layer.0.ffn.dense_out.bias")),
+            values(hf["bert.encoder.layer.0.output.dense.bias"]));
   EXPECT_EQ(values(find(r, "encoder.layer.0.ffn_norm.weight")),
             values(hf["bert.encoder.layer.0.attention.output.LayerNorm.weight"]));
-  EXPECT_EQ(values(find(r, "encoder.layer.1.attention_norm.bias")), values(hf["bert.encoder.layer.0.output.LayerNorm.bias"]));
+  EXPECT_EQ(values(find(r, "encoder.layer.1.attention_norm.bias")),
+            values(hf["bert.encoder.layer.0.output.LayerNorm.bias"]));
   EXPECT_EQ(values(find(r, "encoder.final_norm.weight")), values(hf["bert.encoder.layer.1.output.LayerNorm.weight"]));
   EXPECT_EQ(values(find(r, "encoder.layer.0.attention_norm.weight")), std::vector<float>(8, 1.0f));
   EXPECT_EQ(values(find(r, "encoder.layer.0.attention_norm.bias")), std::vector<float>(8, 0.0f));
@@ -162,15 +168,18 @@ TEST(HfImport, OtherLayoutsAndMismatchesAreNamed) {
   const std::string dir = testing::temp_dir();
   auto model = models::build_model(small_bert(), DType::F32, Device::cpu(), 3);
   auto conf = [](const std::string& type) {
-    return nlohmann::json{{"model_type", type}, {"vocab_size", 37}, {"hidden_size", 8}, {"num_hidden_layers", 2},
-                          {"num_attention_heads", 2}, {"intermediate_size", 16}, {"max_position_embeddings", 16}};
+    return nlohmann::json{{"model_type", type},           {"vocab_size", 37},         {"hidden_size", 8},
+                          {"num_hidden_layers", 2},       {"num_attention_heads", 2}, {"intermediate_size", 16},
+                          {"max_position_embeddings", 16}};
   };
-  std::string e = error_of([&] { train::import_hf_bert(write_folder(dir + "/rob", hf_tensors("roberta."), conf("roberta")), *model); });
+  std::string e = error_of(
+      [&] { train::import_hf_bert(write_folder(dir + "/rob", hf_tensors("roberta."), conf("roberta")), *model); });
   EXPECT_NE(e.find("RoBERTa"), std::string::npos) << e;
   e = error_of([&] { train::import_hf_bert(write_folder(dir + "/dis", {}, conf("distilbert")), *model); });
   EXPECT_NE(e.find("DistilBERT"), std::string::npos) << e;
   // model_type bert, but RoBERTa's tensor names
-  e = error_of([&] { train::import_hf_bert(write_folder(dir + "/rob2", hf_tensors("roberta."), conf("bert")), *model); });
+  e = error_of(
+      [&] { train::import_hf_bert(write_folder(dir + "/rob2", hf_tensors("roberta."), conf("bert")), *model); });
   EXPECT_NE(e.find("': a roberta checkpoint"), std::string::npos) << e;
   // another size: every differing key named
   nlohmann::json big = conf("bert");

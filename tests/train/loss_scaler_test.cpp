@@ -74,7 +74,9 @@ TEST(LossScaler, StateRoundTripsAndBadStateIsNamed) {
     b.update(o);
     EXPECT_EQ(a.scale(), b.scale());
   }
-  const std::string e = dense::testing::error_of([&] { b.load_json({{"scale", -1.0}, {"clean_steps", 0}, {"hysteresis_left", 1}}, "x.json"); });
+  const std::string e = dense::testing::error_of([&] {
+    b.load_json({{"scale", -1.0}, {"clean_steps", 0}, {"hysteresis_left", 1}}, "x.json");
+  });
   EXPECT_TRUE(dense::testing::contains(e, "x.json")) << e;
   const std::string e2 = dense::testing::error_of([&] { b.load_json({{"scale", 8.0}}, "y.json"); });
   EXPECT_TRUE(dense::testing::contains(e2, "clean_steps")) << e2;

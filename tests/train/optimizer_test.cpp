@@ -3,8 +3,8 @@
 // plain-torch LAMB), which the suite runs itself into a temp folder: f64 within 1e-12 per parameter, f32
 // within 1e-6 of torch's own f32 AdamW and 1e-5 of the f64 reference.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdlib>
@@ -262,10 +262,10 @@ TEST(OptimGroups, DanetBiasesGainsEmbeddingsPooler) {
   auto model = models::build_model(config, DType::F32, Device::cpu(), 1);
   const auto& ps = model->params();
   // The config has each kind the rule must sort.
-  for (const char* name : {"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
-                           "embeddings.token_type_embeddings.weight", "embeddings.norm.weight",
-                           "encoder.layer.0.pre_norm.weight", "lm_head.bias", "pooler.dense.weight",
-                           "pooler.norm.weight", "classifier.weight", "classifier.bias"})
+  for (const char* name :
+       {"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+        "embeddings.token_type_embeddings.weight", "embeddings.norm.weight", "encoder.layer.0.pre_norm.weight",
+        "lm_head.bias", "pooler.dense.weight", "pooler.norm.weight", "classifier.weight", "classifier.bias"})
     ASSERT_NE(ps.find(name), nullptr) << name;
   for (bool emb : {false, true})
     for (bool pool : {false, true}) {
@@ -323,7 +323,11 @@ TEST(OptimErrors, ConfigErrorsNameTheKey) {
   EXPECT_TRUE(contains(msg([](OptimizerConfig& c) { c.eps = std::nan(""); }), "training.optimizer.eps"));
   EXPECT_TRUE(contains(msg([](OptimizerConfig& c) { c.learning_rate = -1; }), "training.optimizer.learning_rate"));
   EXPECT_TRUE(contains(msg([](OptimizerConfig& c) { c.weight_decay = -0.1; }), "training.optimizer.weight_decay"));
-  EXPECT_EQ(msg([](OptimizerConfig& c) { c.eps = 1e-16; c.betas = {0.0, 0.9}; }), "");
+  EXPECT_EQ(msg([](OptimizerConfig& c) {
+              c.eps = 1e-16;
+              c.betas = {0.0, 0.9};
+            }),
+            "");
   EXPECT_EQ(msg([](OptimizerConfig& c) { c.type = "lamb"; }), "");
 
   auto opt = Optimizer::create(adamw_config(), {{"w", 0, 4, true}}, 4);
@@ -335,9 +339,13 @@ TEST(OptimErrors, ConfigErrorsNameTheKey) {
 
 TEST(OptimErrors, RangesAndStepArguments) {
   const OptimizerConfig c = adamw_config();
-  EXPECT_TRUE(contains(error_of([&] { Optimizer::create(c, {{"w", 0, 4, true}, {"b", 6, 4, false}}, 8); }),
+  EXPECT_TRUE(contains(error_of([&] {
+                         Optimizer::create(c, {{"w", 0, 4, true}, {"b", 6, 4, false}}, 8);
+                       }),
                        "parameter 'b' [6, 10) lies outside the arena of 8 elements"));
-  EXPECT_TRUE(contains(error_of([&] { Optimizer::create(c, {{"w", 0, 4, true}, {"b", 3, 2, false}}, 8); }),
+  EXPECT_TRUE(contains(error_of([&] {
+                         Optimizer::create(c, {{"w", 0, 4, true}, {"b", 3, 2, false}}, 8);
+                       }),
                        "parameters 'w' and 'b' overlap"));
   auto opt = Optimizer::create(c, {{"w", 0, 4, true}}, 8);
   Tensor v = Tensor::zeros({8}, DType::F32);
@@ -404,8 +412,8 @@ TEST(OptimState, LoadErrorsNameTheTensorAndLeaveTheStateAlone) {
     return error_of([&] { opt->load_state(s, 5); });
   };
   EXPECT_TRUE(contains(load({good[0]}), "tensor 'exp_avg_sq' is missing"));
-  EXPECT_TRUE(contains(load(with("exp_avg", Tensor::zeros({7}, DType::F32))),
-                       "tensor 'exp_avg' has shape [7], expected [8]"));
+  EXPECT_TRUE(
+      contains(load(with("exp_avg", Tensor::zeros({7}, DType::F32))), "tensor 'exp_avg' has shape [7], expected [8]"));
   EXPECT_TRUE(contains(load(with("exp_avg_sq", Tensor::zeros({8}, DType::I64))), "tensor 'exp_avg_sq' is i64"));
   auto extra = good;
   extra.emplace_back("momentum", Tensor::zeros({8}, DType::F32));
@@ -469,8 +477,10 @@ class OptimThreads : public ::testing::Test {
 
 TEST_F(OptimThreads, ResultsAreBitwiseIdenticalForAnyThreadCount) {
   // Several parameters, one spanning many 4096-blocks, odd sizes, alignment gaps.
-  const std::vector<ParamRange> ranges = {{"big", 0, 250'001, true},   {"bias", 250'016, 777, false},
-                                          {"mid", 250'800, 40'000, true}, {"gain", 290'800, 3, false},
+  const std::vector<ParamRange> ranges = {{"big", 0, 250'001, true},
+                                          {"bias", 250'016, 777, false},
+                                          {"mid", 250'800, 40'000, true},
+                                          {"gain", 290'800, 3, false},
                                           {"mid2", 290'816, 70'001, true}};
   const int64_t n = 360'832;
   const std::vector<int> thread_counts = {1, 2, 3, 7};

@@ -34,7 +34,7 @@ bool python_has(const std::string& modules) {
 }
 
 struct Result {
-  int rc;  // exit status (-1 when the command did not exit normally)
+  int rc;           // exit status (-1 when the command did not exit normally)
   std::string out;  // stdout and stderr
 };
 
@@ -59,9 +59,9 @@ struct Scalar {
 };
 
 double now_seconds() {
-  return double(std::chrono::duration_cast<std::chrono::microseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count()) *
+  return double(
+             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+                 .count()) *
          1e-6;
 }
 
@@ -89,9 +89,15 @@ void expect_lines(const std::string& out, const std::vector<Scalar>& want, doubl
 }
 
 const std::vector<Scalar> kScalars = {
-    {"train/loss", 1, 10.375},          {"train/lr", 1, 1e-4},        {"train/loss", 2, 3.14159265358979},
-    {"train/tokens_per_s", 2, 123456.7}, {"eval/loss", 0, -2.5},       {"eval/accuracy", 1000000007, 0.1},
-    {"train/grad_norm", int64_t(1) << 40, -1e-30}, {"train/loss", -3, 0.0}, {"train/é_utf8", 5, 6.02e23},
+    {"train/loss", 1, 10.375},
+    {"train/lr", 1, 1e-4},
+    {"train/loss", 2, 3.14159265358979},
+    {"train/tokens_per_s", 2, 123456.7},
+    {"eval/loss", 0, -2.5},
+    {"eval/accuracy", 1000000007, 0.1},
+    {"train/grad_norm", int64_t(1) << 40, -1e-30},
+    {"train/loss", -3, 0.0},
+    {"train/é_utf8", 5, 6.02e23},
 };
 
 }  // namespace
@@ -248,8 +254,9 @@ TEST(TensorBoard, SessionStartPurgesTheStepsOfAnInterruptedRun) {
   }
   const Result all = run(fmt::format("{} {} {}", kPython, reader(), dir));
   ASSERT_EQ(all.rc, 0) << all.out;
-  EXPECT_EQ(all.out, "loss 1 9.0\nloss 2 8.0\nloss 3 7.0\nloss 4 6.0\nloss 5 5.0\nloss 4 24.0\nloss 5 25.0\n"
-                     "loss 6 26.0\n");
+  EXPECT_EQ(all.out,
+            "loss 1 9.0\nloss 2 8.0\nloss 3 7.0\nloss 4 6.0\nloss 5 5.0\nloss 4 24.0\nloss 5 25.0\n"
+            "loss 6 26.0\n");
   const Result purged = run(fmt::format("{} {} {} --purge", kPython, reader(), dir));
   ASSERT_EQ(purged.rc, 0) << purged.out;
   EXPECT_EQ(purged.out, "loss 1 9.0\nloss 2 8.0\nloss 3 7.0\nloss 4 24.0\nloss 5 25.0\nloss 6 26.0\n");
@@ -277,12 +284,12 @@ TEST(TensorBoard, ReaderRejectsCorruption) {
     const char* want;
   };
   const std::vector<Case> cases = {
-      {0, "length CRC mismatch"},                 // the first record's length
-      {second + 2, "length CRC mismatch"},        // the scalar's length
-      {second + 9, "length CRC mismatch"},        // its length CRC
-      {second + 12, "data CRC mismatch"},         // the first data byte
-      {second + 12 + n - 1, "data CRC mismatch"}, // the float's last byte
-      {good.size() - 1, "data CRC mismatch"},     // the data CRC
+      {0, "length CRC mismatch"},                  // the first record's length
+      {second + 2, "length CRC mismatch"},         // the scalar's length
+      {second + 9, "length CRC mismatch"},         // its length CRC
+      {second + 12, "data CRC mismatch"},          // the first data byte
+      {second + 12 + n - 1, "data CRC mismatch"},  // the float's last byte
+      {good.size() - 1, "data CRC mismatch"},      // the data CRC
   };
   const std::string bad = dir + "/bad.tfevents";
   for (const auto& c : cases) {

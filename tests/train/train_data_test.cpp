@@ -13,8 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data_prep/prep_pretrain.h"
 #include "data/vocab.h"
+#include "data_prep/prep_pretrain.h"
 #include "test_files.h"
 #include "train/checkpoint.h"
 #include "train/data_loader.h"
@@ -90,7 +90,8 @@ TEST(TrainData, OneEpochVisitsEveryRowOnceAndMasksAboutFifteenPercent) {
   for (const auto& f : list_shards(dir)) {
     data::PackedShardReader r(f);
     const auto ids = r.read_all();
-    for (int64_t i = 0; i < r.rows(); ++i) expected.insert(std::vector<int64_t>(ids.begin() + i * 32, ids.begin() + (i + 1) * 32));
+    for (int64_t i = 0; i < r.rows(); ++i)
+      expected.insert(std::vector<int64_t>(ids.begin() + i * 32, ids.begin() + (i + 1) * 32));
   }
   EXPECT_EQ(seen, expected);
   EXPECT_NEAR(double(masked) / double(tokens), 0.15, 0.01);
@@ -123,7 +124,8 @@ TEST(TrainData, BatchesMixCorporaPreparedSeparately) {
   std::map<std::vector<int32_t>, int> corpus_of_row;  // a row's tokens -> 0 (valid) or 1 (test)
   for (int corpus = 0; corpus < 2; ++corpus) {
     data::PretrainPrepConfig c;
-    c.inputs = {std::string(DENSE_SHARED_DIR) + (corpus == 0 ? "/data/wikitext-2/valid.txt" : "/data/wikitext-2/test.txt")};
+    c.inputs = {std::string(DENSE_SHARED_DIR) +
+                (corpus == 0 ? "/data/wikitext-2/valid.txt" : "/data/wikitext-2/test.txt")};
     c.corpus.format = data::CorpusFormat::WikiText;
     c.vocab_path = kVocab;
     c.format = data::PretrainFormat::kPacked;

@@ -6,17 +6,17 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <map>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "config/train_config_yaml.h"
 #include "core/safetensors.h"
 #include "data_prep/prep_pretrain.h"
 #include "test_files.h"
 #include "train/checkpoint.h"
-#include "config/train_config_yaml.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -193,9 +193,10 @@ TEST(Trainer, SparseAttentionModelsTrainThroughDenseTrain) {
     config_in(dir, 60);
     replace_model(dir, model);
     std::string out;
-    ASSERT_EQ(run_binary(std::string(DENSE_TRAIN_BIN) + " --config " + dir + "/tiny.yaml --set checkpoint.every_steps=0",
-                         &out),
-              0)
+    ASSERT_EQ(
+        run_binary(std::string(DENSE_TRAIN_BIN) + " --config " + dir + "/tiny.yaml --set checkpoint.every_steps=0",
+                   &out),
+        0)
         << out;
     const std::vector<double> losses = logged_losses(dir + "/run");
     ASSERT_GE(losses.size(), 6u) << out;
@@ -215,7 +216,8 @@ TEST(Trainer, StopAndResumeInProcessIsBitwiseTheStraightRun) {
   const TrainResult b2 = dense::train::train(split, opts("auto"));
   EXPECT_EQ(b2.start_step, 7);
   EXPECT_EQ(b2.steps, 20);
-  EXPECT_EQ(read_bytes(a.last_checkpoint + "/model.safetensors"), read_bytes(b2.last_checkpoint + "/model.safetensors"));
+  EXPECT_EQ(read_bytes(a.last_checkpoint + "/model.safetensors"),
+            read_bytes(b2.last_checkpoint + "/model.safetensors"));
   EXPECT_EQ(read_bytes(a.last_checkpoint + "/optimizer.safetensors"),
             read_bytes(b2.last_checkpoint + "/optimizer.safetensors"));
   EXPECT_EQ(a.last_loss, b2.last_loss);
@@ -229,8 +231,7 @@ TEST(Trainer, SigkilledRunResumesBitwise) {
   std::string out;
   ASSERT_EQ(run_binary(bin + " -q --config " + dir + "/a/tiny.yaml", &out), 0) << out;
   // Killed after step 13: the newest checkpoint is step 10; resume --auto continues from it.
-  EXPECT_EQ(run_binary(bin + " -q --kill-at-step 13 --config " + dir + "/b/tiny.yaml", &out), 128 + 9)
-      << out;
+  EXPECT_EQ(run_binary(bin + " -q --kill-at-step 13 --config " + dir + "/b/tiny.yaml", &out), 128 + 9) << out;
   EXPECT_EQ(list_checkpoints(dir + "/b/run/checkpoints"), (std::vector<int64_t>{10}));
   ASSERT_EQ(run_binary(bin + " -q --config " + dir + "/b/tiny.yaml", &out), 0) << out;
   EXPECT_TRUE(contains(out, "from 10")) << out;
@@ -272,7 +273,10 @@ TEST(Trainer, InitFromLoadsWeightsOnlyAndErrorsNameTheProblem) {
   nodata.data.train = dir + "/nothing";
   EXPECT_TRUE(contains(error_of([&] { dense::train::train(nodata, opts("none")); }), "no such shard"));
   std::string out;
-  EXPECT_EQ(run_binary(std::string(DENSE_TRAIN_BIN) + " --config " + dir + "/a/tiny.yaml --set training.optimzer.type=sgd", &out), 1);
+  EXPECT_EQ(
+      run_binary(std::string(DENSE_TRAIN_BIN) + " --config " + dir + "/a/tiny.yaml --set training.optimzer.type=sgd",
+                 &out),
+      1);
   EXPECT_TRUE(contains(out, "did you mean")) << out;
 }
 
@@ -417,7 +421,8 @@ TEST(Trainer, F16StopAndResumeIsBitwiseTheStraightRun) {
   EXPECT_EQ(b2.start_step, 7);
   EXPECT_EQ(a.loss_scale, b2.loss_scale);
   EXPECT_GT(a.loss_scale, 4096.0);
-  EXPECT_EQ(read_bytes(a.last_checkpoint + "/model.safetensors"), read_bytes(b2.last_checkpoint + "/model.safetensors"));
+  EXPECT_EQ(read_bytes(a.last_checkpoint + "/model.safetensors"),
+            read_bytes(b2.last_checkpoint + "/model.safetensors"));
   EXPECT_EQ(read_bytes(a.last_checkpoint + "/optimizer.safetensors"),
             read_bytes(b2.last_checkpoint + "/optimizer.safetensors"));
   EXPECT_EQ(a.last_loss, b2.last_loss);
@@ -464,8 +469,8 @@ TEST(DenseEval, MlmMatchesTrainingsEvaluationAndRunsAtALongerLength) {
   const std::string bin = DENSE_EVAL_BIN;
   std::string out;
   // Same shards, same masks (the run's seed), the run's config found from the checkpoint: training's numbers.
-  ASSERT_EQ(run_binary(bin + " mlm --checkpoint " + r.last_checkpoint + " --data " + dir + "/valid --set training.eval_batches=0 --json " +
-                           dir + "/mlm.json",
+  ASSERT_EQ(run_binary(bin + " mlm --checkpoint " + r.last_checkpoint + " --data " + dir +
+                           "/valid --set training.eval_batches=0 --json " + dir + "/mlm.json",
                        &out),
             0)
       << out;
@@ -473,8 +478,8 @@ TEST(DenseEval, MlmMatchesTrainingsEvaluationAndRunsAtALongerLength) {
   EXPECT_EQ(j["seq_len"], 64);
   EXPECT_GT(j["masked_tokens"].get<int64_t>(), 1000);
   // Training evaluated eval_batches = 8 batches of 8 rows; score the same 8 batches.
-  ASSERT_EQ(run_binary(bin + " mlm --checkpoint " + r.last_checkpoint + " --data " + dir + "/valid --max-batches 8 --json " +
-                           dir + "/mlm8.json",
+  ASSERT_EQ(run_binary(bin + " mlm --checkpoint " + r.last_checkpoint + " --data " + dir +
+                           "/valid --max-batches 8 --json " + dir + "/mlm8.json",
                        &out),
             0)
       << out;
@@ -504,7 +509,8 @@ TEST(DenseEval, MlmMatchesTrainingsEvaluationAndRunsAtALongerLength) {
   EXPECT_LT(jl["loss"].get<double>(), 6.5);
   // Errors name what is wrong.
   EXPECT_EQ(run_binary(bin + " mlm --checkpoint " + dir + "/nowhere --data " + dir + "/valid", &out), 1);
-  EXPECT_TRUE(contains(out, "--checkpoint " + dir + "/nowhere: no such file or folder; expected a model.safetensors")) << out;
+  EXPECT_TRUE(contains(out, "--checkpoint " + dir + "/nowhere: no such file or folder; expected a model.safetensors"))
+      << out;
   EXPECT_EQ(run_binary(bin + " mlm --checkpoint " + r.last_checkpoint + " --data " + dir + "/none", &out), 1);
   EXPECT_TRUE(contains(out, dir + "/none")) << out;
 }
@@ -512,7 +518,6 @@ TEST(DenseEval, MlmMatchesTrainingsEvaluationAndRunsAtALongerLength) {
 // ---- the trainer on a GPU (skipped without one) ---------------------------------------------------------
 
 namespace {
-
 
 // The tiny config of this file on `device`, with `model` (YAML) in place of the DANet when given, at a low
 // learning rate so that f32 summation-order differences between backends stay small (docs/distributed.md).

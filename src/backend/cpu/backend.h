@@ -19,8 +19,8 @@ class CpuBackend final : public Backend {
   void fill_normal(Tensor& t, double mean, double std, uint64_t seed, uint64_t offset) override;
   void synchronize() override {}
 
-  void gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, MatRef a,
-            MatRef b, double beta, MutMatRef c, int64_t batch) override;
+  void gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, MatRef a, MatRef b,
+            double beta, MutMatRef c, int64_t batch) override;
 
   void binary(BinaryOp op, Broadcast bcast, double alpha, const Tensor& a, const Tensor& b, double beta,
               Tensor& out) override;

@@ -19,16 +19,16 @@ void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, 
   if constexpr (std::is_same_v<T, double>) {
     cblas_dgemm(CblasRowMajor, TA, TB, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
   } else {
-    cblas_sgemm(CblasRowMajor, TA, TB, int(m), int(n), int(k), float(alpha), a, int(lda), b, int(ldb), float(beta),
-                c, int(ldc));
+    cblas_sgemm(CblasRowMajor, TA, TB, int(m), int(n), int(k), float(alpha), a, int(lda), b, int(ldb), float(beta), c,
+                int(ldc));
   }
 }
 
 // Small GEMMs (per-head, per-window) are many and tiny: a plain loop nest per matrix, parallel over the
 // batch, beats one OpenBLAS call per matrix.
 template <typename T>
-void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, acc_t<T> alpha, const T* a, int64_t lda,
-                const T* b, int64_t ldb, acc_t<T> beta, T* c, int64_t ldc, acc_t<T>* row) {
+void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, acc_t<T> alpha, const T* a, int64_t lda, const T* b,
+                int64_t ldb, acc_t<T> beta, T* c, int64_t ldc, acc_t<T>* row) {
   using A = acc_t<T>;
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; ++j) row[j] = A(0);
@@ -127,11 +127,10 @@ void gemm_typed(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
 
 }  // namespace
 
-void CpuBackend::gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                      MatRef a, MatRef b, double beta, MutMatRef c, int64_t batch) {
-  dispatch_float(dtype, [&](auto tag) {
-    gemm_typed<decltype(tag)>(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, batch);
-  });
+void CpuBackend::gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, MatRef a,
+                      MatRef b, double beta, MutMatRef c, int64_t batch) {
+  dispatch_float(dtype,
+                 [&](auto tag) { gemm_typed<decltype(tag)>(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, batch); });
 }
 
 }  // namespace dense

@@ -91,7 +91,7 @@ void forward_impl(GraphScore score, const Tensor& q, const Tensor& k, const Tens
   A* plse = lse ? static_cast<A*>(lse->raw_data()) : nullptr;
   const A scale = A(scale_d);
   const int64_t tasks = dm.batch * dm.heads * dm.nq;
-#pragma omp parallel if (tasks * std::max<int64_t>(max_deg, 1) * dm.e > 32768)
+#pragma omp parallel if (tasks * std::max <int64_t>(max_deg, 1) * dm.e > 32768)
   {
     std::vector<A> qrow(dm.e), acc(dm.e), scores(static_cast<size_t>(max_deg));
     std::vector<int64_t> keys(static_cast<size_t>(max_deg));
@@ -136,8 +136,8 @@ void forward_impl(GraphScore score, const Tensor& q, const Tensor& k, const Tens
 
 template <typename T>
 void backward_impl(GraphScore score, const Tensor& q, const Tensor& k, const Tensor& v, const GraphRef& graph,
-                   const GraphRef& transposed, const Tensor* key_valid, int64_t heads, double scale_d,
-                   const Tensor& o, const Tensor& dout, const Tensor* lse, Tensor& dq, Tensor& dk, Tensor& dv) {
+                   const GraphRef& transposed, const Tensor* key_valid, int64_t heads, double scale_d, const Tensor& o,
+                   const Tensor& dout, const Tensor* lse, Tensor& dq, Tensor& dk, Tensor& dv) {
   using A = acc_t<T>;
   const Dims dm(q, k, heads);
   const Neighbours rows_of(graph, dm.nq, dm.nk), cols_of(transposed, dm.nk, dm.nq);
@@ -252,8 +252,7 @@ void CpuBackend::graph_attention_backward(GraphScore score, const Tensor& q, con
                                           int64_t heads, double scale, const Tensor& o, const Tensor& dout,
                                           const Tensor* lse, Tensor& dq, Tensor& dk, Tensor& dv) {
   dispatch_float(q.dtype(), [&](auto tag) {
-    backward_impl<decltype(tag)>(score, q, k, v, graph, transposed, key_valid, heads, scale, o, dout, lse, dq, dk,
-                                 dv);
+    backward_impl<decltype(tag)>(score, q, k, v, graph, transposed, key_valid, heads, scale, o, dout, lse, dq, dk, dv);
   });
 }
 

@@ -23,7 +23,8 @@ void CpuBackend::gather_rows(const Tensor& table, const Tensor& ids, double beta
     for (int64_t i = 0; i < n; ++i) {
       const T* src = pt + read_index(ids, i) * cols;
       T* dst = po + i * cols;
-      for (int64_t c = 0; c < cols; ++c) store(dst + c, beta == 0.0 ? load(src + c) : load(src + c) + A(beta) * load(dst + c));
+      for (int64_t c = 0; c < cols; ++c)
+        store(dst + c, beta == 0.0 ? load(src + c) : load(src + c) + A(beta) * load(dst + c));
     }
   });
 }

@@ -231,9 +231,8 @@ void CpuBackend::rownorm_forward(RowNorm kind, const Tensor& x, const Tensor* ga
 
 void CpuBackend::rownorm_backward(RowNorm kind, const Tensor& x, const Tensor* gain, const Tensor& stats,
                                   const Tensor& dy, double beta_dx, Tensor& dx, Tensor* dgain, Tensor* dbias) {
-  dispatch_float(x.dtype(), [&](auto tag) {
-    norm_backward<decltype(tag)>(kind, x, gain, stats, dy, beta_dx, dx, dgain, dbias);
-  });
+  dispatch_float(x.dtype(),
+                 [&](auto tag) { norm_backward<decltype(tag)>(kind, x, gain, stats, dy, beta_dx, dx, dgain, dbias); });
 }
 
 }  // namespace dense

@@ -107,11 +107,15 @@ void CpuBackend::optimizer_step(const OptimizerStep& s, Tensor& values, const Te
     const T* g = static_cast<const T*>(grads.raw_data());
     T* m = static_cast<T*>(exp_avg.raw_data());
     T* v = static_cast<T*>(exp_avg_sq.raw_data());
-    if (s.lamb) lamb(s, blocks, values.numel(), p, g, m, v);
-    else adamw(s, blocks, values.numel(), p, g, m, v);
+    if (s.lamb)
+      lamb(s, blocks, values.numel(), p, g, m, v);
+    else
+      adamw(s, blocks, values.numel(), p, g, m, v);
   };
-  if (values.dtype() == DType::F64) run(double{});
-  else run(float{});
+  if (values.dtype() == DType::F64)
+    run(double{});
+  else
+    run(float{});
 }
 
 }  // namespace dense

@@ -15,8 +15,8 @@ namespace cuda {
 
 void throw_cuda_error(const char* call, const char* file, int line, int error) {
   const auto e = static_cast<cudaError_t>(error);
-  throw Error(fmt::format("CUDA error {} ({}) from {} at {}:{}", cudaGetErrorName(e), cudaGetErrorString(e), call,
-                          file, line));
+  throw Error(
+      fmt::format("CUDA error {} ({}) from {} at {}:{}", cudaGetErrorName(e), cudaGetErrorString(e), call, file, line));
 }
 
 bool sync_after_launch() {
@@ -102,8 +102,10 @@ template <typename T>
 uint64_t value_bits(double value) {
   // cpu::convert's rules: halves round through f32, everything else is a static_cast.
   T v;
-  if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) v = T(float(value));
-  else v = static_cast<T>(value);
+  if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>)
+    v = T(float(value));
+  else
+    v = static_cast<T>(value);
   uint64_t bits = 0;
   std::memcpy(&bits, &v, sizeof(T));
   return bits;
@@ -111,14 +113,22 @@ uint64_t value_bits(double value) {
 
 uint64_t fill_pattern(DType t, double value) {
   switch (t) {
-    case DType::F64: return value_bits<double>(value);
-    case DType::F32: return value_bits<float>(value);
-    case DType::BF16: return value_bits<bf16>(value);
-    case DType::F16: return value_bits<f16>(value);
-    case DType::I64: return value_bits<int64_t>(value);
-    case DType::I32: return value_bits<int32_t>(value);
-    case DType::I8: return value_bits<int8_t>(value);
-    case DType::U8: return value_bits<uint8_t>(value);
+    case DType::F64:
+      return value_bits<double>(value);
+    case DType::F32:
+      return value_bits<float>(value);
+    case DType::BF16:
+      return value_bits<bf16>(value);
+    case DType::F16:
+      return value_bits<f16>(value);
+    case DType::I64:
+      return value_bits<int64_t>(value);
+    case DType::I32:
+      return value_bits<int32_t>(value);
+    case DType::I8:
+      return value_bits<int8_t>(value);
+    case DType::U8:
+      return value_bits<uint8_t>(value);
   }
   return 0;
 }
@@ -130,15 +140,15 @@ std::string deferred_error_message(const ErrorWord& w) {
     case kErrScatterId:
       return fmt::format("scatter_add_rows: id {} at position {} is outside the table of {} rows", w.a, w.b, w.c);
     case kErrPosition:
-      return fmt::format("positional_scale: position {} (entry {}) outside the RelPE table of {} rows", w.a, w.b,
-                         w.c);
+      return fmt::format("positional_scale: position {} (entry {}) outside the RelPE table of {} rows", w.a, w.b, w.c);
     case kErrRopePosition:
       return fmt::format("rope: position {} (entry {}) outside the RoPE cache of {} rows", w.a, w.b, w.c);
     case kErrLabel:
       return fmt::format("cross_entropy_forward: label {} of row {} is outside the {} classes", w.a, w.b, w.c);
     case kErrArgmax:
       return fmt::format("max_pool_backward: argmax {} at {} is outside the pooled length {}", w.a, w.b, w.c);
-    default: return fmt::format("unknown deferred kernel error code {}", w.code);
+    default:
+      return fmt::format("unknown deferred kernel error code {}", w.code);
   }
 }
 
@@ -291,8 +301,7 @@ void CudaBackend::binary(BinaryOp op, Broadcast bcast, double alpha, const Tenso
                          Tensor& out) {
   activate();
   const int64_t cols = a.dim() ? a.size(-1) : 1;
-  cuda::binary(ctx(), a.dtype(), op, bcast, alpha, a.raw_data(), b.raw_data(), beta, out.raw_data(),
-               a.numel(), cols);
+  cuda::binary(ctx(), a.dtype(), op, bcast, alpha, a.raw_data(), b.raw_data(), beta, out.raw_data(), a.numel(), cols);
 }
 
 void CudaBackend::activation_forward(Activation act, double slope, const Tensor& x, Tensor& y) {
@@ -303,8 +312,7 @@ void CudaBackend::activation_forward(Activation act, double slope, const Tensor&
 void CudaBackend::activation_backward(Activation act, double slope, const Tensor& x, const Tensor& dy, double beta,
                                       Tensor& dx) {
   activate();
-  cuda::activation_backward(ctx(), x.dtype(), act, slope, x.raw_data(), dy.raw_data(), beta, dx.raw_data(),
-                            x.numel());
+  cuda::activation_backward(ctx(), x.dtype(), act, slope, x.raw_data(), dy.raw_data(), beta, dx.raw_data(), x.numel());
 }
 
 void CudaBackend::dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, Tensor& y) {
@@ -347,8 +355,15 @@ void CudaBackend::scale_in_place(Tensor& x, double factor) {
 void CudaBackend::optimizer_step(const OptimizerStep& s, Tensor& values, const Tensor& grads, Tensor& exp_avg,
                                  Tensor& exp_avg_sq) {
   activate();
-  const OptimizerArgs a{s.lamb, s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, s.step,
-                        static_cast<const int64_t*>(s.blocks->raw_data()), s.blocks->size(0)};
+  const OptimizerArgs a{s.lamb,
+                        s.lr,
+                        s.beta1,
+                        s.beta2,
+                        s.eps,
+                        s.weight_decay,
+                        s.step,
+                        static_cast<const int64_t*>(s.blocks->raw_data()),
+                        s.blocks->size(0)};
   cuda::optimizer_step(ctx(), values.dtype(), a, values.raw_data(), grads.raw_data(), exp_avg.raw_data(),
                        exp_avg_sq.raw_data());
 }
@@ -367,8 +382,8 @@ void CudaBackend::rownorm_backward(RowNorm kind, const Tensor& x, const Tensor* 
                                    const Tensor& dy, double beta_dx, Tensor& dx, Tensor* dgain, Tensor* dbias) {
   activate();
   const int64_t cols = x.size(-1), rows = x.numel() / cols;
-  cuda::rownorm_backward(ctx(), x.dtype(), kind, x.raw_data(), gain ? gain->raw_data() : nullptr,
-                         stats.raw_data(), dy.raw_data(), beta_dx, dx.raw_data(), dgain ? dgain->raw_data() : nullptr,
+  cuda::rownorm_backward(ctx(), x.dtype(), kind, x.raw_data(), gain ? gain->raw_data() : nullptr, stats.raw_data(),
+                         dy.raw_data(), beta_dx, dx.raw_data(), dgain ? dgain->raw_data() : nullptr,
                          dbias ? dbias->raw_data() : nullptr, rows, cols);
 }
 
@@ -449,9 +464,8 @@ void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& labe
 void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& lse, double scale,
                                          Tensor& dlogits) {
   activate();
-  cuda::cross_entropy_backward(ctx(), logits.dtype(), logits.raw_data(),
-                               static_cast<const int64_t*>(labels.raw_data()), lse.raw_data(), logits.size(0),
-                               logits.size(1), scale, dlogits.raw_data());
+  cuda::cross_entropy_backward(ctx(), logits.dtype(), logits.raw_data(), static_cast<const int64_t*>(labels.raw_data()),
+                               lse.raw_data(), logits.size(0), logits.size(1), scale, dlogits.raw_data());
 }
 
 void CudaBackend::max_pool_forward(const Tensor& x, Tensor& out, Tensor& argmax) {
@@ -484,8 +498,8 @@ void CudaBackend::graph_attention_forward(GraphScore score, const Tensor& q, con
   activate();
   check_head_size(q, heads, "graph_attention_forward");
   cuda::graph_attention_forward(ctx(), q.dtype(), score == GraphScore::Softmax, q.raw_data(), k.raw_data(),
-                                v.raw_data(), graph_args(graph), key_valid ? key_valid->raw_data() : nullptr,
-                                q.size(0), q.size(1), k.size(1), heads, q.size(2) / heads, scale, o.raw_data(),
+                                v.raw_data(), graph_args(graph), key_valid ? key_valid->raw_data() : nullptr, q.size(0),
+                                q.size(1), k.size(1), heads, q.size(2) / heads, scale, o.raw_data(),
                                 lse ? lse->raw_data() : nullptr);
 }
 

@@ -17,10 +17,10 @@ namespace dense::cuda {
 
 [[noreturn]] void throw_cublas_error(const char* call, const char* file, int line, int status);
 
-#define DENSE_CUBLAS_CHECK(call)                                                                       \
-  do {                                                                                                 \
-    const cublasStatus_t dense_cublas_status_ = (call);                                                \
-    if (dense_cublas_status_ != CUBLAS_STATUS_SUCCESS) [[unlikely]]                                    \
+#define DENSE_CUBLAS_CHECK(call)                                                                            \
+  do {                                                                                                      \
+    const cublasStatus_t dense_cublas_status_ = (call);                                                     \
+    if (dense_cublas_status_ != CUBLAS_STATUS_SUCCESS) [[unlikely]]                                         \
       ::dense::cuda::throw_cublas_error(#call, __FILE__, __LINE__, static_cast<int>(dense_cublas_status_)); \
   } while (0)
 
@@ -44,8 +44,8 @@ class CudaBackend final : public Backend {
   void fill_normal(Tensor& t, double mean, double std, uint64_t seed, uint64_t offset) override;
   void synchronize() override;
 
-  void gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, MatRef a,
-            MatRef b, double beta, MutMatRef c, int64_t batch) override;
+  void gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, MatRef a, MatRef b,
+            double beta, MutMatRef c, int64_t batch) override;
 
   void binary(BinaryOp op, Broadcast bcast, double alpha, const Tensor& a, const Tensor& b, double beta,
               Tensor& out) override;

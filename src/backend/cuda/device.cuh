@@ -17,9 +17,11 @@ namespace dense::cuda {
 // After each launcher's kernels: the launch error, and with DENSE_CUDA_SYNC=1 the run's (see check_launch).
 #define DENSE_CUDA_LAUNCHED() ::dense::cuda::check_launch(ctx, __func__, __FILE__, __LINE__)
 
-template <typename T> inline constexpr bool is_half_v = std::is_same_v<T, bf16> || std::is_same_v<T, f16>;
+template <typename T>
+inline constexpr bool is_half_v = std::is_same_v<T, bf16> || std::is_same_v<T, f16>;
 // Statistics of the row norms are f64 for f64 inputs, f32 otherwise.
-template <typename T> using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+template <typename T>
+using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 // ---- conversions (bit-identical to dense::bf16 / dense::f16 on the host) ----------------------------
 
@@ -33,24 +35,28 @@ __device__ __forceinline__ H half_from_float(float f) {
   if constexpr (std::is_same_v<H, bf16>) {
     // Same rounding as bf16::from_float: quiet NaN keeping the sign, else round to nearest even.
     h.bits = (u & 0x7fffffffu) > 0x7f800000u ? uint16_t((u >> 16) | 0x40u)
-                                              : uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+                                             : uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
   } else {
     // The hardware conversion is IEEE round-to-nearest-even like f16::from_float; only NaN payloads differ.
     h.bits = (u & 0x7fffffffu) > 0x7f800000u ? uint16_t(((u >> 16) & 0x8000u) | 0x7e00u)
-                                              : __half_as_ushort(__float2half_rn(f));
+                                             : __half_as_ushort(__float2half_rn(f));
   }
   return h;
 }
 
 template <typename T>
 __device__ __forceinline__ acc_t<T> ld(const T* p) {
-  if constexpr (is_half_v<T>) return to_float(*p);
-  else return *p;
+  if constexpr (is_half_v<T>)
+    return to_float(*p);
+  else
+    return *p;
 }
 template <typename T>
 __device__ __forceinline__ void st(T* p, acc_t<T> v) {
-  if constexpr (is_half_v<T>) *p = half_from_float<T>(v);
-  else *p = v;
+  if constexpr (is_half_v<T>)
+    *p = half_from_float<T>(v);
+  else
+    *p = v;
 }
 // cpu::convert: halves go through f32, everything else is a static_cast.
 template <typename D, typename S>
@@ -94,22 +100,40 @@ __device__ __forceinline__ A smax(A a, A b) {
 template <typename F>
 void dispatch_float(DType t, const char* op, F&& f) {
   switch (t) {
-    case DType::F64: f(double{}); return;
-    case DType::F32: f(float{}); return;
-    case DType::BF16: f(bf16{}); return;
-    case DType::F16: f(f16{}); return;
-    default: throw_unsupported_dtype(op, t);
+    case DType::F64:
+      f(double{});
+      return;
+    case DType::F32:
+      f(float{});
+      return;
+    case DType::BF16:
+      f(bf16{});
+      return;
+    case DType::F16:
+      f(f16{});
+      return;
+    default:
+      throw_unsupported_dtype(op, t);
   }
 }
 
 template <typename F>
 void dispatch_all(DType t, const char* op, F&& f) {
   switch (t) {
-    case DType::I64: f(int64_t{}); return;
-    case DType::I32: f(int32_t{}); return;
-    case DType::I8: f(int8_t{}); return;
-    case DType::U8: f(uint8_t{}); return;
-    default: dispatch_float(t, op, std::forward<F>(f));
+    case DType::I64:
+      f(int64_t{});
+      return;
+    case DType::I32:
+      f(int32_t{});
+      return;
+    case DType::I8:
+      f(int8_t{});
+      return;
+    case DType::U8:
+      f(uint8_t{});
+      return;
+    default:
+      dispatch_float(t, op, std::forward<F>(f));
   }
 }
 
@@ -120,9 +144,8 @@ inline unsigned blocks_for(int64_t n, int threads = kThreads) {
   return unsigned(b < 65536 ? (b > 0 ? b : 1) : 65536);
 }
 
-#define DENSE_GRID_STRIDE(i, n)                                                         \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += int64_t(gridDim.x) * blockDim.x)
+#define DENSE_GRID_STRIDE(i, n) \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 // ---- deferred errors ------------------------------------------------------------------------------
 __device__ __forceinline__ void report_error(ErrorWord* w, int code, long long a, long long b, long long c) {
@@ -223,8 +246,10 @@ constexpr int kBigTeam = 512;
 // Calls f(std::integral_constant<int, TEAM>) with the team size for rows of length `cols`.
 template <typename F>
 void with_team(int64_t cols, F&& f) {
-  if (cols <= kWarpRowMax) f(std::integral_constant<int, 32>{});
-  else f(std::integral_constant<int, kBigTeam>{});
+  if (cols <= kWarpRowMax)
+    f(std::integral_constant<int, 32>{});
+  else
+    f(std::integral_constant<int, kBigTeam>{});
 }
 
 }  // namespace dense::cuda

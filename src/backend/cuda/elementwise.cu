@@ -25,18 +25,26 @@ __global__ void binary_kernel(BinaryOp op, Broadcast bcast, double alpha, const 
 template <typename A>
 __device__ __forceinline__ A act_forward(Activation act, A x, A slope) {
   switch (act) {
-    case Activation::Identity: return x;
-    case Activation::Relu: return x > A(0) ? x : A(0);
-    case Activation::Gelu: return A(0.5) * x * (A(1) + derf(x * A(0.70710678118654752440)));
+    case Activation::Identity:
+      return x;
+    case Activation::Relu:
+      return x > A(0) ? x : A(0);
+    case Activation::Gelu:
+      return A(0.5) * x * (A(1) + derf(x * A(0.70710678118654752440)));
     case Activation::GeluTanh: {
       const A k = A(0.79788456080286535588);
       return A(0.5) * x * (A(1) + dtanh(k * (x + A(0.044715) * x * x * x)));
     }
-    case Activation::Silu: return x / (A(1) + dexp(-x));
-    case Activation::Tanh: return dtanh(x);
-    case Activation::Hardtanh: return x < A(-1) ? A(-1) : (x > A(1) ? A(1) : x);
-    case Activation::LeakyRelu: return x > A(0) ? x : slope * x;
-    case Activation::Sigmoid: return A(1) / (A(1) + dexp(-x));
+    case Activation::Silu:
+      return x / (A(1) + dexp(-x));
+    case Activation::Tanh:
+      return dtanh(x);
+    case Activation::Hardtanh:
+      return x < A(-1) ? A(-1) : (x > A(1) ? A(1) : x);
+    case Activation::LeakyRelu:
+      return x > A(0) ? x : slope * x;
+    case Activation::Sigmoid:
+      return A(1) / (A(1) + dexp(-x));
   }
   return x;
 }
@@ -44,8 +52,10 @@ __device__ __forceinline__ A act_forward(Activation act, A x, A slope) {
 template <typename A>
 __device__ __forceinline__ A act_derivative(Activation act, A x, A slope) {
   switch (act) {
-    case Activation::Identity: return A(1);
-    case Activation::Relu: return x > A(0) ? A(1) : A(0);
+    case Activation::Identity:
+      return A(1);
+    case Activation::Relu:
+      return x > A(0) ? A(1) : A(0);
     case Activation::Gelu: {
       const A cdf = A(0.5) * (A(1) + derf(x * A(0.70710678118654752440)));
       const A pdf = dexp(A(-0.5) * x * x) * A(0.39894228040143267794);
@@ -64,8 +74,10 @@ __device__ __forceinline__ A act_derivative(Activation act, A x, A slope) {
       const A t = dtanh(x);
       return A(1) - t * t;
     }
-    case Activation::Hardtanh: return (x > A(-1) && x < A(1)) ? A(1) : A(0);
-    case Activation::LeakyRelu: return x > A(0) ? A(1) : slope;
+    case Activation::Hardtanh:
+      return (x > A(-1) && x < A(1)) ? A(1) : A(0);
+    case Activation::LeakyRelu:
+      return x > A(0) ? A(1) : slope;
     case Activation::Sigmoid: {
       const A s = A(1) / (A(1) + dexp(-x));
       return s * (A(1) - s);
@@ -92,8 +104,7 @@ __global__ void activation_backward_kernel(Activation act, double slope, const T
 
 // One Philox call decides four consecutive elements (core/philox.h), so a thread owns a group of four.
 template <typename T>
-__global__ void dropout_kernel(const T* x, float p, acc_t<T> scale, uint64_t seed, uint64_t offset, T* y,
-                               int64_t n) {
+__global__ void dropout_kernel(const T* x, float p, acc_t<T> scale, uint64_t seed, uint64_t offset, T* y, int64_t n) {
   using A = acc_t<T>;
   const int64_t groups = (n + 3) / 4;
   DENSE_GRID_STRIDE(g, groups) {
@@ -152,10 +163,14 @@ __global__ void reduce_kernel(Reduction r, const T* x, int64_t n, double* partia
     const int64_t i1 = min(n, (blk + 1) * kReduceChunk);
     for (int64_t i = blk * kReduceChunk + tid; i < i1; i += kReduceThreads) {
       const double v = convert<double>(x[i]);
-      if (r == Reduction::Sum) acc += v;
-      else if (r == Reduction::SumSquares) acc += v * v;
-      else if (r == Reduction::MaxAbs) acc = smax(acc, fabs(v));
-      else acc += isfinite(v) ? 0.0 : 1.0;
+      if (r == Reduction::Sum)
+        acc += v;
+      else if (r == Reduction::SumSquares)
+        acc += v * v;
+      else if (r == Reduction::MaxAbs)
+        acc = smax(acc, fabs(v));
+      else
+        acc += isfinite(v) ? 0.0 : 1.0;
     }
     sm[tid] = acc;
     __syncthreads();
@@ -188,9 +203,8 @@ void binary(const Ctx& ctx, DType t, BinaryOp op, Broadcast bcast, double alpha,
   if (n == 0) return;
   dispatch_float(t, "binary", [&](auto tag) {
     using T = decltype(tag);
-    binary_kernel<T><<<blocks_for(n), kThreads, 0, ctx.stream>>>(op, bcast, alpha, static_cast<const T*>(a),
-                                                                 static_cast<const T*>(b), beta, static_cast<T*>(out),
-                                                                 n, cols);
+    binary_kernel<T><<<blocks_for(n), kThreads, 0, ctx.stream>>>(
+        op, bcast, alpha, static_cast<const T*>(a), static_cast<const T*>(b), beta, static_cast<T*>(out), n, cols);
   });
   DENSE_CUDA_LAUNCHED();
 }
@@ -199,8 +213,8 @@ void activation_forward(const Ctx& ctx, DType t, Activation act, double slope, c
   if (n == 0) return;
   dispatch_float(t, "activation", [&](auto tag) {
     using T = decltype(tag);
-    activation_forward_kernel<T><<<blocks_for(n), kThreads, 0, ctx.stream>>>(act, slope, static_cast<const T*>(x),
-                                                                             static_cast<T*>(y), n);
+    activation_forward_kernel<T>
+        <<<blocks_for(n), kThreads, 0, ctx.stream>>>(act, slope, static_cast<const T*>(x), static_cast<T*>(y), n);
   });
   DENSE_CUDA_LAUNCHED();
 }
@@ -237,8 +251,8 @@ void sum_rows(const Ctx& ctx, DType t, const void* x, int64_t outer, int64_t row
     Scratch partial(ctx.alloc, size_t(outer * nblocks * cols) * sizeof(A));
     if (nblocks > 0) {
       const dim3 grid(unsigned((cols + kThreads - 1) / kThreads), unsigned(std::min<int64_t>(outer * nblocks, 65535)));
-      sum_rows_partial_kernel<T><<<grid, kThreads, 0, ctx.stream>>>(static_cast<const T*>(x), outer, rows, cols,
-                                                                    nblocks, partial.as<A>());
+      sum_rows_partial_kernel<T>
+          <<<grid, kThreads, 0, ctx.stream>>>(static_cast<const T*>(x), outer, rows, cols, nblocks, partial.as<A>());
       DENSE_CUDA_LAUNCHED();
     }
     sum_rows_finish_kernel<T><<<blocks_for(outer * cols), kThreads, 0, ctx.stream>>>(

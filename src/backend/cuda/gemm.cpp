@@ -7,8 +7,8 @@
 
 namespace dense::cuda {
 
-void CudaBackend::gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                       MatRef a, MatRef b, double beta, MutMatRef c, int64_t batch) {
+void CudaBackend::gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, MatRef a,
+                       MatRef b, double beta, MutMatRef c, int64_t batch) {
   activate();
   if (m == 0 || n == 0 || batch == 0) return;
   if (k == 0) {
@@ -22,15 +22,23 @@ void CudaBackend::gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64
   cudaDataType_t type;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   switch (dtype) {
-    case DType::F64: type = CUDA_R_64F; compute = CUBLAS_COMPUTE_64F; break;
+    case DType::F64:
+      type = CUDA_R_64F;
+      compute = CUBLAS_COMPUTE_64F;
+      break;
     case DType::F32:
       type = CUDA_R_32F;
       // TF32 changes f32 results in the 4th digit: only on explicit request.
       compute = allow_tf32_ ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
       break;
-    case DType::BF16: type = CUDA_R_16BF; break;
-    case DType::F16: type = CUDA_R_16F; break;
-    default: throw_unsupported_dtype("gemm", dtype);
+    case DType::BF16:
+      type = CUDA_R_16BF;
+      break;
+    case DType::F16:
+      type = CUDA_R_16F;
+      break;
+    default:
+      throw_unsupported_dtype("gemm", dtype);
   }
   // Scalars follow the compute type: double for 64F, float otherwise.
   const double alpha64 = alpha, beta64 = beta;
@@ -48,10 +56,9 @@ void CudaBackend::gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64
     const char* pa = static_cast<const char*>(a.data) + start * a.batch_stride * int64_t(esize);
     const char* pb = static_cast<const char*>(b.data) + start * b.batch_stride * int64_t(esize);
     char* pc = static_cast<char*>(c.data) + start * c.batch_stride * int64_t(esize);
-    DENSE_CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas_, op_b, op_a, int(n), int(m), int(k), alpha_p, pb, type,
-                                                  int(b.ld), b.batch_stride, pa, type, int(a.ld), a.batch_stride,
-                                                  beta_p, pc, type, int(c.ld), c.batch_stride, int(count), compute,
-                                                  CUBLAS_GEMM_DEFAULT));
+    DENSE_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        cublas_, op_b, op_a, int(n), int(m), int(k), alpha_p, pb, type, int(b.ld), b.batch_stride, pa, type, int(a.ld),
+        a.batch_stride, beta_p, pc, type, int(c.ld), c.batch_stride, int(count), compute, CUBLAS_GEMM_DEFAULT));
   }
 }
 

@@ -18,14 +18,13 @@ __global__ void scale_kernel(T* c, int64_t m, int64_t n, int64_t ldc, int64_t st
 
 }  // namespace
 
-void scale_matrices(const Ctx& ctx, DType t, void* c, int64_t m, int64_t n, int64_t ldc, int64_t stride,
-                    int64_t batch, double beta) {
+void scale_matrices(const Ctx& ctx, DType t, void* c, int64_t m, int64_t n, int64_t ldc, int64_t stride, int64_t batch,
+                    double beta) {
   const int64_t total = batch * m * n;
   if (total == 0) return;
   dispatch_float(t, "gemm", [&](auto tag) {
     using T = decltype(tag);
-    scale_kernel<T><<<blocks_for(total), kThreads, 0, ctx.stream>>>(static_cast<T*>(c), m, n, ldc, stride, batch,
-                                                                    beta);
+    scale_kernel<T><<<blocks_for(total), kThreads, 0, ctx.stream>>>(static_cast<T*>(c), m, n, ldc, stride, batch, beta);
   });
   DENSE_CUDA_LAUNCHED();
 }

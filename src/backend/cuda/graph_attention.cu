@@ -233,9 +233,8 @@ void graph_attention_backward(const Ctx& ctx, DType t, bool softmax, const void*
     }
     if (nk > 0) {
       backward_keys_kernel<T><<<Team<kLanes>::grid(batch * heads * nk), Team<kLanes>::block(), 0, ctx.stream>>>(
-          softmax, tq, tk, tv, Rows{transposed, nq}, valid, batch, nq, nk, heads, e, scale,
-          static_cast<const T*>(dout), static_cast<const A*>(lse), drow.as<A>(), static_cast<T*>(dk),
-          static_cast<T*>(dv));
+          softmax, tq, tk, tv, Rows{transposed, nq}, valid, batch, nq, nk, heads, e, scale, static_cast<const T*>(dout),
+          static_cast<const A*>(lse), drow.as<A>(), static_cast<T*>(dk), static_cast<T*>(dv));
       DENSE_CUDA_LAUNCHED();
     }
   });

@@ -148,8 +148,10 @@ __global__ void max_pool_backward_kernel(const T* dout, const int64_t* argmax, i
 
 template <typename F>
 void dispatch_index(bool is64, F&& f) {
-  if (is64) f(int64_t{});
-  else f(int32_t{});
+  if (is64)
+    f(int64_t{});
+  else
+    f(int32_t{});
 }
 
 unsigned floor_pow2(int64_t v) {
@@ -167,9 +169,9 @@ void gather_rows(const Ctx& ctx, DType t, const void* table, int64_t rows, int64
     dispatch_index(ids64, [&](auto itag) {
       using T = decltype(tag);
       using I = decltype(itag);
-      gather_kernel<T, I><<<blocks_for(n * cols), kThreads, 0, ctx.stream>>>(
-          static_cast<const T*>(table), rows, cols, static_cast<const I*>(ids), n, beta, static_cast<T*>(out),
-          ctx.error);
+      gather_kernel<T, I><<<blocks_for(n * cols), kThreads, 0, ctx.stream>>>(static_cast<const T*>(table), rows, cols,
+                                                                             static_cast<const I*>(ids), n, beta,
+                                                                             static_cast<T*>(out), ctx.error);
     });
   });
   DENSE_CUDA_LAUNCHED();
@@ -190,9 +192,9 @@ void scatter_add_rows(const Ctx& ctx, DType t, const void* src, const void* ids,
       using I = decltype(itag);
       auto launch = [&](auto ttag) {
         using TT = decltype(ttag);
-        scatter_add_kernel<T, TT, I><<<grid, block, 0, ctx.stream>>>(
-            static_cast<const T*>(src), static_cast<const I*>(ids), n, static_cast<TT*>(table), rows, cols,
-            buckets - 1, ctx.error);
+        scatter_add_kernel<T, TT, I>
+            <<<grid, block, 0, ctx.stream>>>(static_cast<const T*>(src), static_cast<const I*>(ids), n,
+                                             static_cast<TT*>(table), rows, cols, buckets - 1, ctx.error);
       };
       if (table_f32) {
         launch(float{});
@@ -217,8 +219,10 @@ void positional_scale(const Ctx& ctx, DType t, const void* x, int64_t rows, int6
             static_cast<const T*>(x), rows, cols, static_cast<const TT*>(table), table_rows,
             static_cast<const I*>(positions), period, static_cast<T*>(y), ctx.error);
       };
-      if (table_f32) launch(float{});
-      else launch(T{});
+      if (table_f32)
+        launch(float{});
+      else
+        launch(T{});
     });
   });
   DENSE_CUDA_LAUNCHED();
@@ -239,8 +243,10 @@ void rope(const Ctx& ctx, DType t, const void* x, int64_t rows, int64_t cols, co
             static_cast<const T*>(x), rows, cols, static_cast<const TT*>(cos), static_cast<const TT*>(sin), table_rows,
             static_cast<const I*>(positions), period, inverse, static_cast<T*>(y), ctx.error);
       };
-      if (table_f32) launch(float{});
-      else launch(T{});
+      if (table_f32)
+        launch(float{});
+      else
+        launch(T{});
     });
   });
   DENSE_CUDA_LAUNCHED();
@@ -262,8 +268,8 @@ void max_pool_backward(const Ctx& ctx, DType t, const void* dout, const int64_t*
   if (B * D == 0) return;
   dispatch_float(t, "max_pool_backward", [&](auto tag) {
     using T = decltype(tag);
-    max_pool_backward_kernel<T><<<blocks_for(B * D), kThreads, 0, ctx.stream>>>(
-        static_cast<const T*>(dout), argmax, B, N, D, static_cast<T*>(dx), ctx.error);
+    max_pool_backward_kernel<T><<<blocks_for(B * D), kThreads, 0, ctx.stream>>>(static_cast<const T*>(dout), argmax, B,
+                                                                                N, D, static_cast<T*>(dx), ctx.error);
   });
   DENSE_CUDA_LAUNCHED();
 }

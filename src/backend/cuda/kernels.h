@@ -21,10 +21,10 @@ namespace dense::cuda {
 [[noreturn]] void throw_cuda_error(const char* call, const char* file, int line, int error);
 [[noreturn]] void throw_unsupported_dtype(const char* op, DType t);
 
-#define DENSE_CUDA_CHECK(call)                                                                        \
-  do {                                                                                                \
-    const cudaError_t dense_cuda_err_ = (call);                                                       \
-    if (dense_cuda_err_ != cudaSuccess) [[unlikely]]                                                  \
+#define DENSE_CUDA_CHECK(call)                                                                       \
+  do {                                                                                               \
+    const cudaError_t dense_cuda_err_ = (call);                                                      \
+    if (dense_cuda_err_ != cudaSuccess) [[unlikely]]                                                 \
       ::dense::cuda::throw_cuda_error(#call, __FILE__, __LINE__, static_cast<int>(dense_cuda_err_)); \
   } while (0)
 
@@ -32,12 +32,12 @@ namespace dense::cuda {
 // three numbers whose meaning depends on the code.
 enum ErrorCode : int {
   kErrNone = 0,
-  kErrGatherId = 1,    // a = id, b = position, c = table rows
-  kErrScatterId = 2,   // a = id, b = position, c = table rows
-  kErrPosition = 3,    // a = position, b = index in positions, c = table rows
+  kErrGatherId = 1,   // a = id, b = position, c = table rows
+  kErrScatterId = 2,  // a = id, b = position, c = table rows
+  kErrPosition = 3,   // a = position, b = index in positions, c = table rows
   kErrRopePosition = 4,
-  kErrLabel = 5,       // a = label, b = row, c = classes
-  kErrArgmax = 6,      // a = argmax, b = flat index, c = pooled length
+  kErrLabel = 5,   // a = label, b = row, c = classes
+  kErrArgmax = 6,  // a = argmax, b = flat index, c = pooled length
 };
 struct ErrorWord {
   int code;
@@ -47,8 +47,8 @@ struct ErrorWord {
 
 struct Ctx {
   cudaStream_t stream;
-  ErrorWord* error;        // device memory
-  CachingAllocator* alloc; // device memory for temporaries (safe to free after enqueueing: one stream)
+  ErrorWord* error;         // device memory
+  CachingAllocator* alloc;  // device memory for temporaries (safe to free after enqueueing: one stream)
 };
 
 // Called after a launcher enqueues its kernels: throws on a launch error. Kernels run asynchronously, so a fault
@@ -98,8 +98,8 @@ void fill_normal(const Ctx& ctx, DType t, void* dst, int64_t n, double mean, dou
 
 // ---- GEMM (gemm.cu; the products go through cuBLAS in gemm.cpp) ---------------------------------
 // C_i = beta * C_i (0 when beta == 0) for the GEMM with k == 0.
-void scale_matrices(const Ctx& ctx, DType t, void* c, int64_t m, int64_t n, int64_t ldc, int64_t stride,
-                    int64_t batch, double beta);
+void scale_matrices(const Ctx& ctx, DType t, void* c, int64_t m, int64_t n, int64_t ldc, int64_t stride, int64_t batch,
+                    double beta);
 
 // ---- element-wise and reductions (elementwise.cu) -------------------------------------------------
 void binary(const Ctx& ctx, DType t, BinaryOp op, Broadcast bcast, double alpha, const void* a, const void* b,
@@ -129,8 +129,7 @@ void scatter_add_rows(const Ctx& ctx, DType t, const void* src, const void* ids,
 void positional_scale(const Ctx& ctx, DType t, const void* x, int64_t rows, int64_t cols, const void* table,
                       bool table_f32, int64_t table_rows, const void* positions, bool pos64, int64_t period, void* y);
 void rope(const Ctx& ctx, DType t, const void* x, int64_t rows, int64_t cols, const void* cos, const void* sin,
-          bool table_f32, int64_t table_rows, const void* positions, bool pos64, int64_t period, bool inverse,
-          void* y);
+          bool table_f32, int64_t table_rows, const void* positions, bool pos64, int64_t period, bool inverse, void* y);
 void max_pool_forward(const Ctx& ctx, DType t, const void* x, int64_t B, int64_t N, int64_t D, void* out,
                       int64_t* argmax);
 void max_pool_backward(const Ctx& ctx, DType t, const void* dout, const int64_t* argmax, int64_t B, int64_t N,
@@ -143,10 +142,10 @@ void rownorm_backward(const Ctx& ctx, DType t, RowNorm kind, const void* x, cons
                       const void* dy, double beta_dx, void* dx, void* dgain, void* dbias, int64_t rows, int64_t cols);
 
 // ---- softmax and losses (softmax.cu) --------------------------------------------------------------
-void softmax_forward(const Ctx& ctx, DType t, const void* s, int64_t groups, int64_t rows, int64_t cols,
-                     double scale, const void* key_valid, int64_t heads, void* p);
-void softmax_backward(const Ctx& ctx, DType t, const void* p, const void* dp, int64_t rows, int64_t cols,
-                      double scale, void* ds);
+void softmax_forward(const Ctx& ctx, DType t, const void* s, int64_t groups, int64_t rows, int64_t cols, double scale,
+                     const void* key_valid, int64_t heads, void* p);
+void softmax_backward(const Ctx& ctx, DType t, const void* p, const void* dp, int64_t rows, int64_t cols, double scale,
+                      void* ds);
 void cross_entropy_forward(const Ctx& ctx, DType t, const void* logits, const int64_t* labels, int64_t rows,
                            int64_t vocab, void* loss, void* lse);
 void cross_entropy_backward(const Ctx& ctx, DType t, const void* logits, const int64_t* labels, const void* lse,

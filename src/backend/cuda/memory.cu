@@ -67,8 +67,8 @@ void copy_convert(const Ctx& ctx, DType dst_type, void* dst, DType src_type, con
     dispatch_all(src_type, "copy", [&](auto s) {
       using D = decltype(d);
       using S = decltype(s);
-      copy_kernel<D, S><<<blocks_for(n), kThreads, 0, ctx.stream>>>(static_cast<D*>(dst),
-                                                                     static_cast<const S*>(src), layout, n);
+      copy_kernel<D, S>
+          <<<blocks_for(n), kThreads, 0, ctx.stream>>>(static_cast<D*>(dst), static_cast<const S*>(src), layout, n);
     });
   });
   DENSE_CUDA_LAUNCHED();
@@ -78,10 +78,18 @@ void fill_bits(const Ctx& ctx, size_t elem_size, void* dst, uint64_t bits, const
   if (n == 0) return;
   const unsigned grid = blocks_for(n);
   switch (elem_size) {
-    case 1: fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint8_t*>(dst), uint8_t(bits), layout, n); break;
-    case 2: fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint16_t*>(dst), uint16_t(bits), layout, n); break;
-    case 4: fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint32_t*>(dst), uint32_t(bits), layout, n); break;
-    default: fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint64_t*>(dst), bits, layout, n); break;
+    case 1:
+      fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint8_t*>(dst), uint8_t(bits), layout, n);
+      break;
+    case 2:
+      fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint16_t*>(dst), uint16_t(bits), layout, n);
+      break;
+    case 4:
+      fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint32_t*>(dst), uint32_t(bits), layout, n);
+      break;
+    default:
+      fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint64_t*>(dst), bits, layout, n);
+      break;
   }
   DENSE_CUDA_LAUNCHED();
 }
@@ -91,8 +99,8 @@ void fill_uniform(const Ctx& ctx, DType t, void* dst, int64_t n, double low, dou
   if (n == 0) return;
   dispatch_float(t, "fill_uniform", [&](auto tag) {
     using T = decltype(tag);
-    uniform_kernel<T><<<blocks_for((n + 3) / 4), kThreads, 0, ctx.stream>>>(static_cast<T*>(dst), n, low, high,
-                                                                           seed, offset);
+    uniform_kernel<T>
+        <<<blocks_for((n + 3) / 4), kThreads, 0, ctx.stream>>>(static_cast<T*>(dst), n, low, high, seed, offset);
   });
   DENSE_CUDA_LAUNCHED();
 }

@@ -195,9 +195,12 @@ __global__ void rownorm_param_partial_kernel(RowNorm kind, const T* x, const T* 
       const A s = A(stats[2 * r]);
       const A xv = ld(x + r * cols + c), d = ld(dy + r * cols + c);
       switch (kind) {
-        case RowNorm::MaxNorm: break;
+        case RowNorm::MaxNorm:
+          break;
         case RowNorm::ScaledMaxNorm:
-        case RowNorm::UncenteredLN: dg += d * xv / s; break;
+        case RowNorm::UncenteredLN:
+          dg += d * xv / s;
+          break;
         case RowNorm::PreScaledMaxNorm: {
           const A g = ld(gain + c);
           A du = d / s;
@@ -289,13 +292,13 @@ void rownorm_backward(const Ctx& ctx, DType t, RowNorm kind, const void* x, cons
     row_pass(false, nullptr);
 
     if (want_dg) {
-      param_finish_kernel<T><<<blocks_for(cols), kThreads, 0, ctx.stream>>>(pdg.as<A>(), nchunks, cols,
-                                                                            static_cast<T*>(dgain));
+      param_finish_kernel<T>
+          <<<blocks_for(cols), kThreads, 0, ctx.stream>>>(pdg.as<A>(), nchunks, cols, static_cast<T*>(dgain));
       DENSE_CUDA_LAUNCHED();
     }
     if (want_db) {
-      param_finish_kernel<T><<<blocks_for(cols), kThreads, 0, ctx.stream>>>(pdb.as<A>(), nchunks, cols,
-                                                                            static_cast<T*>(dbias));
+      param_finish_kernel<T>
+          <<<blocks_for(cols), kThreads, 0, ctx.stream>>>(pdb.as<A>(), nchunks, cols, static_cast<T*>(dbias));
       DENSE_CUDA_LAUNCHED();
     }
   });

@@ -142,9 +142,12 @@ void optimizer_step(const Ctx& ctx, DType t, const OptimizerArgs& a, void* value
     lamb_apply_kernel<T><<<grid, kOptThreads, 0, ctx.stream>>>(c, a.blocks, a.nblocks, ratio, p, m, v);
     DENSE_CUDA_LAUNCHED();
   };
-  if (t == DType::F64) run(double{});
-  else if (t == DType::F32) run(float{});
-  else throw_unsupported_dtype("optimizer_step", t);
+  if (t == DType::F64)
+    run(double{});
+  else if (t == DType::F32)
+    run(float{});
+  else
+    throw_unsupported_dtype("optimizer_step", t);
 }
 
 }  // namespace dense::cuda

@@ -97,8 +97,8 @@ __global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* la
 
 }  // namespace
 
-void softmax_forward(const Ctx& ctx, DType t, const void* s, int64_t groups, int64_t rows, int64_t cols,
-                     double scale, const void* key_valid, int64_t heads, void* p) {
+void softmax_forward(const Ctx& ctx, DType t, const void* s, int64_t groups, int64_t rows, int64_t cols, double scale,
+                     const void* key_valid, int64_t heads, void* p) {
   if (groups * rows * cols == 0) return;
   dispatch_float(t, "softmax_forward", [&](auto tag) {
     using T = decltype(tag);
@@ -112,8 +112,8 @@ void softmax_forward(const Ctx& ctx, DType t, const void* s, int64_t groups, int
   DENSE_CUDA_LAUNCHED();
 }
 
-void softmax_backward(const Ctx& ctx, DType t, const void* p, const void* dp, int64_t rows, int64_t cols,
-                      double scale, void* ds) {
+void softmax_backward(const Ctx& ctx, DType t, const void* p, const void* dp, int64_t rows, int64_t cols, double scale,
+                      void* ds) {
   if (rows * cols == 0) return;
   dispatch_float(t, "softmax_backward", [&](auto tag) {
     using T = decltype(tag);

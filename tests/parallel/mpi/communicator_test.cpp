@@ -26,9 +26,9 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "mpi_world.h"
 #include "parallel/communicator.h"
 #include "parallel/engines.h"
-#include "mpi_world.h"
 
 using namespace dense;
 using namespace dense::parallel;
@@ -98,9 +98,9 @@ const char* op_name(ReduceOp op) { return op == ReduceOp::Sum ? "sum" : op == Re
 // integers, plus the sum of magnitudes that bounds a float sum's rounding error.
 template <typename T>
 struct Expected {
-  std::vector<T> exact;          // integers, max and min: what the collective must produce exactly
-  std::vector<double> sum;       // floats: the exact-ish sum in double
-  std::vector<double> magnitude; // sum of |x| over ranks
+  std::vector<T> exact;           // integers, max and min: what the collective must produce exactly
+  std::vector<double> sum;        // floats: the exact-ish sum in double
+  std::vector<double> magnitude;  // sum of |x| over ranks
 };
 
 template <typename T>
@@ -115,9 +115,12 @@ Expected<T> expected(ReduceOp op, int64_t n, uint64_t salt, int64_t begin = 0) {
     for (int64_t i = 0; i < n; ++i) {
       const T x = all[size_t(begin + i)];
       T& acc = e.exact[size_t(i)];
-      if (op == ReduceOp::Sum) acc = r == 0 ? x : T(acc + x);
-      else if (op == ReduceOp::Max) acc = r == 0 ? x : std::max(acc, x);
-      else acc = r == 0 ? x : std::min(acc, x);
+      if (op == ReduceOp::Sum)
+        acc = r == 0 ? x : T(acc + x);
+      else if (op == ReduceOp::Max)
+        acc = r == 0 ? x : std::max(acc, x);
+      else
+        acc = r == 0 ? x : std::min(acc, x);
       e.sum[size_t(i)] += double(x);
       e.magnitude[size_t(i)] += std::fabs(double(x));
     }
@@ -686,8 +689,10 @@ int main(int argc, char** argv) {
   // have returned.
   const bool all_passed = totals[0] == 0 && totals[1] == double(size - 1);
   if (rank == 0) {
-    if (all_passed) std::printf("dense_mpi_tests: all %d ranks passed (%d tests each)\n", size, passed);
-    else std::printf("dense_mpi_tests: FAILED: %d test failure(s) over %d ranks\n", int(totals[0]), size);
+    if (all_passed)
+      std::printf("dense_mpi_tests: all %d ranks passed (%d tests each)\n", size, passed);
+    else
+      std::printf("dense_mpi_tests: FAILED: %d test failure(s) over %d ranks\n", int(totals[0]), size);
     std::fflush(stdout);
   }
   return all_passed ? 0 : 1;

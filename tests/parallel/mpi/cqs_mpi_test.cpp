@@ -45,7 +45,8 @@ void check_distributed(GraphScore score, const char* pattern) {
                                      : nn::CsrGraph::from_predicate(N, N, [](int64_t, int64_t) { return true; });
   const parallel::CqsAttentionConfig cfg{score, H, 1.0 / std::sqrt(double(e))};
   parallel::CqsAttention cqs(parallel::make_cqs_schedule(N, W), cfg, *pattern ? &base : nullptr);
-  const Tensor q = seeded({B, N, d}, 1), k = seeded({B, N, d}, 2), v = seeded({B, N, d}, 3), dout = seeded({B, N, d}, 4);
+  const Tensor q = seeded({B, N, d}, 1), k = seeded({B, N, d}, 2), v = seeded({B, N, d}, 3),
+               dout = seeded({B, N, d}, 4);
   std::vector<double> valid(size_t(B * N), 1.0);
   for (int64_t i = 0; i < 4; ++i) valid[size_t(2 * N - 1 - i)] = 0.0;
   const Tensor mask = Tensor::from_vector<double>(valid, {B, N}, DType::F64);
