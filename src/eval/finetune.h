@@ -64,6 +64,20 @@ struct FinetuneOptions {
   bool quiet = false;              // no per-epoch and in-epoch progress lines on stderr
 };
 
+// The options of seed k of a multi-seed evaluation (dense-eval glue and lra: their requests name these fields
+// alike), whose seeds run training.seed, training.seed + 1, ...
+template <typename EvalRequest>
+FinetuneOptions options_for_seed(const EvalRequest& req, uint64_t seed) {
+  FinetuneOptions o;
+  o.init_from = req.init_from;
+  o.seed = seed;
+  o.max_eval_rows = req.max_eval_rows;
+  o.max_train_rows = req.max_train_rows;
+  o.keep_best_weights = req.save_weights;
+  o.quiet = req.quiet;
+  return o;
+}
+
 // The length a batch of rows can be cut to without changing any real token's result: the longest row's
 // last real token, rounded up to a multiple of 8 and of the local window (local layers tile windows) and to at
 // least two windows (one window would take the global kernel), at most the shards' N. Exact because padding never reaches a real token: DANet zeroes padded rows (docs/model.md §1.4), which

@@ -96,13 +96,7 @@ GlueEvalReport run_glue_evaluation(const GlueEvalRequest& req) {
   for (int64_t k = 0; k < req.seeds; ++k) {
     GlueSeedRun run;
     run.seed = cfg.training.seed + uint64_t(k);
-    FinetuneOptions o;
-    o.init_from = req.init_from;
-    o.seed = run.seed;
-    o.max_eval_rows = req.max_eval_rows;
-    o.max_train_rows = req.max_train_rows;
-    o.keep_best_weights = req.save_weights;
-    o.quiet = req.quiet;
+    const FinetuneOptions o = options_for_seed(req, run.seed);
     if (!req.quiet)
       std::fprintf(stderr, "%s: seed %llu (%lld of %lld)\n", info.name.c_str(),
                    static_cast<unsigned long long>(run.seed), static_cast<long long>(k + 1),

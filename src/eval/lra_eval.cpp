@@ -147,13 +147,7 @@ LraEvalReport run_lra_evaluation(const LraEvalRequest& req) {
   for (int64_t k = 0; k < req.seeds; ++k) {
     LraSeedRun run;
     run.seed = cfg.training.seed + uint64_t(k);
-    FinetuneOptions o;
-    o.init_from = req.init_from;
-    o.seed = run.seed;
-    o.max_eval_rows = req.max_eval_rows;
-    o.max_train_rows = req.max_train_rows;
-    o.keep_best_weights = req.save_weights;
-    o.quiet = req.quiet;
+    const FinetuneOptions o = options_for_seed(req, run.seed);
     if (!req.quiet)
       std::fprintf(stderr, "lra %s: seed %llu (%lld of %lld), %lld training rows of %lld tokens\n", info.name.c_str(),
                    static_cast<unsigned long long>(run.seed), static_cast<long long>(k + 1),
