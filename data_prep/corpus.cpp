@@ -342,8 +342,7 @@ struct CorpusReader::Impl {
         return false;
 
       case CorpusFormat::Text:
-      case CorpusFormat::Auto:
-        break;
+      case CorpusFormat::Auto: break;
     }
     switch (opt.documents) {
       case TextDocuments::OnePerLine:

@@ -17,20 +17,13 @@ constexpr size_t kMaxInflated = size_t(4) << 30;
 
 std::string type_name(uint8_t t) {
   switch (t) {
-    case 0x08:
-      return "unsigned byte";
-    case 0x09:
-      return "signed byte";
-    case 0x0B:
-      return "short";
-    case 0x0C:
-      return "int";
-    case 0x0D:
-      return "float";
-    case 0x0E:
-      return "double";
-    default:
-      return fmt::format("unknown type 0x{:02X}", t);
+    case 0x08: return "unsigned byte";
+    case 0x09: return "signed byte";
+    case 0x0B: return "short";
+    case 0x0C: return "int";
+    case 0x0D: return "float";
+    case 0x0E: return "double";
+    default: return fmt::format("unknown type 0x{:02X}", t);
   }
 }
 

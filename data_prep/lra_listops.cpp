@@ -45,10 +45,8 @@ struct TreeGenerator {
 
 int32_t apply(uint8_t op, std::vector<int32_t>& args) {
   switch (op) {
-    case kListOpsMin:
-      return *std::min_element(args.begin(), args.end());
-    case kListOpsMax:
-      return *std::max_element(args.begin(), args.end());
+    case kListOpsMin: return *std::min_element(args.begin(), args.end());
+    case kListOpsMax: return *std::max_element(args.begin(), args.end());
     case kListOpsMed: {
       // int(np.median(args)): the mean of the two middle values for an even count, truncated.
       std::sort(args.begin(), args.end());
@@ -60,8 +58,7 @@ int32_t apply(uint8_t op, std::vector<int32_t>& args) {
       for (int32_t a : args) s += a;
       return int32_t(s % 10);
     }
-    default:
-      DENSE_FAIL("ListOps: token {} is not an operator", int(op));
+    default: DENSE_FAIL("ListOps: token {} is not an operator", int(op));
   }
 }
 

@@ -147,23 +147,12 @@ GrayImage decode_png_gray(std::string_view bytes, const std::string& name) {
     for (size_t x = 0; x < stride; ++x) {
       const int a = x > 0 ? dst[x - 1] : 0, b = up[x], c = x > 0 ? up[x - 1] : 0;
       switch (filter) {
-        case 0:
-          dst[x] = src[x];
-          break;
-        case 1:
-          dst[x] = uint8_t(src[x] + a);
-          break;
-        case 2:
-          dst[x] = uint8_t(src[x] + b);
-          break;
-        case 3:
-          dst[x] = uint8_t(src[x] + (a + b) / 2);
-          break;
-        case 4:
-          dst[x] = uint8_t(src[x] + paeth(a, b, c));
-          break;
-        default:
-          DENSE_FAIL("{}: bad PNG filter type {} on row {}", name, int(filter), y);
+        case 0: dst[x] = src[x]; break;
+        case 1: dst[x] = uint8_t(src[x] + a); break;
+        case 2: dst[x] = uint8_t(src[x] + b); break;
+        case 3: dst[x] = uint8_t(src[x] + (a + b) / 2); break;
+        case 4: dst[x] = uint8_t(src[x] + paeth(a, b, c)); break;
+        default: DENSE_FAIL("{}: bad PNG filter type {} on row {}", name, int(filter), y);
       }
     }
   }

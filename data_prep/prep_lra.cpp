@@ -97,20 +97,11 @@ LraPrepResult prepare_lra(const LraPrepConfig& cfg) {
                 "lra pathfinder: --contour-length must be 6 (easy), 9 (intermediate) or 14 (hard), got {}",
                 cfg.contour_length);
     switch (cfg.resolution) {
-      case 32:
-        pf = PathfinderConfig::pathfinder32(cfg.contour_length);
-        break;
-      case 64:
-        pf = PathfinderConfig::pathfinder64(cfg.contour_length);
-        break;
-      case 128:
-        pf = PathfinderConfig::pathfinder128(cfg.contour_length);
-        break;
-      case 256:
-        pf = PathfinderConfig::pathfinder256(cfg.contour_length);
-        break;
-      default:
-        DENSE_FAIL("lra pathfinder: --resolution must be 32, 64, 128 or 256 (got {})", cfg.resolution);
+      case 32: pf = PathfinderConfig::pathfinder32(cfg.contour_length); break;
+      case 64: pf = PathfinderConfig::pathfinder64(cfg.contour_length); break;
+      case 128: pf = PathfinderConfig::pathfinder128(cfg.contour_length); break;
+      case 256: pf = PathfinderConfig::pathfinder256(cfg.contour_length); break;
+      default: DENSE_FAIL("lra pathfinder: --resolution must be 32, 64, 128 or 256 (got {})", cfg.resolution);
     }
     DENSE_CHECK(cfg.num_images >= 10, "lra pathfinder: --num-images must be at least 10 (got {})", cfg.num_images);
     if (generate)

@@ -28,26 +28,19 @@ const char* format_name(PretrainFormat f) { return f == PretrainFormat::kBert ? 
 
 const char* documents_name(TextDocuments d) {
   switch (d) {
-    case TextDocuments::BlankLines:
-      return "blank-lines";
-    case TextDocuments::OnePerFile:
-      return "one-per-file";
-    case TextDocuments::OnePerLine:
-      return "one-per-line";
+    case TextDocuments::BlankLines: return "blank-lines";
+    case TextDocuments::OnePerFile: return "one-per-file";
+    case TextDocuments::OnePerLine: return "one-per-line";
   }
   return "?";
 }
 
 const char* corpus_format_name(CorpusFormat f) {
   switch (f) {
-    case CorpusFormat::Auto:
-      return "auto";
-    case CorpusFormat::Text:
-      return "text";
-    case CorpusFormat::JsonLines:
-      return "jsonl";
-    case CorpusFormat::WikiText:
-      return "wikitext";
+    case CorpusFormat::Auto: return "auto";
+    case CorpusFormat::Text: return "text";
+    case CorpusFormat::JsonLines: return "jsonl";
+    case CorpusFormat::WikiText: return "wikitext";
   }
   return "?";
 }

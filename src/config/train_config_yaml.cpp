@@ -313,14 +313,10 @@ std::string where(const Value& v) { return v.line > 0 ? fmt::format("{}:{}", v.s
 
 std::string describe(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::Null:
-      return "nothing (null)";
-    case Value::Kind::Scalar:
-      return v.quoted ? fmt::format("the string '{}'", v.text) : fmt::format("'{}'", v.text);
-    case Value::Kind::Seq:
-      return "a list";
-    case Value::Kind::Map:
-      return "a mapping";
+    case Value::Kind::Null: return "nothing (null)";
+    case Value::Kind::Scalar: return v.quoted ? fmt::format("the string '{}'", v.text) : fmt::format("'{}'", v.text);
+    case Value::Kind::Seq: return "a list";
+    case Value::Kind::Map: return "a mapping";
   }
   return "?";
 }
@@ -342,9 +338,7 @@ Value from_yaml(const YAML::Node& node, const std::string& source, int line, int
   if (depth > kMaxDepth) throw Error(fmt::format("{}: nested deeper than {} levels", where(v), kMaxDepth));
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      v.kind = Value::Kind::Null;
-      break;
+    case YAML::NodeType::Null: v.kind = Value::Kind::Null; break;
     case YAML::NodeType::Scalar:
       v.kind = Value::Kind::Scalar;
       v.text = node.Scalar();

@@ -25,30 +25,14 @@ void Id::reset() noexcept {
   quiet_errors();
   const H5I_type_t t = H5Iget_type(id_);
   switch (t) {
-    case H5I_FILE:
-      H5Fclose(id_);
-      break;
-    case H5I_GROUP:
-      H5Gclose(id_);
-      break;
-    case H5I_DATASET:
-      H5Dclose(id_);
-      break;
-    case H5I_DATASPACE:
-      H5Sclose(id_);
-      break;
-    case H5I_DATATYPE:
-      H5Tclose(id_);
-      break;
-    case H5I_ATTR:
-      H5Aclose(id_);
-      break;
-    case H5I_GENPROP_LST:
-      H5Pclose(id_);
-      break;
-    default:
-      H5Idec_ref(id_);
-      break;
+    case H5I_FILE: H5Fclose(id_); break;
+    case H5I_GROUP: H5Gclose(id_); break;
+    case H5I_DATASET: H5Dclose(id_); break;
+    case H5I_DATASPACE: H5Sclose(id_); break;
+    case H5I_DATATYPE: H5Tclose(id_); break;
+    case H5I_ATTR: H5Aclose(id_); break;
+    case H5I_GENPROP_LST: H5Pclose(id_); break;
+    default: H5Idec_ref(id_); break;
   }
   H5Eclear2(H5E_DEFAULT);
   id_ = H5I_INVALID_HID;
@@ -61,18 +45,10 @@ void Id::close(const std::string& where) {
   id_ = H5I_INVALID_HID;
   herr_t r = 0;
   switch (H5Iget_type(id)) {
-    case H5I_FILE:
-      r = H5Fclose(id);
-      break;
-    case H5I_DATASET:
-      r = H5Dclose(id);
-      break;
-    case H5I_ATTR:
-      r = H5Aclose(id);
-      break;
-    default:
-      r = H5Idec_ref(id);
-      break;
+    case H5I_FILE: r = H5Fclose(id); break;
+    case H5I_DATASET: r = H5Dclose(id); break;
+    case H5I_ATTR: r = H5Aclose(id); break;
+    default: r = H5Idec_ref(id); break;
   }
   check(r, where, "closing failed");
 }
@@ -280,14 +256,10 @@ std::optional<int64_t> read_int_attribute(hid_t obj, const std::string& name, co
 
 std::string DatasetInfo::dtype_name() const {
   switch (kind) {
-    case ElemKind::Int:
-      return "int" + std::to_string(size * 8);
-    case ElemKind::UInt:
-      return "uint" + std::to_string(size * 8);
-    case ElemKind::Float:
-      return "float" + std::to_string(size * 8);
-    case ElemKind::Other:
-      return "non-numeric";
+    case ElemKind::Int: return "int" + std::to_string(size * 8);
+    case ElemKind::UInt: return "uint" + std::to_string(size * 8);
+    case ElemKind::Float: return "float" + std::to_string(size * 8);
+    case ElemKind::Other: return "non-numeric";
   }
   return "?";
 }

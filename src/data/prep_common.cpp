@@ -68,10 +68,8 @@ bool keep_existing_shard(const std::string& path, const std::string& format, con
   const ShardCheck c = check_existing_shard(path, format, prep_config, rows);
   if (rows_found) *rows_found = c.rows;
   switch (c.state) {
-    case ShardState::kMissing:
-      return false;
-    case ShardState::kComplete:
-      return true;
+    case ShardState::kMissing: return false;
+    case ShardState::kComplete: return true;
     case ShardState::kDamaged:
       std::fprintf(stderr, "dense-prep: warning: rewriting %s: %s\n", path.c_str(), c.detail.c_str());
       return false;

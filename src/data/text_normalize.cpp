@@ -62,10 +62,8 @@ bool is_cased(char32_t cp) {
   switch (category(cp)) {
     case UTF8PROC_CATEGORY_LU:
     case UTF8PROC_CATEGORY_LL:
-    case UTF8PROC_CATEGORY_LT:
-      return true;
-    default:
-      break;
+    case UTF8PROC_CATEGORY_LT: return true;
+    default: break;
   }
   return cp == 0xAA || cp == 0xBA || (cp >= 0x2B0 && cp <= 0x2B8) || (cp >= 0x2C0 && cp <= 0x2C1) ||
          (cp >= 0x2E0 && cp <= 0x2E4) || cp == 0x345 || cp == 0x37A || (cp >= 0x1D2C && cp <= 0x1D6A) || cp == 0x1D78 ||
@@ -81,10 +79,8 @@ bool is_case_ignorable(char32_t cp) {
     case UTF8PROC_CATEGORY_ME:
     case UTF8PROC_CATEGORY_CF:
     case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_SK:
-      return true;
-    default:
-      break;
+    case UTF8PROC_CATEGORY_SK: return true;
+    default: break;
   }
   switch (cp) {
     case 0x27:
@@ -103,10 +99,8 @@ bool is_case_ignorable(char32_t cp) {
     case 0xFE55:
     case 0xFF07:
     case 0xFF0E:
-    case 0xFF1A:
-      return true;
-    default:
-      return false;
+    case 0xFF1A: return true;
+    default: return false;
   }
 }
 
@@ -322,10 +316,8 @@ bool is_bert_control(char32_t cp) {
     case UTF8PROC_CATEGORY_CC:
     case UTF8PROC_CATEGORY_CF:
     case UTF8PROC_CATEGORY_CS:
-    case UTF8PROC_CATEGORY_CO:
-      return true;
-    default:
-      return false;
+    case UTF8PROC_CATEGORY_CO: return true;
+    default: return false;
   }
 }
 
@@ -338,10 +330,8 @@ bool is_bert_punctuation(char32_t cp) {
     case UTF8PROC_CATEGORY_PE:
     case UTF8PROC_CATEGORY_PI:
     case UTF8PROC_CATEGORY_PF:
-    case UTF8PROC_CATEGORY_PO:
-      return true;
-    default:
-      return false;
+    case UTF8PROC_CATEGORY_PO: return true;
+    default: return false;
   }
 }
 

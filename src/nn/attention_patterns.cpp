@@ -95,12 +95,9 @@ const char* pattern_kind_name(PatternKind kind) { return kind_info(kind).name; }
 
 const char* factorised_heads_name(FactorisedHeads mode) {
   switch (mode) {
-    case FactorisedHeads::Merged:
-      return "merged";
-    case FactorisedHeads::Multihead:
-      return "multihead";
-    case FactorisedHeads::Interleaved:
-      return "interleaved";
+    case FactorisedHeads::Merged: return "merged";
+    case FactorisedHeads::Multihead: return "multihead";
+    case FactorisedHeads::Interleaved: return "interleaved";
   }
   DENSE_FAIL("attention pattern: unknown FactorisedHeads {}", static_cast<int>(mode));
 }
@@ -124,8 +121,7 @@ void validate_pattern_spec(const PatternSpec& s, const std::string& where) {
   DENSE_CHECK(s.block >= 1, "{}: block must be >= 1 (got {})", where, s.block);
   switch (s.kind) {
     case PatternKind::Dense:
-    case PatternKind::BlockLocal:
-      break;
+    case PatternKind::BlockLocal: break;
     case PatternKind::SlidingWindow:
     case PatternKind::Longformer:
       DENSE_CHECK(s.window >= 0, "{}: kind={} needs window >= 0 (got {})", where, kind, s.window);
@@ -495,8 +491,7 @@ CsrGraph build_simple(const PatternSpec& s, int64_t n) {
       }
       return w.take();
     }
-    default:
-      DENSE_FAIL("attention pattern: build_simple called for kind={}", pattern_kind_name(s.kind));
+    default: DENSE_FAIL("attention pattern: build_simple called for kind={}", pattern_kind_name(s.kind));
   }
 }
 
@@ -591,8 +586,7 @@ struct HeadVariant {
 HeadVariant variant_of(const PatternSpec& s, int64_t head, int64_t layer) {
   const bool fixed = s.kind == PatternKind::Fixed;
   switch (s.heads_mode) {
-    case FactorisedHeads::Merged:
-      return {Component::Both, fixed ? head % s.num_patterns : 0};
+    case FactorisedHeads::Merged: return {Component::Both, fixed ? head % s.num_patterns : 0};
     case FactorisedHeads::Multihead:
       if (head % 2 == 0) return {Component::A1, 0};
       return {Component::A2, fixed ? (head / 2) % s.num_patterns : 0};

@@ -86,9 +86,7 @@ Tensor Pooler::forward(const Tensor& seq_in, const Tensor& mask) {
   const int64_t B = seq.size(0), N = seq.size(1), d = seq.size(2);
   Tensor pooled;
   switch (cfg_.function) {
-    case PoolFunction::First:
-      pooled = seq.select(1, 0).contiguous();
-      break;
+    case PoolFunction::First: pooled = seq.select(1, 0).contiguous(); break;
     case PoolFunction::Max: {
       pooled = Tensor::empty({B, d}, seq.dtype(), seq.device());
       argmax_ = Tensor::empty({B, d}, DType::I64, seq.device());
@@ -132,13 +130,9 @@ void Pooler::backward(const Tensor& dpooled_in, Tensor& dseq) {
       first.copy_(ops::add(first.contiguous(), dpooled));
       break;
     }
-    case PoolFunction::Max:
-      ops::max_pool_backward(dpooled, argmax_, dseq);
-      break;
+    case PoolFunction::Max: ops::max_pool_backward(dpooled, argmax_, dseq); break;
     case PoolFunction::Mean:
-    case PoolFunction::MaskedMean:
-      ops::matmul(weights_, true, dpooled.view({B, 1, d}), false, dseq, 1.0, 1.0);
-      break;
+    case PoolFunction::MaskedMean: ops::matmul(weights_, true, dpooled.view({B, 1, d}), false, dseq, 1.0, 1.0); break;
   }
 }
 

@@ -42,15 +42,9 @@ void ParameterSet::initialize(uint64_t seed) {
   for (auto& p : params_) {
     const uint64_t key = seed ^ hash_name(p.name);
     switch (p.init.kind) {
-      case Init::Normal:
-        ops::fill_normal(p.value, 0.0, p.init.a, key, 0);
-        break;
-      case Init::Uniform:
-        ops::fill_uniform(p.value, -p.init.a, p.init.a, key, 0);
-        break;
-      case Init::Constant:
-        p.value.fill_(p.init.a);
-        break;
+      case Init::Normal: ops::fill_normal(p.value, 0.0, p.init.a, key, 0); break;
+      case Init::Uniform: ops::fill_uniform(p.value, -p.init.a, p.init.a, key, 0); break;
+      case Init::Constant: p.value.fill_(p.init.a); break;
     }
   }
 }

@@ -42,14 +42,10 @@ RelPEType parse_relpe_type(const std::string& name, const std::string& field) {
 
 const char* relpe_type_name(RelPEType type) {
   switch (type) {
-    case RelPEType::None:
-      return "none";
-    case RelPEType::Cosine:
-      return "cosine";
-    case RelPEType::CosMinusSin:
-      return "cos_minus_sin";
-    case RelPEType::Rope:
-      return "rope";
+    case RelPEType::None: return "none";
+    case RelPEType::Cosine: return "cosine";
+    case RelPEType::CosMinusSin: return "cos_minus_sin";
+    case RelPEType::Rope: return "rope";
   }
   return "?";
 }
@@ -101,18 +97,13 @@ RelPE::RelPE(RelPEType type, int64_t max_positions, int64_t head_size, int64_t h
       const double angle = double(p) * frequency(type, c % head_size, head_size);
       const size_t at = size_t(p * d + c);
       switch (type) {
-        case RelPEType::Cosine:
-          first[at] = std::cos(angle);
-          break;
-        case RelPEType::CosMinusSin:
-          first[at] = std::cos(angle) - std::sin(angle);
-          break;
+        case RelPEType::Cosine: first[at] = std::cos(angle); break;
+        case RelPEType::CosMinusSin: first[at] = std::cos(angle) - std::sin(angle); break;
         case RelPEType::Rope:
           first[at] = std::cos(angle);
           second[at] = std::sin(angle);
           break;
-        case RelPEType::None:
-          break;
+        case RelPEType::None: break;
       }
     }
   table_ = Tensor::from_vector(first, {max_positions, d}, dtype, device);
@@ -121,26 +112,20 @@ RelPE::RelPE(RelPEType type, int64_t max_positions, int64_t head_size, int64_t h
 
 Tensor RelPE::apply(const Tensor& x, const Tensor& positions) const {
   switch (type_) {
-    case RelPEType::None:
-      return x;
+    case RelPEType::None: return x;
     case RelPEType::Cosine:
-    case RelPEType::CosMinusSin:
-      return ops::positional_scale(x, table_, positions);
-    case RelPEType::Rope:
-      return ops::rope(x, table_, sin_, positions, /*inverse=*/false);
+    case RelPEType::CosMinusSin: return ops::positional_scale(x, table_, positions);
+    case RelPEType::Rope: return ops::rope(x, table_, sin_, positions, /*inverse=*/false);
   }
   return x;
 }
 
 Tensor RelPE::apply_backward(const Tensor& dy, const Tensor& positions) const {
   switch (type_) {
-    case RelPEType::None:
-      return dy;
+    case RelPEType::None: return dy;
     case RelPEType::Cosine:
-    case RelPEType::CosMinusSin:
-      return ops::positional_scale(dy, table_, positions);  // diagonal: self-adjoint
-    case RelPEType::Rope:
-      return ops::rope(dy, table_, sin_, positions, /*inverse=*/true);
+    case RelPEType::CosMinusSin: return ops::positional_scale(dy, table_, positions);  // diagonal: self-adjoint
+    case RelPEType::Rope: return ops::rope(dy, table_, sin_, positions, /*inverse=*/true);
   }
   return dy;
 }

@@ -83,12 +83,9 @@ void ensure_mpi() { static MpiRuntime runtime; }
 
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::Sum:
-      return MPI_SUM;
-    case ReduceOp::Max:
-      return MPI_MAX;
-    case ReduceOp::Min:
-      return MPI_MIN;
+    case ReduceOp::Sum: return MPI_SUM;
+    case ReduceOp::Max: return MPI_MAX;
+    case ReduceOp::Min: return MPI_MIN;
   }
   DENSE_FAIL("mpi: unknown reduction {}", int(op));
 }
@@ -96,21 +93,14 @@ MPI_Op mpi_op(ReduceOp op) {
 // Reductions need arithmetic on the element type; MPI has none for bf16 and f16.
 MPI_Datatype reduce_type(DType t, const char* op) {
   switch (t) {
-    case DType::F64:
-      return MPI_DOUBLE;
-    case DType::F32:
-      return MPI_FLOAT;
-    case DType::I64:
-      return MPI_INT64_T;
-    case DType::I32:
-      return MPI_INT32_T;
-    case DType::I8:
-      return MPI_INT8_T;
-    case DType::U8:
-      return MPI_UINT8_T;
+    case DType::F64: return MPI_DOUBLE;
+    case DType::F32: return MPI_FLOAT;
+    case DType::I64: return MPI_INT64_T;
+    case DType::I32: return MPI_INT32_T;
+    case DType::I8: return MPI_INT8_T;
+    case DType::U8: return MPI_UINT8_T;
     case DType::BF16:
-    case DType::F16:
-      break;
+    case DType::F16: break;
   }
   DENSE_FAIL(
       "mpi {}: dtype {} cannot be reduced over MPI (it has no {} arithmetic): reduce an f32 copy "
@@ -122,10 +112,8 @@ MPI_Datatype reduce_type(DType t, const char* op) {
 MPI_Datatype move_type(DType t) {
   switch (t) {
     case DType::BF16:
-    case DType::F16:
-      return MPI_UINT16_T;
-    default:
-      return reduce_type(t, "broadcast");
+    case DType::F16: return MPI_UINT16_T;
+    default: return reduce_type(t, "broadcast");
   }
 }
 

@@ -153,34 +153,23 @@ class NcclRequest final : public Request {
 
 ncclDataType_t nccl_type(DType t) {
   switch (t) {
-    case DType::F64:
-      return ncclFloat64;
-    case DType::F32:
-      return ncclFloat32;
-    case DType::BF16:
-      return ncclBfloat16;
-    case DType::F16:
-      return ncclFloat16;
-    case DType::I64:
-      return ncclInt64;
-    case DType::I32:
-      return ncclInt32;
-    case DType::I8:
-      return ncclInt8;
-    case DType::U8:
-      return ncclUint8;
+    case DType::F64: return ncclFloat64;
+    case DType::F32: return ncclFloat32;
+    case DType::BF16: return ncclBfloat16;
+    case DType::F16: return ncclFloat16;
+    case DType::I64: return ncclInt64;
+    case DType::I32: return ncclInt32;
+    case DType::I8: return ncclInt8;
+    case DType::U8: return ncclUint8;
   }
   DENSE_FAIL("nccl: unknown dtype {}", int(t));
 }
 
 ncclRedOp_t nccl_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::Sum:
-      return ncclSum;
-    case ReduceOp::Max:
-      return ncclMax;
-    case ReduceOp::Min:
-      return ncclMin;
+    case ReduceOp::Sum: return ncclSum;
+    case ReduceOp::Max: return ncclMax;
+    case ReduceOp::Min: return ncclMin;
   }
   DENSE_FAIL("nccl: unknown reduction {}", int(op));
 }

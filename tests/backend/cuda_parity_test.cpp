@@ -33,14 +33,10 @@ Tensor on_gpu(const Tensor& t) { return t.to(Device::cuda(0)); }
 
 double tolerance(DType t) {
   switch (t) {
-    case DType::F64:
-      return 1e-12;
-    case DType::F32:
-      return 1e-5;
-    case DType::BF16:
-      return 1e-2;
-    default:
-      return 2e-3;
+    case DType::F64: return 1e-12;
+    case DType::F32: return 1e-5;
+    case DType::BF16: return 1e-2;
+    default: return 2e-3;
   }
 }
 

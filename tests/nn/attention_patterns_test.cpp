@@ -32,20 +32,13 @@ bool visible(const PatternSpec& s, int64_t n, int64_t h, int64_t r, int64_t i, i
     return false;
   };
   switch (s.kind) {
-    case PatternKind::Dense:
-      return true;
-    case PatternKind::SlidingWindow:
-      return ad <= s.window;
-    case PatternKind::Dilated:
-      return ad <= s.window * s.dilation && d % s.dilation == 0;
-    case PatternKind::Dilated2D:
-      return i / b == j / b && (i % b) % s.dilation == (j % b) % s.dilation;
-    case PatternKind::BlockLocal:
-      return i / b == j / b;
-    case PatternKind::Global:
-      return is_global(i) || is_global(j) || (s.window >= 0 && ad <= s.window);
-    case PatternKind::Longformer:
-      return is_global(i) || is_global(j) || ad <= s.window;
+    case PatternKind::Dense: return true;
+    case PatternKind::SlidingWindow: return ad <= s.window;
+    case PatternKind::Dilated: return ad <= s.window * s.dilation && d % s.dilation == 0;
+    case PatternKind::Dilated2D: return i / b == j / b && (i % b) % s.dilation == (j % b) % s.dilation;
+    case PatternKind::BlockLocal: return i / b == j / b;
+    case PatternKind::Global: return is_global(i) || is_global(j) || (s.window >= 0 && ad <= s.window);
+    case PatternKind::Longformer: return is_global(i) || is_global(j) || ad <= s.window;
     case PatternKind::BigBird: {
       const int64_t I = i / b, J = j / b;
       if (s.window_blocks > 0 && std::llabs(I - J) <= s.window_blocks / 2) return true;
@@ -74,12 +67,9 @@ bool visible(const PatternSpec& s, int64_t n, int64_t h, int64_t r, int64_t i, i
         a2 = l - (v + 1) * s.summary <= m && m < l - v * s.summary;
       }
       switch (s.heads_mode) {
-        case FactorisedHeads::Merged:
-          return a1 || a2;
-        case FactorisedHeads::Multihead:
-          return h % 2 == 0 ? a1 : a2;
-        case FactorisedHeads::Interleaved:
-          return r % 2 == 0 ? a1 : a2;
+        case FactorisedHeads::Merged: return a1 || a2;
+        case FactorisedHeads::Multihead: return h % 2 == 0 ? a1 : a2;
+        case FactorisedHeads::Interleaved: return r % 2 == 0 ? a1 : a2;
       }
     }
   }

@@ -155,8 +155,7 @@ Layout layout_for(const DenseAttentionConfig& c, int64_t N) {
   const bool causal = c.causal;
   const auto order = [causal](int64_t i, int64_t j) { return !causal || j <= i; };
   switch (c.kind) {
-    case LayerKind::Global:
-      return {order, [](int64_t i) { return i; }};
+    case LayerKind::Global: return {order, [](int64_t i) { return i; }};
     case LayerKind::Local:
       if (N <= w) return {order, [](int64_t i) { return i; }};
       return {[=](int64_t i, int64_t j) { return i / w == j / w && order(i, j); },

@@ -16,20 +16,11 @@ namespace dense::cpu {
 template <typename F>
 void dispatch_float(DType t, F&& f) {
   switch (t) {
-    case DType::F64:
-      f(double{});
-      return;
-    case DType::F32:
-      f(float{});
-      return;
-    case DType::BF16:
-      f(bf16{});
-      return;
-    case DType::F16:
-      f(f16{});
-      return;
-    default:
-      DENSE_FAIL("CPU kernel: expected a floating dtype, got {}", dtype_name(t));
+    case DType::F64: f(double{}); return;
+    case DType::F32: f(float{}); return;
+    case DType::BF16: f(bf16{}); return;
+    case DType::F16: f(f16{}); return;
+    default: DENSE_FAIL("CPU kernel: expected a floating dtype, got {}", dtype_name(t));
   }
 }
 
@@ -37,20 +28,11 @@ void dispatch_float(DType t, F&& f) {
 template <typename F>
 void dispatch_all(DType t, F&& f) {
   switch (t) {
-    case DType::I64:
-      f(int64_t{});
-      return;
-    case DType::I32:
-      f(int32_t{});
-      return;
-    case DType::I8:
-      f(int8_t{});
-      return;
-    case DType::U8:
-      f(uint8_t{});
-      return;
-    default:
-      dispatch_float(t, std::forward<F>(f));
+    case DType::I64: f(int64_t{}); return;
+    case DType::I32: f(int32_t{}); return;
+    case DType::I8: f(int8_t{}); return;
+    case DType::U8: f(uint8_t{}); return;
+    default: dispatch_float(t, std::forward<F>(f));
   }
 }
 

@@ -18,26 +18,18 @@ constexpr int64_t kScaleParallelMin = 32768;
 template <typename A>
 inline A act_forward(Activation act, A x, A slope) {
   switch (act) {
-    case Activation::Identity:
-      return x;
-    case Activation::Relu:
-      return x > A(0) ? x : A(0);
-    case Activation::Gelu:
-      return A(0.5) * x * (A(1) + std::erf(x * A(0.70710678118654752440)));
+    case Activation::Identity: return x;
+    case Activation::Relu: return x > A(0) ? x : A(0);
+    case Activation::Gelu: return A(0.5) * x * (A(1) + std::erf(x * A(0.70710678118654752440)));
     case Activation::GeluTanh: {
       const A k = A(0.79788456080286535588);
       return A(0.5) * x * (A(1) + std::tanh(k * (x + A(0.044715) * x * x * x)));
     }
-    case Activation::Silu:
-      return x / (A(1) + std::exp(-x));
-    case Activation::Tanh:
-      return std::tanh(x);
-    case Activation::Hardtanh:
-      return x < A(-1) ? A(-1) : (x > A(1) ? A(1) : x);
-    case Activation::LeakyRelu:
-      return x > A(0) ? x : slope * x;
-    case Activation::Sigmoid:
-      return A(1) / (A(1) + std::exp(-x));
+    case Activation::Silu: return x / (A(1) + std::exp(-x));
+    case Activation::Tanh: return std::tanh(x);
+    case Activation::Hardtanh: return x < A(-1) ? A(-1) : (x > A(1) ? A(1) : x);
+    case Activation::LeakyRelu: return x > A(0) ? x : slope * x;
+    case Activation::Sigmoid: return A(1) / (A(1) + std::exp(-x));
   }
   return x;
 }
@@ -45,10 +37,8 @@ inline A act_forward(Activation act, A x, A slope) {
 template <typename A>
 inline A act_derivative(Activation act, A x, A slope) {
   switch (act) {
-    case Activation::Identity:
-      return A(1);
-    case Activation::Relu:
-      return x > A(0) ? A(1) : A(0);
+    case Activation::Identity: return A(1);
+    case Activation::Relu: return x > A(0) ? A(1) : A(0);
     case Activation::Gelu: {
       const A cdf = A(0.5) * (A(1) + std::erf(x * A(0.70710678118654752440)));
       const A pdf = std::exp(A(-0.5) * x * x) * A(0.39894228040143267794);
@@ -67,10 +57,8 @@ inline A act_derivative(Activation act, A x, A slope) {
       const A t = std::tanh(x);
       return A(1) - t * t;
     }
-    case Activation::Hardtanh:
-      return (x > A(-1) && x < A(1)) ? A(1) : A(0);
-    case Activation::LeakyRelu:
-      return x > A(0) ? A(1) : slope;
+    case Activation::Hardtanh: return (x > A(-1) && x < A(1)) ? A(1) : A(0);
+    case Activation::LeakyRelu: return x > A(0) ? A(1) : slope;
     case Activation::Sigmoid: {
       const A s = A(1) / (A(1) + std::exp(-x));
       return s * (A(1) - s);
@@ -89,10 +77,8 @@ template <typename F>
 void with_activation(Activation act, F&& f) {
   switch (act) {
     // clang-format off: the macro's expansions end in `return;`, which clang-format cannot see, so it reflows them
-#define DENSE_CASE(X)                                       \
-  case Activation::X:                                       \
-    f(std::integral_constant<Activation, Activation::X>{}); \
-    return;
+#define DENSE_CASE(X) \
+  case Activation::X: f(std::integral_constant<Activation, Activation::X>{}); return;
     DENSE_CASE(Identity)
     DENSE_CASE(Relu)
     DENSE_CASE(Gelu)
@@ -110,15 +96,9 @@ void with_activation(Activation act, F&& f) {
 template <typename F>
 void with_binary_op(BinaryOp op, F&& f) {
   switch (op) {
-    case BinaryOp::Add:
-      f(std::integral_constant<BinaryOp, BinaryOp::Add>{});
-      return;
-    case BinaryOp::Sub:
-      f(std::integral_constant<BinaryOp, BinaryOp::Sub>{});
-      return;
-    case BinaryOp::Mul:
-      f(std::integral_constant<BinaryOp, BinaryOp::Mul>{});
-      return;
+    case BinaryOp::Add: f(std::integral_constant<BinaryOp, BinaryOp::Add>{}); return;
+    case BinaryOp::Sub: f(std::integral_constant<BinaryOp, BinaryOp::Sub>{}); return;
+    case BinaryOp::Mul: f(std::integral_constant<BinaryOp, BinaryOp::Mul>{}); return;
   }
 }
 

@@ -113,22 +113,14 @@ uint64_t value_bits(double value) {
 
 uint64_t fill_pattern(DType t, double value) {
   switch (t) {
-    case DType::F64:
-      return value_bits<double>(value);
-    case DType::F32:
-      return value_bits<float>(value);
-    case DType::BF16:
-      return value_bits<bf16>(value);
-    case DType::F16:
-      return value_bits<f16>(value);
-    case DType::I64:
-      return value_bits<int64_t>(value);
-    case DType::I32:
-      return value_bits<int32_t>(value);
-    case DType::I8:
-      return value_bits<int8_t>(value);
-    case DType::U8:
-      return value_bits<uint8_t>(value);
+    case DType::F64: return value_bits<double>(value);
+    case DType::F32: return value_bits<float>(value);
+    case DType::BF16: return value_bits<bf16>(value);
+    case DType::F16: return value_bits<f16>(value);
+    case DType::I64: return value_bits<int64_t>(value);
+    case DType::I32: return value_bits<int32_t>(value);
+    case DType::I8: return value_bits<int8_t>(value);
+    case DType::U8: return value_bits<uint8_t>(value);
   }
   return 0;
 }
@@ -147,8 +139,7 @@ std::string deferred_error_message(const ErrorWord& w) {
       return fmt::format("cross_entropy_forward: label {} of row {} is outside the {} classes", w.a, w.b, w.c);
     case kErrArgmax:
       return fmt::format("max_pool_backward: argmax {} at {} is outside the pooled length {}", w.a, w.b, w.c);
-    default:
-      return fmt::format("unknown deferred kernel error code {}", w.code);
+    default: return fmt::format("unknown deferred kernel error code {}", w.code);
   }
 }
 

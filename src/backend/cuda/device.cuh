@@ -100,40 +100,22 @@ __device__ __forceinline__ A smax(A a, A b) {
 template <typename F>
 void dispatch_float(DType t, const char* op, F&& f) {
   switch (t) {
-    case DType::F64:
-      f(double{});
-      return;
-    case DType::F32:
-      f(float{});
-      return;
-    case DType::BF16:
-      f(bf16{});
-      return;
-    case DType::F16:
-      f(f16{});
-      return;
-    default:
-      throw_unsupported_dtype(op, t);
+    case DType::F64: f(double{}); return;
+    case DType::F32: f(float{}); return;
+    case DType::BF16: f(bf16{}); return;
+    case DType::F16: f(f16{}); return;
+    default: throw_unsupported_dtype(op, t);
   }
 }
 
 template <typename F>
 void dispatch_all(DType t, const char* op, F&& f) {
   switch (t) {
-    case DType::I64:
-      f(int64_t{});
-      return;
-    case DType::I32:
-      f(int32_t{});
-      return;
-    case DType::I8:
-      f(int8_t{});
-      return;
-    case DType::U8:
-      f(uint8_t{});
-      return;
-    default:
-      dispatch_float(t, op, std::forward<F>(f));
+    case DType::I64: f(int64_t{}); return;
+    case DType::I32: f(int32_t{}); return;
+    case DType::I8: f(int8_t{}); return;
+    case DType::U8: f(uint8_t{}); return;
+    default: dispatch_float(t, op, std::forward<F>(f));
   }
 }
 

@@ -25,26 +25,18 @@ __global__ void binary_kernel(BinaryOp op, Broadcast bcast, double alpha, const 
 template <typename A>
 __device__ __forceinline__ A act_forward(Activation act, A x, A slope) {
   switch (act) {
-    case Activation::Identity:
-      return x;
-    case Activation::Relu:
-      return x > A(0) ? x : A(0);
-    case Activation::Gelu:
-      return A(0.5) * x * (A(1) + derf(x * A(0.70710678118654752440)));
+    case Activation::Identity: return x;
+    case Activation::Relu: return x > A(0) ? x : A(0);
+    case Activation::Gelu: return A(0.5) * x * (A(1) + derf(x * A(0.70710678118654752440)));
     case Activation::GeluTanh: {
       const A k = A(0.79788456080286535588);
       return A(0.5) * x * (A(1) + dtanh(k * (x + A(0.044715) * x * x * x)));
     }
-    case Activation::Silu:
-      return x / (A(1) + dexp(-x));
-    case Activation::Tanh:
-      return dtanh(x);
-    case Activation::Hardtanh:
-      return x < A(-1) ? A(-1) : (x > A(1) ? A(1) : x);
-    case Activation::LeakyRelu:
-      return x > A(0) ? x : slope * x;
-    case Activation::Sigmoid:
-      return A(1) / (A(1) + dexp(-x));
+    case Activation::Silu: return x / (A(1) + dexp(-x));
+    case Activation::Tanh: return dtanh(x);
+    case Activation::Hardtanh: return x < A(-1) ? A(-1) : (x > A(1) ? A(1) : x);
+    case Activation::LeakyRelu: return x > A(0) ? x : slope * x;
+    case Activation::Sigmoid: return A(1) / (A(1) + dexp(-x));
   }
   return x;
 }
@@ -52,10 +44,8 @@ __device__ __forceinline__ A act_forward(Activation act, A x, A slope) {
 template <typename A>
 __device__ __forceinline__ A act_derivative(Activation act, A x, A slope) {
   switch (act) {
-    case Activation::Identity:
-      return A(1);
-    case Activation::Relu:
-      return x > A(0) ? A(1) : A(0);
+    case Activation::Identity: return A(1);
+    case Activation::Relu: return x > A(0) ? A(1) : A(0);
     case Activation::Gelu: {
       const A cdf = A(0.5) * (A(1) + derf(x * A(0.70710678118654752440)));
       const A pdf = dexp(A(-0.5) * x * x) * A(0.39894228040143267794);
@@ -74,10 +64,8 @@ __device__ __forceinline__ A act_derivative(Activation act, A x, A slope) {
       const A t = dtanh(x);
       return A(1) - t * t;
     }
-    case Activation::Hardtanh:
-      return (x > A(-1) && x < A(1)) ? A(1) : A(0);
-    case Activation::LeakyRelu:
-      return x > A(0) ? A(1) : slope;
+    case Activation::Hardtanh: return (x > A(-1) && x < A(1)) ? A(1) : A(0);
+    case Activation::LeakyRelu: return x > A(0) ? A(1) : slope;
     case Activation::Sigmoid: {
       const A s = A(1) / (A(1) + dexp(-x));
       return s * (A(1) - s);

@@ -31,14 +31,9 @@ void CudaBackend::gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64
       // TF32 changes f32 results in the 4th digit: only on explicit request.
       compute = allow_tf32_ ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
       break;
-    case DType::BF16:
-      type = CUDA_R_16BF;
-      break;
-    case DType::F16:
-      type = CUDA_R_16F;
-      break;
-    default:
-      throw_unsupported_dtype("gemm", dtype);
+    case DType::BF16: type = CUDA_R_16BF; break;
+    case DType::F16: type = CUDA_R_16F; break;
+    default: throw_unsupported_dtype("gemm", dtype);
   }
   // Scalars follow the compute type: double for 64F, float otherwise.
   const double alpha64 = alpha, beta64 = beta;

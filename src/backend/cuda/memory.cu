@@ -78,18 +78,14 @@ void fill_bits(const Ctx& ctx, size_t elem_size, void* dst, uint64_t bits, const
   if (n == 0) return;
   const unsigned grid = blocks_for(n);
   switch (elem_size) {
-    case 1:
-      fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint8_t*>(dst), uint8_t(bits), layout, n);
-      break;
+    case 1: fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint8_t*>(dst), uint8_t(bits), layout, n); break;
     case 2:
       fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint16_t*>(dst), uint16_t(bits), layout, n);
       break;
     case 4:
       fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint32_t*>(dst), uint32_t(bits), layout, n);
       break;
-    default:
-      fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint64_t*>(dst), bits, layout, n);
-      break;
+    default: fill_kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint64_t*>(dst), bits, layout, n); break;
   }
   DENSE_CUDA_LAUNCHED();
 }

@@ -195,12 +195,9 @@ __global__ void rownorm_param_partial_kernel(RowNorm kind, const T* x, const T* 
       const A s = A(stats[2 * r]);
       const A xv = ld(x + r * cols + c), d = ld(dy + r * cols + c);
       switch (kind) {
-        case RowNorm::MaxNorm:
-          break;
+        case RowNorm::MaxNorm: break;
         case RowNorm::ScaledMaxNorm:
-        case RowNorm::UncenteredLN:
-          dg += d * xv / s;
-          break;
+        case RowNorm::UncenteredLN: dg += d * xv / s; break;
         case RowNorm::PreScaledMaxNorm: {
           const A g = ld(gain + c);
           A du = d / s;
