@@ -12,13 +12,6 @@ namespace dense::models {
 
 namespace {
 
-nn::LayerKind layer_kind(const std::string& code) {
-  if (code == "l") return nn::LayerKind::Local;
-  if (code == "sl") return nn::LayerKind::ShiftedLocal;
-  if (code == "sw") return nn::LayerKind::SlidingWindow;
-  return nn::LayerKind::Global;
-}
-
 class DanetModel final : public EncoderModel {
  public:
   DanetModel(const ModelConfig& c, DType dtype, Device device, bool allocate) : EncoderModel(c) {
@@ -44,14 +37,14 @@ class DanetModel final : public EncoderModel {
     ec.table_init = nn::Init::normal(r0);
     embeddings_ = nn::Embeddings(params_, "embeddings", ec);
 
-    const auto codes = c.layer_codes();
+    const std::vector<nn::LayerKind> kinds = c.layer_kinds();
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
       nn::DanetLayerConfig lc;
       lc.attention.hidden = d;
       lc.attention.heads = c.num_attention_heads;
       lc.attention.complexity = c.attention_complexity;
       lc.attention.dropout = c.attention_probs_dropout_prob;
-      lc.attention.kind = layer_kind(codes[size_t(l)]);
+      lc.attention.kind = kinds[size_t(l)];
       lc.attention.window = c.window_size;
       lc.attention.causal = c.causal;
       lc.attention.chunk_size = c.chunk_size;

@@ -16,7 +16,8 @@ namespace {
 using Field =
     std::variant<int64_t ModelConfig::*, double ModelConfig::*, bool ModelConfig::*, std::string ModelConfig::*,
                  NormType ModelConfig::*, ActivationType ModelConfig::*, PositionEmbedding ModelConfig::*,
-                 nn::AttentionComplexity ModelConfig::*, nn::RelPEType ModelConfig::*, nn::PoolFunction ModelConfig::*>;
+                 nn::AttentionComplexity ModelConfig::*, nn::RelPEType ModelConfig::*, nn::PoolFunction ModelConfig::*,
+                 std::vector<nn::LayerKind> ModelConfig::*>;
 
 // Every accepted spelling of a fixed-choice setting: the canonical names first (in the order the error lists
 // them), then the aliases the registry also reads.
@@ -116,6 +117,16 @@ const std::vector<Spelling<nn::PoolFunction>>& pool_spellings() {
   return table;
 }
 
+const std::vector<Spelling<nn::LayerKind>>& layer_code_spellings() {
+  static const std::vector<Spelling<nn::LayerKind>> table = {
+      {"g", nn::LayerKind::Global},
+      {"l", nn::LayerKind::Local},
+      {"sl", nn::LayerKind::ShiftedLocal},
+      {"sw", nn::LayerKind::SlidingWindow},
+  };
+  return table;
+}
+
 template <typename E>
 const char* canonical_name(const std::vector<Spelling<E>>& table, E value) {
   for (const auto& s : table)
@@ -131,7 +142,10 @@ E parse_spelling(const std::vector<Spelling<E>>& table, const std::string& name,
     if (name == s.name) return s.value;
   std::string allowed;
   for (const auto& s : table)
-    if (s.canonical) allowed += (allowed.empty() ? "" : ", ") + std::string(s.name);
+    if (s.canonical) {
+      if (!allowed.empty()) allowed += ", ";
+      allowed += s.name;
+    }
   DENSE_FAIL("{}: unknown {} '{}'; allowed: {}", field, what, name, allowed);
 }
 
@@ -158,6 +172,22 @@ nn::RelPEType parse_value(nn::RelPEType*, const std::string& name, const std::st
 }
 nn::PoolFunction parse_value(nn::PoolFunction*, const std::string& name, const std::string& field) {
   return parse_spelling(pool_spellings(), name, field, "pooler function");
+}
+std::vector<nn::LayerKind> parse_value(std::vector<nn::LayerKind>*, const std::string& text, const std::string& field) {
+  std::vector<nn::LayerKind> scheme;
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find('_', start);
+    const std::string code = text.substr(start, end - start);
+    const auto it = std::find_if(layer_code_spellings().begin(), layer_code_spellings().end(),
+                                 [&](const auto& s) { return code == s.name; });
+    DENSE_CHECK(it != layer_code_spellings().end(),
+                "{} '{}': unknown layer code '{}'; allowed: g, l, sl, sw (joined by _)", field, text, code);
+    scheme.push_back(it->value);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return scheme;
 }
 
 const std::vector<std::pair<std::string, Field>>& fields() {
@@ -279,6 +309,16 @@ const char* config_name(PositionEmbedding v) { return canonical_name(position_sp
 const char* config_name(nn::AttentionComplexity v) { return canonical_name(complexity_spellings(), v); }
 const char* config_name(nn::RelPEType v) { return canonical_name(relpe_spellings(), v); }
 const char* config_name(nn::PoolFunction v) { return canonical_name(pool_spellings(), v); }
+const char* config_name(nn::LayerKind v) { return canonical_name(layer_code_spellings(), v); }
+
+std::string local_scheme_text(const std::vector<nn::LayerKind>& scheme) {
+  std::string text;
+  for (const nn::LayerKind k : scheme) {
+    if (!text.empty()) text += '_';
+    text += config_name(k);
+  }
+  return text;
+}
 
 NormType parse_norm_type(const std::string& name, const std::string& field) {
   return parse_spelling(norm_spellings(), name, field, "norm");
@@ -305,22 +345,12 @@ const std::vector<std::string>& model_config_keys() {
   return keys;
 }
 
-std::vector<std::string> ModelConfig::layer_codes() const {
-  std::vector<std::string> codes;
-  std::vector<std::string> scheme;
-  if (local_attention) {
-    size_t start = 0;
-    while (true) {
-      const size_t end = local_scheme.find('_', start);
-      scheme.push_back(local_scheme.substr(start, end - start));
-      if (end == std::string::npos) break;
-      start = end + 1;
-    }
-  } else {
-    scheme.push_back("g");
-  }
-  for (int64_t i = 0; i < num_hidden_layers; ++i) codes.push_back(scheme[size_t(i) % scheme.size()]);
-  return codes;
+std::vector<nn::LayerKind> ModelConfig::layer_kinds() const {
+  const std::vector<nn::LayerKind> global{nn::LayerKind::Global};
+  const std::vector<nn::LayerKind>& scheme = local_attention && !local_scheme.empty() ? local_scheme : global;
+  std::vector<nn::LayerKind> kinds;
+  for (int64_t i = 0; i < num_hidden_layers; ++i) kinds.push_back(scheme[size_t(i) % scheme.size()]);
+  return kinds;
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& path) {
@@ -387,6 +417,8 @@ nlohmann::json ModelConfig::to_json() const {
           using T = std::remove_cvref_t<decltype(this->*member)>;
           if constexpr (std::is_enum_v<T>)
             j[key] = config_name(this->*member);
+          else if constexpr (std::is_same_v<T, std::vector<nn::LayerKind>>)
+            j[key] = local_scheme_text(this->*member);
           else
             j[key] = this->*member;
         },
@@ -446,13 +478,10 @@ void ModelConfig::validate() const {
     DENSE_CHECK(window_size <= max_position_embeddings && max_position_embeddings % window_size == 0,
                 "window_size {} cannot tile max_position_embeddings {}: it must divide it", window_size,
                 max_position_embeddings);
-    for (const auto& code : layer_codes()) {
-      DENSE_CHECK(code == "g" || code == "l" || code == "sl" || code == "sw",
-                  "local_scheme '{}': unknown layer code '{}'; allowed: g, l, sl, sw (joined by _)", local_scheme,
-                  code);
-      DENSE_CHECK(code != "sw" || causal, "local_scheme '{}': code 'sw' (sliding window) needs causal: true",
-                  local_scheme);
-    }
+    DENSE_CHECK(!local_scheme.empty(), "local_scheme: empty; give codes g, l, sl, sw joined by _");
+    for (const nn::LayerKind kind : local_scheme)
+      DENSE_CHECK(kind != nn::LayerKind::SlidingWindow || causal,
+                  "local_scheme '{}': code 'sw' (sliding window) needs causal: true", local_scheme_text(local_scheme));
   }
 }
 

@@ -67,6 +67,8 @@ const char* config_name(PositionEmbedding v);
 const char* config_name(nn::AttentionComplexity v);
 const char* config_name(nn::RelPEType v);
 const char* config_name(nn::PoolFunction v);
+const char* config_name(nn::LayerKind v);                                 // its local_scheme code: "g", "l", "sl", "sw"
+std::string local_scheme_text(const std::vector<nn::LayerKind>& scheme);  // "l_sl_g"
 // Reads a name (`field` names the key in the error, which lists every accepted name).
 NormType parse_norm_type(const std::string& name, const std::string& field);
 ActivationType parse_activation_type(const std::string& name, const std::string& field);
@@ -113,7 +115,9 @@ struct ModelConfig {
   bool local_attention = false;
   int64_t window_size = 1024;
   bool local_relpe = true;
-  std::string local_scheme = "l_sl_g";
+  // One period of layer kinds, repeated over the layers when local_attention. In a config: the codes g (global),
+  // l (local), sl (shifted local), sw (sliding window, causal only) joined by '_', e.g. "l_sl_g".
+  std::vector<nn::LayerKind> local_scheme = {nn::LayerKind::Local, nn::LayerKind::ShiftedLocal, nn::LayerKind::Global};
 
   // Both: `attention: {type: sparse, pattern: <kind>, <pattern keys>...}` (nn/attention_patterns.h) makes every
   // layer attend over the pattern's graph: softmax graph attention in BERT, masked DenseAttention in DANet.
@@ -126,8 +130,8 @@ struct ModelConfig {
 
   int64_t padded_vocab_size() const { return (vocab_size + 7) / 8 * 8; }
   int64_t head_size() const { return hidden_size / num_attention_heads; }
-  // Layer codes per layer ("g", "l", "sl", "sw"); all "g" without local attention.
-  std::vector<std::string> layer_codes() const;
+  // The kind of every layer: local_scheme repeated; all Global without local attention.
+  std::vector<nn::LayerKind> layer_kinds() const;
 
   // Parses `j` (an object). `path` prefixes key names in errors ("model").
   static ModelConfig from_json(const nlohmann::json& j, const std::string& path = "model");

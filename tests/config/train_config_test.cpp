@@ -171,7 +171,7 @@ TEST(TrainConfig, LraConfigsCarryThePapersRecipe) {
     EXPECT_EQ(std::string(models::config_name(m.pos_emb_type)), "relpe");
     EXPECT_EQ(std::string(models::config_name(m.relpe_type)), "cosine");
     EXPECT_TRUE(m.local_attention);
-    EXPECT_EQ(m.local_scheme, "l_sl_g");
+    EXPECT_EQ(models::local_scheme_text(m.local_scheme), "l_sl_g");
     EXPECT_EQ(m.initializer_range, 0.2);
     EXPECT_FALSE(m.classifier_bias);
     EXPECT_EQ(std::string(models::config_name(m.final_ln_type)), "none");
@@ -280,7 +280,7 @@ TEST(TrainConfig, ShippedConfigsLoadAndBuild) {
       EXPECT_EQ(std::string(models::config_name(c.model.relpe_type)), "rope");
       EXPECT_EQ(c.model.relpe_scheme, "q,k");
       EXPECT_TRUE(c.model.local_attention);
-      EXPECT_EQ(c.model.layer_codes()[2], "g");
+      EXPECT_EQ(c.model.layer_kinds()[2], nn::LayerKind::Global);
       EXPECT_EQ(c.data.seq_len, 16384);
       EXPECT_EQ(c.training.global_batch * c.data.seq_len, 1024 * 512);
     } else if (name == "bert_baseline.yaml") {

@@ -303,6 +303,14 @@ TEST(ModelConfig, FixedChoicesReadOnceAsEnumsAndWriteBackTheirNames) {
                 .find("model.relpe_type: 'learned' (the multiplicative learned "
                       "RelPE) is not supported"),
             std::string::npos);
+  // local_scheme: a list of layer kinds, written back as its codes.
+  const models::ModelConfig sw = models::ModelConfig::from_json({{"local_scheme", "sw_l"}});
+  EXPECT_EQ(sw.local_scheme, (std::vector<nn::LayerKind>{nn::LayerKind::SlidingWindow, nn::LayerKind::Local}));
+  EXPECT_EQ(sw.to_json().at("local_scheme"), "sw_l");
+  EXPECT_NE(message({{"local_scheme", "l__g"}})
+                .find("model.local_scheme 'l__g': unknown layer code ''; allowed: g, "
+                      "l, sl, sw (joined by _)"),
+            std::string::npos);
   // Read whatever the model type: a BERT config with a DANet key of an unknown name fails too.
   EXPECT_NE(message({{"model_type", "bert"}, {"pooler_ln_type", "fancy"}}).find("model.pooler_ln_type: unknown norm"),
             std::string::npos);
