@@ -182,6 +182,17 @@ void AtomicShardFile::commit() {
   committed_ = true;
 }
 
+void settle_row_shape(ShardInfo& info, int64_t rows, int64_t N, const ShardExpect& expect) {
+  if (!info.foreign || info.seq_len > 0)
+    DENSE_CHECK(info.seq_len == N, "{}: attribute 'seq_len' is {} but input_ids rows hold {} tokens", info.path,
+                info.seq_len, N);
+  if (expect.seq_len > 0)
+    DENSE_CHECK(N == expect.seq_len, "{}: sequence length: expected {}, found {} (input_ids)", info.path,
+                expect.seq_len, N);
+  info.seq_len = N;
+  info.rows = rows;
+}
+
 std::pair<h5::Id, ShardInfo> open_shard(const std::string& path, const std::string& format, const ShardExpect& expect) {
   ShardInfo info;
   info.path = path;

@@ -134,6 +134,9 @@ class AtomicShardFile {
 // Opens `path` and checks the common attributes against `format` and `expect`.
 std::pair<h5::Id, ShardInfo> open_shard(const std::string& path, const std::string& format, const ShardExpect& expect);
 
+// Checks that the rows' length N (read from input_ids) agrees with the file's seq_len attribute (a foreign file
+// may lack it) and with what the caller expects, then records N and the row count in `info`.
+void settle_row_shape(ShardInfo& info, int64_t rows, int64_t N, const ShardExpect& expect);
 // Checks that dataset `name` exists with the element kind/size and rank given; returns its shape.
 std::vector<int64_t> require_dataset(hid_t file, const std::string& path, const std::string& name, h5::ElemKind kind,
                                      size_t size, int rank);

@@ -329,19 +329,12 @@ BertShardReader::BertShardReader(const std::string& path, const ShardExpect& exp
   DENSE_CHECK(s.has_filled || s.info.foreign, "{}: dataset 'filled_lengths' is missing", path);
   if (s.has_filled) same("filled_lengths", 4, 0, "");
 
-  if (!s.info.foreign || s.info.seq_len > 0)
-    DENSE_CHECK(s.info.seq_len == s.N, "{}: attribute 'seq_len' is {} but input_ids rows hold {} tokens", path,
-                s.info.seq_len, s.N);
-  if (expect.seq_len > 0)
-    DENSE_CHECK(s.N == expect.seq_len, "{}: sequence length: expected {}, found {} (input_ids)", path, expect.seq_len,
-                s.N);
+  detail::settle_row_shape(s.info, s.n, s.N, expect);
   const auto max_pred = h5::read_int_attribute(f, "max_predictions_per_seq", path);
   DENSE_CHECK(max_pred.has_value() || s.info.foreign, "{}: attribute 'max_predictions_per_seq' is missing", path);
   if (max_pred)
     DENSE_CHECK(*max_pred == s.P, "{}: attribute 'max_predictions_per_seq' is {} but masked_lm_positions holds {}",
                 path, *max_pred, s.P);
-  s.info.seq_len = s.N;
-  s.info.rows = s.n;
 
   auto open = [&](const char* name) {
     return h5::Id(h5::check_id(H5Dopen2(f, name, H5P_DEFAULT), path + ": dataset '" + name + "'", "cannot open"));
@@ -360,8 +353,6 @@ BertShardReader::BertShardReader(BertShardReader&&) noexcept = default;
 BertShardReader& BertShardReader::operator=(BertShardReader&&) noexcept = default;
 
 const ShardInfo& BertShardReader::info() const { return impl_->info; }
-int64_t BertShardReader::rows() const { return impl_->n; }
-int64_t BertShardReader::seq_len() const { return impl_->N; }
 int64_t BertShardReader::max_predictions() const { return impl_->P; }
 
 BertRows BertShardReader::read(int64_t begin, int64_t end) const {

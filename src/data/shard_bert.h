@@ -127,9 +127,9 @@ class BertShardReader {
   ~BertShardReader();
   BertShardReader(BertShardReader&&) noexcept;
   BertShardReader& operator=(BertShardReader&&) noexcept;
-  const ShardInfo& info() const;
-  int64_t rows() const;
-  int64_t seq_len() const;
+  const ShardInfo& info() const;  // info().rows and info().seq_len are read from the datasets
+  int64_t rows() const { return info().rows; }
+  int64_t seq_len() const { return info().seq_len; }
   int64_t max_predictions() const;
   // Rows [begin, end); masked_lm_positions are checked to lie in [0, N).
   BertRows read(int64_t begin, int64_t end) const;

@@ -98,14 +98,7 @@ PackedShardReader::PackedShardReader(const std::string& path, const ShardExpect&
   const auto dims = detail::require_dataset(s.file.get(), path, "input_ids", h5::ElemKind::Int, 4, 2);
   s.n = dims[0];
   s.N = dims[1];
-  if (!s.info.foreign || s.info.seq_len > 0)
-    DENSE_CHECK(s.info.seq_len == s.N, "{}: attribute 'seq_len' is {} but input_ids rows hold {} tokens", path,
-                s.info.seq_len, s.N);
-  if (expect.seq_len > 0)
-    DENSE_CHECK(s.N == expect.seq_len, "{}: sequence length: expected {}, found {} (input_ids)", path, expect.seq_len,
-                s.N);
-  s.info.seq_len = s.N;
-  s.info.rows = s.n;
+  detail::settle_row_shape(s.info, s.n, s.N, expect);
   s.input_ids = h5::Id(
       h5::check_id(H5Dopen2(s.file.get(), "input_ids", H5P_DEFAULT), path + ": dataset 'input_ids'", "cannot open"));
 }
@@ -114,8 +107,6 @@ PackedShardReader::~PackedShardReader() = default;
 PackedShardReader::PackedShardReader(PackedShardReader&&) noexcept = default;
 PackedShardReader& PackedShardReader::operator=(PackedShardReader&&) noexcept = default;
 const ShardInfo& PackedShardReader::info() const { return impl_->info; }
-int64_t PackedShardReader::rows() const { return impl_->n; }
-int64_t PackedShardReader::seq_len() const { return impl_->N; }
 
 std::vector<int32_t> PackedShardReader::read(int64_t begin, int64_t end) const {
   const Impl& s = *impl_;

@@ -56,9 +56,9 @@ class PackedShardReader {
   ~PackedShardReader();
   PackedShardReader(PackedShardReader&&) noexcept;
   PackedShardReader& operator=(PackedShardReader&&) noexcept;
-  const ShardInfo& info() const;
-  int64_t rows() const;
-  int64_t seq_len() const;
+  const ShardInfo& info() const;  // info().rows and info().seq_len are read from the datasets
+  int64_t rows() const { return info().rows; }
+  int64_t seq_len() const { return info().seq_len; }
   std::vector<int32_t> read(int64_t begin, int64_t end) const;  // [end-begin, N], row-major
   std::vector<int32_t> read_all() const { return read(0, rows()); }
 

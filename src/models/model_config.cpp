@@ -37,17 +37,11 @@ const std::vector<Spelling<NormType>>& norm_spellings() {
       {"uncentered_ln", NormType::UncenteredLn},
       {"uncentered_fixed_ln", NormType::UncenteredFixedLn},
       {"standard_ln", NormType::StandardLn},
-      {"gelu", NormType::Gelu},
-      {"legacy_gelu", NormType::LegacyGelu},
-      {"gelu_tanh", NormType::GeluTanh},
-      {"relu", NormType::Relu},
-      {"tanh", NormType::Tanh},
-      {"silu", NormType::Silu},
-      {"sigmoid", NormType::Sigmoid},
-      {"leaky_relu", NormType::LeakyRelu},
-      {"leaky_relu_0.1", NormType::LeakyRelu01},
-      {"hardtanh", NormType::Hardtanh},
-      {"identity", NormType::Identity},
+  // clang-format off
+#define DENSE_SPELLING(value, name) {name, NormType::value},
+      DENSE_MODEL_ACTIVATIONS(DENSE_SPELLING)
+#undef DENSE_SPELLING
+      // clang-format on
       {"no_ln", NormType::None, false},
       {"null", NormType::None, false},
       {"", NormType::None, false},
@@ -59,17 +53,11 @@ const std::vector<Spelling<NormType>>& norm_spellings() {
 
 const std::vector<Spelling<ActivationType>>& activation_spellings() {
   static const std::vector<Spelling<ActivationType>> table = {
-      {"gelu", ActivationType::Gelu},
-      {"legacy_gelu", ActivationType::LegacyGelu},
-      {"gelu_tanh", ActivationType::GeluTanh},
-      {"relu", ActivationType::Relu},
-      {"tanh", ActivationType::Tanh},
-      {"silu", ActivationType::Silu},
-      {"sigmoid", ActivationType::Sigmoid},
-      {"leaky_relu", ActivationType::LeakyRelu},
-      {"leaky_relu_0.1", ActivationType::LeakyRelu01},
-      {"hardtanh", ActivationType::Hardtanh},
-      {"identity", ActivationType::Identity},
+  // clang-format off
+#define DENSE_SPELLING(value, name) {name, ActivationType::value},
+      DENSE_MODEL_ACTIVATIONS(DENSE_SPELLING)
+#undef DENSE_SPELLING
+      // clang-format on
       {"swish", ActivationType::Silu, false},
       {"linear", ActivationType::Identity, false},
   };

@@ -21,8 +21,22 @@ namespace dense::models {
 // written by to_json reads back to the same text. Aliases the registry also accepts ("no_ln", "null" or "" for
 // none; "swish" for silu; "linear" for identity; "dummy" for no RelPE) read as their canonical value.
 enum class ModelType { Danet, Bert };
-// A norm slot (pre/post/embedding/final/pooler/LM-head): the reference's Activation2Class registry, where every
-// slot also accepts every activation (docs/model.md §1.2).
+// Every activation with its config name, written once: ActivationType is this list, and NormType (a norm slot:
+// pre/post/embedding/final/pooler/LM-head) ends with it, because the reference's Activation2Class registry lets every
+// norm slot take every activation (docs/model.md §1.2). The two enums cannot drift apart.
+#define DENSE_MODEL_ACTIVATIONS(X) \
+  X(Gelu, "gelu")                  \
+  X(LegacyGelu, "legacy_gelu")     \
+  X(GeluTanh, "gelu_tanh")         \
+  X(Relu, "relu")                  \
+  X(Tanh, "tanh")                  \
+  X(Silu, "silu")                  \
+  X(Sigmoid, "sigmoid")            \
+  X(LeakyRelu, "leaky_relu")       \
+  X(LeakyRelu01, "leaky_relu_0.1") \
+  X(Hardtanh, "hardtanh")          \
+  X(Identity, "identity")
+#define DENSE_MODEL_ENUMERATOR(value, name) value,
 enum class NormType : uint8_t {
   None,
   MaxNorm,
@@ -31,32 +45,11 @@ enum class NormType : uint8_t {
   UncenteredLn,
   UncenteredFixedLn,
   StandardLn,
-  Gelu,
-  LegacyGelu,
-  GeluTanh,
-  Relu,
-  Tanh,
-  Silu,
-  Sigmoid,
-  LeakyRelu,
-  LeakyRelu01,
-  Hardtanh,
-  Identity
+  DENSE_MODEL_ACTIVATIONS(DENSE_MODEL_ENUMERATOR)
 };
 // An activation slot (pooler_act, lm_head_act, hidden_act).
-enum class ActivationType : uint8_t {
-  Gelu,
-  LegacyGelu,
-  GeluTanh,
-  Relu,
-  Tanh,
-  Silu,
-  Sigmoid,
-  LeakyRelu,
-  LeakyRelu01,
-  Hardtanh,
-  Identity
-};
+enum class ActivationType : uint8_t { DENSE_MODEL_ACTIVATIONS(DENSE_MODEL_ENUMERATOR) };
+#undef DENSE_MODEL_ENUMERATOR
 enum class PositionEmbedding : uint8_t { Learned, Sinusoidal, RelPE };
 
 // The canonical name of each value: what the config files hold and to_json writes.

@@ -152,44 +152,46 @@ void CpuBackend::binary(BinaryOp op, Broadcast bcast, double alpha, const Tensor
   });
 }
 
+// f(T{}, std::integral_constant<Activation, act>{}) for the dtype's storage type T: one instantiation per
+// (dtype, activation), so the element loops below are branch-free.
+template <typename F>
+void with_float_activation(DType dtype, Activation act, F&& f) {
+  dispatch_float(dtype, [&](auto tag) { with_activation(act, [&](auto act_tag) { f(tag, act_tag); }); });
+}
+
 void CpuBackend::activation_forward(Activation act, double slope, const Tensor& x, Tensor& y) {
-  dispatch_float(x.dtype(), [&](auto tag) {
+  with_float_activation(x.dtype(), act, [&](auto tag, auto act_tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
+    constexpr Activation ACT = decltype(act_tag)::value;
     const T* px = static_cast<const T*>(x.raw_data());
     T* py = static_cast<T*>(y.raw_data());
     const int64_t n = x.numel();
     const A sl = A(slope);
-    with_activation(act, [&](auto act_tag) {
-      constexpr Activation ACT = decltype(act_tag)::value;
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-      for (int64_t i = 0; i < n; ++i) store(py + i, act_forward<A>(ACT, load(px + i), sl));
-    });
+    for (int64_t i = 0; i < n; ++i) store(py + i, act_forward<A>(ACT, load(px + i), sl));
   });
 }
 
 void CpuBackend::activation_backward(Activation act, double slope, const Tensor& x, const Tensor& dy, double beta,
                                      Tensor& dx) {
-  dispatch_float(x.dtype(), [&](auto tag) {
+  with_float_activation(x.dtype(), act, [&](auto tag, auto act_tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
+    constexpr Activation ACT = decltype(act_tag)::value;
     const T* px = static_cast<const T*>(x.raw_data());
     const T* pdy = static_cast<const T*>(dy.raw_data());
     T* pdx = static_cast<T*>(dx.raw_data());
     const int64_t n = x.numel();
     const A sl = A(slope), be = A(beta);
-    const bool overwrite = beta == 0.0;
-    with_activation(act, [&](auto act_tag) {
-      constexpr Activation ACT = decltype(act_tag)::value;
-      if (overwrite) {
+    if (beta == 0.0) {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-        for (int64_t i = 0; i < n; ++i) store(pdx + i, act_derivative<A>(ACT, load(px + i), sl) * load(pdy + i));
-      } else {
+      for (int64_t i = 0; i < n; ++i) store(pdx + i, act_derivative<A>(ACT, load(px + i), sl) * load(pdy + i));
+    } else {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-        for (int64_t i = 0; i < n; ++i)
-          store(pdx + i, act_derivative<A>(ACT, load(px + i), sl) * load(pdy + i) + be * load(pdx + i));
-      }
-    });
+      for (int64_t i = 0; i < n; ++i)
+        store(pdx + i, act_derivative<A>(ACT, load(px + i), sl) * load(pdy + i) + be * load(pdx + i));
+    }
   });
 }
 

@@ -11,6 +11,7 @@
 
 #include "backend/cuda/kernels.h"
 #include "core/dtype.h"
+#include "core/philox.h"
 
 namespace dense::cuda {
 
@@ -126,8 +127,33 @@ inline unsigned blocks_for(int64_t n, int threads = kThreads) {
   return unsigned(b < 65536 ? (b > 0 ? b : 1) : 65536);
 }
 
+// The launcher of a grid-stride kernel over `threads` work items of dtype t: nothing when there are none; else
+// launch(T{}, grid) for t's storage type T, grid = blocks_for(threads), then the launch check (DENSE_CUDA_LAUNCHED).
+// `op` names the launcher in the dtype and launch errors.
+template <typename Launch>
+void launch_grid_stride(const Ctx& ctx, DType t, const char* op, int64_t threads, Launch&& launch) {
+  if (threads == 0) return;
+  dispatch_float(t, op, [&](auto tag) { launch(tag, blocks_for(threads)); });
+  check_launch(ctx, op, __FILE__, __LINE__);
+}
+
 #define DENSE_GRID_STRIDE(i, n) \
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+
+// f(i, u) for every element i < n with its uniform draw u in [0, 1), as the CPU draws it (core/philox.h's mapping):
+// one Philox call decides four consecutive elements, so a thread owns a group of four (launch (n + 3) / 4 threads).
+template <typename F>
+__device__ __forceinline__ void for_each_uniform(int64_t n, uint64_t seed, uint64_t offset, F&& f) {
+  const int64_t groups = (n + 3) / 4;
+  DENSE_GRID_STRIDE(g, groups) {
+    const Philox4 r = philox4x32_10(seed, offset + uint64_t(g));
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int64_t i = 4 * g + k;
+      if (i < n) f(i, uint_to_unit_float(r.v[k]));
+    }
+  }
+}
 
 // ---- deferred errors ------------------------------------------------------------------------------
 __device__ __forceinline__ void report_error(ErrorWord* w, int code, long long a, long long b, long long c) {

@@ -90,19 +90,10 @@ __global__ void activation_backward_kernel(Activation act, double slope, const T
   }
 }
 
-// One Philox call decides four consecutive elements (core/philox.h), so a thread owns a group of four.
 template <typename T>
 __global__ void dropout_kernel(const T* x, float p, acc_t<T> scale, uint64_t seed, uint64_t offset, T* y, int64_t n) {
   using A = acc_t<T>;
-  const int64_t groups = (n + 3) / 4;
-  DENSE_GRID_STRIDE(g, groups) {
-    const Philox4 r = philox4x32_10(seed, offset + uint64_t(g));
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const int64_t i = 4 * g + k;
-      if (i < n) st(y + i, uint_to_unit_float(r.v[k]) >= p ? ld(x + i) * scale : A(0));
-    }
-  }
+  for_each_uniform(n, seed, offset, [&](int64_t i, float u) { st(y + i, u >= p ? ld(x + i) * scale : A(0)); });
 }
 
 // ---- column sums ------------------------------------------------------------------------------------
@@ -188,45 +179,37 @@ __global__ void band_mask_kernel(T* s, int64_t total, int64_t rows, int64_t cols
 
 void binary(const Ctx& ctx, DType t, BinaryOp op, Broadcast bcast, double alpha, const void* a, const void* b,
             double beta, void* out, int64_t n, int64_t cols) {
-  if (n == 0) return;
-  dispatch_float(t, "binary", [&](auto tag) {
+  launch_grid_stride(ctx, t, "binary", n, [&](auto tag, unsigned grid) {
     using T = decltype(tag);
-    binary_kernel<T><<<blocks_for(n), kThreads, 0, ctx.stream>>>(
-        op, bcast, alpha, static_cast<const T*>(a), static_cast<const T*>(b), beta, static_cast<T*>(out), n, cols);
+    binary_kernel<T><<<grid, kThreads, 0, ctx.stream>>>(op, bcast, alpha, static_cast<const T*>(a),
+                                                        static_cast<const T*>(b), beta, static_cast<T*>(out), n, cols);
   });
-  DENSE_CUDA_LAUNCHED();
 }
 
 void activation_forward(const Ctx& ctx, DType t, Activation act, double slope, const void* x, void* y, int64_t n) {
-  if (n == 0) return;
-  dispatch_float(t, "activation", [&](auto tag) {
+  launch_grid_stride(ctx, t, "activation_forward", n, [&](auto tag, unsigned grid) {
     using T = decltype(tag);
     activation_forward_kernel<T>
-        <<<blocks_for(n), kThreads, 0, ctx.stream>>>(act, slope, static_cast<const T*>(x), static_cast<T*>(y), n);
+        <<<grid, kThreads, 0, ctx.stream>>>(act, slope, static_cast<const T*>(x), static_cast<T*>(y), n);
   });
-  DENSE_CUDA_LAUNCHED();
 }
 
 void activation_backward(const Ctx& ctx, DType t, Activation act, double slope, const void* x, const void* dy,
                          double beta, void* dx, int64_t n) {
-  if (n == 0) return;
-  dispatch_float(t, "activation_backward", [&](auto tag) {
+  launch_grid_stride(ctx, t, "activation_backward", n, [&](auto tag, unsigned grid) {
     using T = decltype(tag);
-    activation_backward_kernel<T><<<blocks_for(n), kThreads, 0, ctx.stream>>>(
+    activation_backward_kernel<T><<<grid, kThreads, 0, ctx.stream>>>(
         act, slope, static_cast<const T*>(x), static_cast<const T*>(dy), beta, static_cast<T*>(dx), n);
   });
-  DENSE_CUDA_LAUNCHED();
 }
 
 void dropout(const Ctx& ctx, DType t, const void* x, double p, uint64_t seed, uint64_t offset, void* y, int64_t n) {
-  if (n == 0) return;
-  dispatch_float(t, "dropout", [&](auto tag) {
+  launch_grid_stride(ctx, t, "dropout", (n + 3) / 4, [&](auto tag, unsigned grid) {
     using T = decltype(tag);
     using A = acc_t<T>;
-    dropout_kernel<T><<<blocks_for((n + 3) / 4), kThreads, 0, ctx.stream>>>(
-        static_cast<const T*>(x), float(p), A(1.0 / (1.0 - p)), seed, offset, static_cast<T*>(y), n);
+    dropout_kernel<T><<<grid, kThreads, 0, ctx.stream>>>(static_cast<const T*>(x), float(p), A(1.0 / (1.0 - p)), seed,
+                                                         offset, static_cast<T*>(y), n);
   });
-  DENSE_CUDA_LAUNCHED();
 }
 
 void sum_rows(const Ctx& ctx, DType t, const void* x, int64_t outer, int64_t rows, int64_t cols, double alpha,
@@ -263,22 +246,18 @@ void reduce_partials(const Ctx& ctx, DType t, Reduction r, const void* x, int64_
 }
 
 void scale_in_place(const Ctx& ctx, DType t, void* x, int64_t n, double factor) {
-  if (n == 0) return;
-  dispatch_float(t, "scale_in_place", [&](auto tag) {
+  launch_grid_stride(ctx, t, "scale_in_place", n, [&](auto tag, unsigned grid) {
     using T = decltype(tag);
-    scale_in_place_kernel<T><<<blocks_for(n), kThreads, 0, ctx.stream>>>(static_cast<T*>(x), n, factor);
+    scale_in_place_kernel<T><<<grid, kThreads, 0, ctx.stream>>>(static_cast<T*>(x), n, factor);
   });
-  DENSE_CUDA_LAUNCHED();
 }
 
 void band_mask(const Ctx& ctx, DType t, void* s, int64_t mats, int64_t rows, int64_t cols, int64_t lo, int64_t hi) {
   const int64_t total = mats * rows * cols;
-  if (total == 0) return;
-  dispatch_float(t, "band_mask", [&](auto tag) {
+  launch_grid_stride(ctx, t, "band_mask", total, [&](auto tag, unsigned grid) {
     using T = decltype(tag);
-    band_mask_kernel<T><<<blocks_for(total), kThreads, 0, ctx.stream>>>(static_cast<T*>(s), total, rows, cols, lo, hi);
+    band_mask_kernel<T><<<grid, kThreads, 0, ctx.stream>>>(static_cast<T*>(s), total, rows, cols, lo, hi);
   });
-  DENSE_CUDA_LAUNCHED();
 }
 
 }  // namespace dense::cuda

@@ -26,6 +26,17 @@ struct Rows {
   __device__ int64_t key(int64_t p) const { return g.row_ptr ? int64_t(g.col[p]) : p; }
 };
 
+// Runs body(t, b, h, i, group) for each of this warp's tasks: row i (of n) of head h of batch b, numbered
+// t = (b * heads + h) * n + i; group is the graph the head uses (one shared graph, or one per head).
+template <typename Body>
+__device__ __forceinline__ void for_each_row(const Rows& rows, int64_t batch, int64_t heads, int64_t n, Body&& body) {
+  const int64_t tasks = batch * heads * n;
+  for (int64_t t = Team<kLanes>::first_row(); t < tasks; t += Team<kLanes>::row_stride()) {
+    const int64_t h = (t / n) % heads;
+    body(t, t / (n * heads), h, t % n, rows.g.groups == 1 ? int64_t(0) : h);
+  }
+}
+
 template <typename T, typename A>
 __device__ __forceinline__ A warp_dot(const A (&x)[kPerLane], const T* y, int64_t e, int lane) {
   A s = A(0);
@@ -53,10 +64,8 @@ __global__ void forward_kernel(bool softmax, const T* q, const T* k, const T* v,
   using A = acc_t<T>;
   const A scale = A(scale_d), neg_inf = A(-INFINITY);
   const int lane = threadIdx.x;
-  const int64_t d = heads * e, tasks = batch * heads * nq;
-  for (int64_t t = Team<kLanes>::first_row(); t < tasks; t += Team<kLanes>::row_stride()) {
-    const int64_t i = t % nq, h = (t / nq) % heads, b = t / (nq * heads);
-    const int64_t group = rows.g.groups == 1 ? 0 : h;
+  const int64_t d = heads * e;
+  for_each_row(rows, batch, heads, nq, [&](int64_t t, int64_t b, int64_t h, int64_t i, int64_t group) {
     const T* valid = key_valid ? key_valid + b * nk : nullptr;
     const T* krows = k + b * nk * d + h * e;
     const T* vrows = v + b * nk * d + h * e;
@@ -95,7 +104,7 @@ __global__ void forward_kernel(bool softmax, const T* q, const T* k, const T* v,
       if (ch < e) st(orow + ch, acc[c] * inv);
     }
     if (softmax && lse && lane == 0) lse[t] = mx == neg_inf ? neg_inf : mx + dlog(sum);
-  }
+  });
 }
 
 template <typename T>
@@ -105,10 +114,8 @@ __global__ void backward_rows_kernel(bool softmax, const T* q, const T* k, const
   using A = acc_t<T>;
   const A scale = A(scale_d), neg_inf = A(-INFINITY);
   const int lane = threadIdx.x;
-  const int64_t d = heads * e, tasks = batch * heads * nq;
-  for (int64_t t = Team<kLanes>::first_row(); t < tasks; t += Team<kLanes>::row_stride()) {
-    const int64_t i = t % nq, h = (t / nq) % heads, b = t / (nq * heads);
-    const int64_t group = rows.g.groups == 1 ? 0 : h;
+  const int64_t d = heads * e;
+  for_each_row(rows, batch, heads, nq, [&](int64_t t, int64_t b, int64_t h, int64_t i, int64_t group) {
     const int64_t off = (b * nq + i) * d + h * e;
     const T* valid = key_valid ? key_valid + b * nk : nullptr;
     const T* krows = k + b * nk * d + h * e;
@@ -144,7 +151,7 @@ __global__ void backward_rows_kernel(bool softmax, const T* q, const T* k, const
       const int64_t ch = lane + c * kLanes;
       if (ch < e) st(dq + off + ch, acc[c]);
     }
-  }
+  });
 }
 
 template <typename T>
@@ -154,10 +161,8 @@ __global__ void backward_keys_kernel(bool softmax, const T* q, const T* k, const
   using A = acc_t<T>;
   const A scale = A(scale_d);
   const int lane = threadIdx.x;
-  const int64_t d = heads * e, tasks = batch * heads * nk;
-  for (int64_t t = Team<kLanes>::first_row(); t < tasks; t += Team<kLanes>::row_stride()) {
-    const int64_t j = t % nk, h = (t / nk) % heads, b = t / (nk * heads);
-    const int64_t group = cols.g.groups == 1 ? 0 : h;
+  const int64_t d = heads * e;
+  for_each_row(cols, batch, heads, nk, [&](int64_t, int64_t b, int64_t h, int64_t j, int64_t group) {
     const int64_t off = (b * nk + j) * d + h * e;
     A kr[kPerLane], vr[kPerLane], acck[kPerLane], accv[kPerLane];
 #pragma unroll
@@ -194,7 +199,7 @@ __global__ void backward_keys_kernel(bool softmax, const T* q, const T* k, const
         st(dv + off + ch, accv[c]);
       }
     }
-  }
+  });
 }
 
 }  // namespace

@@ -39,18 +39,9 @@ __global__ void fill_kernel(U* dst, U value, StridedLayout l, int64_t n) {
   }
 }
 
-// One Philox call serves four consecutive elements (core/philox.h's mapping), so a thread owns a group of four.
 template <typename T>
 __global__ void uniform_kernel(T* dst, int64_t n, double low, double high, uint64_t seed, uint64_t offset) {
-  const int64_t groups = (n + 3) / 4;
-  DENSE_GRID_STRIDE(g, groups) {
-    const Philox4 r = philox4x32_10(seed, offset + uint64_t(g));
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const int64_t i = 4 * g + k;
-      if (i < n) dst[i] = convert<T>(low + (high - low) * double(uint_to_unit_float(r.v[k])));
-    }
-  }
+  for_each_uniform(n, seed, offset, [&](int64_t i, float u) { dst[i] = convert<T>(low + (high - low) * double(u)); });
 }
 
 template <typename T>
@@ -92,23 +83,18 @@ void fill_bits(const Ctx& ctx, size_t elem_size, void* dst, uint64_t bits, const
 
 void fill_uniform(const Ctx& ctx, DType t, void* dst, int64_t n, double low, double high, uint64_t seed,
                   uint64_t offset) {
-  if (n == 0) return;
-  dispatch_float(t, "fill_uniform", [&](auto tag) {
+  launch_grid_stride(ctx, t, "fill_uniform", (n + 3) / 4, [&](auto tag, unsigned grid) {
     using T = decltype(tag);
-    uniform_kernel<T>
-        <<<blocks_for((n + 3) / 4), kThreads, 0, ctx.stream>>>(static_cast<T*>(dst), n, low, high, seed, offset);
+    uniform_kernel<T><<<grid, kThreads, 0, ctx.stream>>>(static_cast<T*>(dst), n, low, high, seed, offset);
   });
-  DENSE_CUDA_LAUNCHED();
 }
 
 void fill_normal(const Ctx& ctx, DType t, void* dst, int64_t n, double mean, double std, uint64_t seed,
                  uint64_t offset) {
-  if (n == 0) return;
-  dispatch_float(t, "fill_normal", [&](auto tag) {
+  launch_grid_stride(ctx, t, "fill_normal", n, [&](auto tag, unsigned grid) {
     using T = decltype(tag);
-    normal_kernel<T><<<blocks_for(n), kThreads, 0, ctx.stream>>>(static_cast<T*>(dst), n, mean, std, seed, offset);
+    normal_kernel<T><<<grid, kThreads, 0, ctx.stream>>>(static_cast<T*>(dst), n, mean, std, seed, offset);
   });
-  DENSE_CUDA_LAUNCHED();
 }
 
 }  // namespace dense::cuda
