@@ -28,7 +28,9 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", config_path, "YAML config (configs/tiny.yaml, ...)");
   app.add_option("--set", overrides, "override a key: --set training.max_steps=100 (repeatable)");
   app.add_option("--resume", opts.resume, "auto (newest valid checkpoint of the run), none, or a checkpoint folder");
-  app.add_option("--init-from", opts.init_from, "start from these weights (a checkpoint folder or model.safetensors)");
+  app.add_option("--init-from", opts.init_from,
+                 "start from these weights: a checkpoint folder, a run folder (its newest complete checkpoint), a "
+                 "model.safetensors or a Hugging Face BERT folder");
   app.add_flag(
       "--resize-position-embeddings", opts.resize_position_embeddings,
       "with --init-from: tile or truncate a learned position table trained at another length (docs/model.md §1.3)");

@@ -307,14 +307,11 @@ void ShardLoader::run(Cursor c) {
       const uint64_t epoch_seed = data::mix_seed(opt_.seed, uint64_t(c.epoch), 0x4D41534Bull);  // "MASK"
       while (c.offset < group_rows) {
         const int64_t drawn = perm[size_t(c.offset)];
-        const size_t slot =
-            group.size() == 1
-                ? 0
-                : size_t(std::upper_bound(first_row.begin(), first_row.end(), drawn) - first_row.begin() - 1);
+        const size_t slot = size_t(std::upper_bound(first_row.begin(), first_row.end(), drawn) - first_row.begin() - 1);
         const Shard& s = group[slot];
         const int64_t file = group_files[slot];
         const std::string& path = opt_.files[size_t(file)];
-        const int64_t row = group.size() == 1 ? drawn : drawn - first_row[slot];
+        const int64_t row = drawn - first_row[slot];
         const bool mine = block_pos >= mine_begin && block_pos < mine_end;
         ++c.offset;
         if (!mine) {

@@ -131,7 +131,6 @@ void load_weights(models::Model& model, const std::vector<std::pair<std::string,
 // trainer_state.json ("" when not resuming); under ZeRO-1 the full moments land in `moments` for scattering.
 std::string load_on_root(TrainState& st, const TrainOptions& opts, spdlog::logger& log,
                          std::vector<std::pair<std::string, Tensor>>& moments) {
-  std::error_code ec;
   const std::string& resume_from = st.resumed_from;
   if (!resume_from.empty()) {
     const CheckpointData ck = load_checkpoint(resume_from);
@@ -150,12 +149,12 @@ std::string load_on_root(TrainState& st, const TrainOptions& opts, spdlog::logge
     for (const auto& n : hf.notes) log.info("{}", n);
     load_weights(*st.model, hf.tensors, hf.source, opts.resize_position_embeddings, log);
     log.info("initialised weights from the Hugging Face checkpoint {}", opts.init_from);
-  } else if (!opts.init_from.empty()) {
-    const std::string file =
-        fs::is_directory(opts.init_from, ec) ? opts.init_from + "/model.safetensors" : opts.init_from;
-    if (fs::is_directory(opts.init_from, ec)) verify_checkpoint(opts.init_from);
-    load_weights(*st.model, read_safetensors(file).tensors, file, opts.resize_position_embeddings, log);
-    log.info("initialised weights from {}", file);
+  } else if (!opts.init_from.empty()) {  // a model.safetensors, a checkpoint folder or a run folder
+    const ResolvedCheckpoint from = resolve_checkpoint(opts.init_from, "--init-from");
+    for (const auto& w : from.warnings) log.warn("{}", w);
+    if (!from.chosen.empty()) log.info("--init-from: {}", from.chosen);
+    load_weights(*st.model, read_safetensors(from.weights).tensors, from.weights, opts.resize_position_embeddings, log);
+    log.info("initialised weights from {}", from.weights);
   }
   return "";
 }

@@ -20,7 +20,7 @@ namespace dense::train {
 
 struct TrainOptions {
   std::string resume = "auto";  // auto: the newest valid checkpoint of the run, if any | none | a checkpoint folder
-  std::string init_from;        // weights only (a checkpoint folder or a model.safetensors); counters start at 0
+  std::string init_from;  // weights only (checkpoint or run folder, model.safetensors, HF folder); counters from 0
   bool resize_position_embeddings = false;  // init_from: tile/truncate a learned position table of another length
   int64_t stop_after_steps = 0;  // stop (with a checkpoint) after this many steps of this invocation; 0 = none
   bool quiet = false;            // no progress line

@@ -263,6 +263,15 @@ TEST(Trainer, InitFromLoadsWeightsOnlyAndErrorsNameTheProblem) {
   const TrainResult b = dense::train::train(d, opts("none", a.last_checkpoint));
   EXPECT_EQ(b.start_step, 0);
   EXPECT_EQ(b.steps, 10);
+  // A run folder stands for its newest complete checkpoint (as for dense-eval): the same weights, the same run.
+  TrainConfig from_run = config_in(dir + "/b2", 10);
+  const TrainResult b2 = dense::train::train(from_run, opts("none", a.run_dir));
+  EXPECT_EQ(b2.last_loss, b.last_loss);
+  EXPECT_EQ(b2.eval_loss, b.eval_loss);
+  fs::create_directories(dir + "/empty");
+  const std::string no_checkpoint =
+      error_of([&] { dense::train::train(config_in(dir + "/b3", 10), opts("none", dir + "/empty")); });
+  EXPECT_TRUE(contains(no_checkpoint, "--init-from " + dir + "/empty: a folder without checkpoints")) << no_checkpoint;
   // A checkpoint of another shape is refused naming the tensor.
   TrainConfig wide = config_in(dir + "/c", 10);
   wide.model.hidden_size = 96;
