@@ -200,11 +200,12 @@ TEST(TrainConfig, LraConfigsCarryThePapersRecipe) {
 }
 
 TEST(TrainConfig, CpuSizedConfigsPairDanetWithAnEqualBert) {
-  // configs/{lra,glue}/cpu: each DANet config <task>.yaml has a softmax BERT baseline <task>_bert.yaml of the
-  // same shape (d, L, H, FFN width, N, labels, vocabulary) trained the same way (the whole training section).
+  // configs/{lra,glue}/cpu and configs/cpu (the long-context stages): each DANet config <task>.yaml has a
+  // softmax BERT baseline <task>_bert.yaml of the same shape (d, L, H, FFN width, N, labels, vocabulary) trained
+  // the same way (the whole training section).
   int pairs = 0;
-  for (const std::string kind : {"lra", "glue"}) {
-    const std::string dir = kRoot + "/configs/" + kind + "/cpu";
+  for (const std::string kind : {"lra", "glue", "cpu"}) {
+    const std::string dir = kRoot + "/configs/" + (kind == "cpu" ? "cpu" : kind + "/cpu");
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
       const std::string stem = entry.path().stem().string();
       if (entry.path().extension() != ".yaml" || stem.ends_with("_bert")) continue;
@@ -213,8 +214,9 @@ TEST(TrainConfig, CpuSizedConfigsPairDanetWithAnEqualBert) {
       const auto bert = load_train_config(dir + "/" + stem + "_bert.yaml");
       EXPECT_EQ(danet.model.model_type, models::ModelType::Danet);
       EXPECT_EQ(bert.model.model_type, models::ModelType::Bert);
-      EXPECT_EQ(danet.name, kind + "-" + stem + "-cpu");
-      EXPECT_EQ(bert.name, kind + "-" + stem + "-cpu-bert");
+      const std::string name = kind == "cpu" ? stem : kind + "-" + stem + "-cpu";
+      EXPECT_EQ(danet.name, name);
+      EXPECT_EQ(bert.name, name + (kind == "cpu" ? "_bert" : "-bert"));
       const auto shape = [](const models::ModelConfig& m, int64_t ffn) {
         return std::make_tuple(m.hidden_size, m.num_hidden_layers, m.num_attention_heads, ffn,
                                m.max_position_embeddings, m.num_labels, m.vocab_size);
@@ -229,7 +231,7 @@ TEST(TrainConfig, CpuSizedConfigsPairDanetWithAnEqualBert) {
       ++pairs;
     }
   }
-  EXPECT_EQ(pairs, 3);  // ListOps; SST-2 and CoLA
+  EXPECT_EQ(pairs, 6);  // ListOps; SST-2 and CoLA; long context at 128, 4K and 16K
 }
 
 TEST(TrainConfig, ShippedConfigsLoadAndBuild) {
