@@ -15,7 +15,7 @@ import statistics
 import sys
 
 MODELS = [("danet", "DANet"), ("bert", "BERT (softmax)")]
-STAGES = [("128", "128", ""), ("4k", "4k", ""), ("16k", "16k", "")]
+STAGES = ["128", "4k", "16k"]
 LENGTHS = [128, 512, 2048, 4096, 16384]
 
 
@@ -64,7 +64,7 @@ def main():
     print("| model | stage | steps | tokens seen | final train loss | training tokens/s (median) |")
     print("|---|---|---|---|---|---|")
     for model, label in MODELS:
-        for stage, _, _ in STAGES:
+        for stage in STAGES:
             s = training_summary(args.runs, model, stage)
             if s:
                 print(f"| {label} | N {stage} | {s['steps']} | {s['tokens']:,} | {s['loss']:.3f} | {s['tokens_per_s']:,.0f} |")
@@ -73,7 +73,7 @@ def main():
     print("|---|---|" + "---|" * len(LENGTHS))
     curves = []
     for model, label in MODELS:
-        for stage, _, _ in STAGES:
+        for stage in STAGES:
             cells, xs, loss, acc = [], [], [], []
             for n in LENGTHS:
                 e = load_eval(args.runs, model, stage, n)

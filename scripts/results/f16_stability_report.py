@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""Table and plot of the f16 stability sweep (scripts/results/f16_stability.sh): per model and learning rate the
+loss curve, skipped (overflowed) steps, the loss scale, and whether the run diverged.
+
+    scripts/results/f16_stability_report.py [--runs runs] [--png docs/results/f16_stability.png]
+
+Reads RUNS/f16-<model>-lr<LR>/metrics.jsonl (dense-train). A run "diverged" when its loss became non-finite, or
+when its last logged loss is above its first (training made things worse), or when the loss scale fell to its
+floor; the table says which. Malformed lines are skipped with a warning naming the line. Needs matplotlib.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import sys
+
+LABELS = {"danet": "DANet (MaxNorm)", "bert": "BERT (LayerNorm)"}
+
+
+def read_run(path):
+    rows, evals = [], []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                print(f"f16_stability_report: {path}:{number}: not JSON, skipped", file=sys.stderr)
+                continue
+            (evals if "eval_loss" in row else rows).append(row)
+    return [r for r in rows if "loss" in r], evals
+
+
+def verdict(rows):
+    losses = [r["loss"] for r in rows]
+    if any(not math.isfinite(x) for x in losses):
+        return "diverged (non-finite loss)"
+    if rows and rows[-1].get("loss_scale", 2.0) <= 1.0:
+        return "diverged (loss scale at its floor)"
+    if len(losses) > 1 and losses[-1] > losses[0]:
+        return "diverged (loss above its start)"
+    return "stable"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default="runs")
+    ap.add_argument("--png", default="docs/results/f16_stability.png")
+    args = ap.parse_args()
+    runs = []
+    for path in sorted(glob.glob(os.path.join(args.runs, "f16-*-lr*", "metrics.jsonl"))):
+        m = re.match(r"f16-(danet|bert)-lr(.+)", os.path.basename(os.path.dirname(path)))
+        if not m:
+            continue
+        rows, evals = read_run(path)
+        if rows:
+            runs.append((m.group(1), float(m.group(2)), m.group(2), rows, evals))
+    if not runs:
+        print(f"f16_stability_report: no runs/f16-<model>-lr<LR>/metrics.jsonl under {args.runs}", file=sys.stderr)
+        return 1
+    runs.sort(key=lambda r: (r[0] != "danet", r[1]))
+    print("| model | learning rate | steps | first / min / last train loss | last eval loss / accuracy | "
+          "skipped steps | last loss scale | verdict |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model, _, lr, rows, evals in runs:
+        losses = [r["loss"] for r in rows]
+        finite = [x for x in losses if math.isfinite(x)]
+        ev = evals[-1] if evals else None
+        ev_text = f"{ev['eval_loss']:.3f} / {100 * ev['eval_accuracy']:.2f}%" if ev else ""
+        print(f"| {LABELS[model]} | {lr} | {rows[-1]['step']} | {losses[0]:.3f} / {min(finite):.3f} / {losses[-1]:.3f} | "
+              f"{ev_text} | {rows[-1].get('skipped_steps', 0)} | {rows[-1].get('loss_scale', float('nan')):g} | "
+              f"{verdict(rows)} |")
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    for col, model in enumerate(["danet", "bert"]):
+        for m, _, lr, rows, _ in runs:
+            if m != model:
+                continue
+            steps = [r["step"] for r in rows]
+            axes[0][col].plot(steps, [r["loss"] for r in rows], label=f"lr {lr}")
+            axes[1][col].plot(steps, [r.get("loss_scale", float("nan")) for r in rows], label=f"lr {lr}")
+        axes[0][col].set_title(f"{LABELS[model]}, f16 with dynamic loss scaling")
+        axes[0][col].set_ylabel("training loss")
+        axes[1][col].set_ylabel("loss scale")
+        axes[1][col].set_yscale("log", base=2)
+        axes[1][col].set_xlabel("step")
+        for ax in (axes[0][col], axes[1][col]):
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(args.png) or ".", exist_ok=True)
+    tmp = args.png + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, args.png)
+    print(f"\nplot: {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
