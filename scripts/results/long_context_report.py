@@ -98,7 +98,8 @@ def main():
     styles = {"DANet": "-", "BERT (softmax)": "--"}
     colors = {"128": "tab:blue", "4k": "tab:orange", "16k": "tab:green"}
     for label, stage, xs, loss, acc in curves:
-        kw = dict(linestyle=styles[label], color=colors[stage], marker="o", label=f"{label}, trained to N {stage}")
+        kw = dict(linestyle=styles[label], color=colors[stage], marker="o" if label == "DANet" else "s",
+                  label=f"{label}, trained to N {stage}")
         axes[0].plot(xs, loss, **kw)
         axes[1].plot(xs, [100 * a for a in acc], **kw)
     for ax, what in zip(axes, ["MLM loss", "MLM accuracy (%)"]):
