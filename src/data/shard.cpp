@@ -126,8 +126,10 @@ AtomicShardFile::AtomicShardFile(std::string path, const std::string& format, in
   DENSE_CHECK(seq_len > 0, "{}: sequence length must be positive ({})", path_, seq_len);
   check_json(meta.prep_config, path_);
   tmp_ = temporary_path_for(path_);
-  file_ = h5::create_file(tmp_, kShardHeaderBytes);
   try {
+    // Inside the try: on a full disk H5Fcreate can fail after the file exists (the superblock does not fit),
+    // and that file is ours to remove too.
+    file_ = h5::create_file(tmp_, kShardHeaderBytes);
     h5::write_string_attribute(file_.get(), "format", format, tmp_);
     h5::write_int_attribute(file_.get(), "format_version", kShardFormatVersion, tmp_);
     h5::write_string_attribute(file_.get(), "vocab_hash", meta.vocab_hash, tmp_);

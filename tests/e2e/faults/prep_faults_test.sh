@@ -50,6 +50,16 @@ rm -rf "${DISK:?}"/*
 full_disk_case "classification shards on a full disk" "$DISK/lra" \
   "$PREP" lra listops -o "$DISK/lra" --num-train 400 --num-val 4 --num-test 4 --gzip-level 0 -q -j 2
 
+# A disk already full when the first shard is created: H5Fcreate fails after making the file (its superblock does
+# not fit), and that temporary is removed too (it was left behind, so a parallel writer that started after the
+# disk filled up left one: a flaky 'packed shards on a full disk').
+rm -rf "${DISK:?}"/*
+mkdir -p "$DISK/full"
+dd if=/dev/zero of="$DISK/filler" bs=4k > /dev/null 2>&1
+full_disk_case "a disk full before the first shard" "$DISK/full" \
+  "$PREP" pretrain "$WIKI" --corpus-format wikitext --vocab "$VOCAB" -o "$DISK/full" -N 64 --shard-rows 2000 \
+  --gzip-level 0 -q -j 1
+
 # The space is free again afterwards (nothing held by a leaked handle): a small run fits and completes.
 rm -rf "${DISK:?}"/*
 expect "a run that fits completes on the same disk" 0 "train.*20 rows" \
