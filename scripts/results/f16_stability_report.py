@@ -10,26 +10,14 @@ floor; the table says which. Malformed lines are skipped with a warning naming t
 """
 import argparse
 import glob
-import json
 import math
 import os
 import re
 import sys
 
+from report_common import read_metrics, save_figure
+
 LABELS = {"danet": "DANet (MaxNorm)", "bert": "BERT (LayerNorm)"}
-
-
-def read_run(path):
-    rows, evals = [], []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                print(f"f16_stability_report: {path}:{number}: not JSON, skipped", file=sys.stderr)
-                continue
-            (evals if "eval_loss" in row else rows).append(row)
-    return [r for r in rows if "loss" in r], evals
 
 
 def verdict(rows):
@@ -53,7 +41,7 @@ def main():
         m = re.match(r"f16-(danet|bert)-lr(.+)", os.path.basename(os.path.dirname(path)))
         if not m:
             continue
-        rows, evals = read_run(path)
+        rows, evals = read_metrics(path, "f16_stability_report")
         if rows:
             runs.append((m.group(1), float(m.group(2)), m.group(2), rows, evals))
     if not runs:
@@ -92,11 +80,7 @@ def main():
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(args.png) or ".", exist_ok=True)
-    tmp = args.png + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, args.png)
-    print(f"\nplot: {args.png}")
+    save_figure(fig, args.png)
     return 0
 
 

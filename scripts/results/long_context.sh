@@ -59,21 +59,13 @@ config_of() {  # model stage -> config path
   echo "configs/cpu/long$2$suffix.yaml"
 }
 run_of() { basename "$(config_of "$1" "$2")" .yaml; }
-newest_checkpoint() {  # model stage -> the stage's last checkpoint folder
-  local run last
-  run="runs/$(run_of "$1" "$2")"
-  last=$(ls -d "$run"/checkpoints/step-* 2>/dev/null | sort | tail -n 1)
-  [[ -n $last ]] || die "$run has no checkpoint: run stage $2 first"
-  echo "$last"
-}
-
 train_stage() {
   local model=$1 stage=$2
   shift 2
   local args=(-c "$(config_of "$model" "$stage")")
   case $stage in
-    4k) args+=(--init-from "$(newest_checkpoint "$model" 128)") ;;
-    16k) args+=(--init-from "$(newest_checkpoint "$model" 4k)") ;;
+    4k) args+=(--init-from "runs/$(run_of "$model" 128)") ;;  # its newest complete checkpoint
+    16k) args+=(--init-from "runs/$(run_of "$model" 4k)") ;;
   esac
   [[ $model == bert && $stage != 128 ]] && args+=(--resize-position-embeddings)
   [[ $model == bert && $stage == 16k && -n ${BERT16K_STEPS:-} ]] && args+=(--stop-after "$BERT16K_STEPS")
@@ -88,9 +80,9 @@ eval_stage() {
   local run
   run="runs/$(run_of "$model" "$stage")"
   mkdir -p runs/long-eval
+  local trained=128
+  case $stage in 4k) trained=4096 ;; 16k) trained=16384 ;; esac
   for n in "${lengths[@]}"; do
-    local trained=128
-    case $stage in 4k) trained=4096 ;; 16k) trained=16384 ;; esac
     if [[ $model == bert && $n -gt $trained ]]; then
       echo "eval $model $stage N $n: skipped (a learned position table of $trained)"
       continue

@@ -14,6 +14,8 @@ import os
 import statistics
 import sys
 
+from report_common import read_metrics, save_figure
+
 MODELS = [("danet", "DANet"), ("bert", "BERT (softmax)")]
 STAGES = ["128", "4k", "16k"]
 LENGTHS = [128, 512, 2048, 4096, 16384]
@@ -35,24 +37,12 @@ def training_summary(runs, model, stage):
     path = os.path.join(runs, run_name(model, stage), "metrics.jsonl")
     if not os.path.exists(path):
         return None
-    steps, speeds, last, evals, skipped = [], [], None, [], 0
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                print(f"long_context_report: {path}:{number}: not JSON, skipped", file=sys.stderr)
-                continue
-            if "tokens_per_s" in row:
-                speeds.append(row["tokens_per_s"])
-                steps.append(row["step"])
-                last = row
-            if "eval_loss" in row:
-                evals.append(row)
-    if last is None:
+    rows, _ = read_metrics(path, "long_context_report")
+    if not rows:
         return None
+    last = rows[-1]
     return {"steps": last["step"], "tokens": last["tokens"], "loss": last["loss"],
-            "tokens_per_s": statistics.median(speeds), "eval": evals[-1] if evals else None}
+            "tokens_per_s": statistics.median(r["tokens_per_s"] for r in rows)}
 
 
 def main():
@@ -112,11 +102,7 @@ def main():
     axes[0].legend(fontsize=8)
     fig.suptitle("Held-out long documents (2 Gutenberg books + WikiText-2 test), small DANet vs softmax BERT")
     fig.tight_layout()
-    os.makedirs(os.path.dirname(args.png) or ".", exist_ok=True)
-    tmp = args.png + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, args.png)
-    print(f"\nplot: {args.png}")
+    save_figure(fig, args.png)
     return 0
 
 
