@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Results that hold over seeds (docs/results.md): the small DANet / BERT pair pretrained again on shards that mix
+# their corpora (dense-prep's default 512K-token shards; the loader draws each batch from data.mix_shards shards),
+# then SST-2 and CoLA fine-tuned with SEEDS seeds and LRA ListOps trained from scratch with LISTOPS_SEEDS seeds.
+#
+#   scripts/results/seeds.sh data                        # corpora -> data/shards/pretrain128, valid128; ListOps trees
+#   scripts/results/seeds.sh pretrain danet|bert [dense-train options...]   # runs/small_<model>_mixed
+#   scripts/results/seeds.sh glue danet|bert SST-2|CoLA  # runs/seeds-<task>-<model>, from the run above
+#   scripts/results/seeds.sh listops danet|bert          # runs/seeds-listops-<model>
+#   scripts/results/seeds.sh report                      # median and spread per task and model (seeds_report.py)
+#
+# dense-eval runs the seeds training.seed, +1, ... one after another and reports their median; each stage is meant to
+# run beside its other model's, one core each. Environment: BIN (default build/apps), GLUE (the official GLUE
+# layout, default ../shared/data/glue), WIKITEXT2 (default ../shared/data/wikitext-2), CORPUS (default data/corpus),
+# SEEDS (default 3), LISTOPS_SEEDS (default 5), THREADS (default 1).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${BIN:-build/apps}
+GLUE=${GLUE:-../shared/data/glue}
+WIKITEXT2=${WIKITEXT2:-../shared/data/wikitext-2}
+CORPUS=${CORPUS:-data/corpus}
+SEEDS=${SEEDS:-3}
+LISTOPS_SEEDS=${LISTOPS_SEEDS:-5}
+THREADS=${THREADS:-1}
+VOCAB=data/vocab/vocab.txt
+die() { echo "seeds.sh: error: $*" >&2; exit 1; }
+check_model() { [[ $1 == danet || $1 == bert ]] || die "model must be danet or bert, not '$1'"; }
+# The configs name the DANet file plainly and its BERT baseline with a _bert suffix.
+suffix() { [[ $1 == bert ]] && echo _bert || true; }
+
+prep_data() {
+  [[ -f $VOCAB ]] || scripts/fetch_vocab.sh
+  [[ -f $CORPUS/.fetched ]] || scripts/fetch_data.sh "$CORPUS"
+  [[ -f $WIKITEXT2/train.txt && -f $WIKITEXT2/valid.txt ]] || die "WIKITEXT2=$WIKITEXT2 has no train.txt/valid.txt"
+  local prep=("$BIN/dense-prep" pretrain --vocab "$VOCAB" -N 128 --overwrite)
+  # The default shard size splits each corpus into shards of 4,096 rows, so that the loader's draw across
+  # data.mix_shards open shards interleaves the two corpora from the first step.
+  "${prep[@]}" "$CORPUS/gutenberg" "$CORPUS/sotu" "$CORPUS/brown" -o data/shards/pretrain128 --prefix corpus
+  "${prep[@]}" "$WIKITEXT2/train.txt" --corpus-format wikitext -o data/shards/pretrain128 --prefix wikitext
+  "${prep[@]}" "$WIKITEXT2/valid.txt" --corpus-format wikitext -o data/shards/valid128
+  [[ -d data/lra/listops256 ]] ||
+    "$BIN/dense-prep" lra listops --min-length 50 --max-length 256 --num-train 20000 -o data/lra/listops256
+}
+
+pretrain() {
+  local model=$1
+  shift
+  check_model "$model"
+  [[ -d data/shards/pretrain128 ]] || die "no data/shards/pretrain128: run '$0 data' first"
+  /usr/bin/time -f "pretrain $model: %e s wall, %M KiB max RSS" "$BIN/dense-train" -c "configs/small_$model.yaml" \
+    --run-dir "runs/small_${model}_mixed" --set "training.threads=$THREADS" "$@"
+}
+
+glue() {
+  local model=$1 task=$2 config
+  check_model "$model"
+  case $task in
+    SST-2) config=configs/glue/cpu/sst2$(suffix "$model").yaml ;;
+    CoLA) config=configs/glue/cpu/cola$(suffix "$model").yaml ;;
+    *) die "task must be SST-2 or CoLA, not '$task'" ;;
+  esac
+  [[ -d runs/small_${model}_mixed/checkpoints ]] || die "no runs/small_${model}_mixed: run '$0 pretrain $model' first"
+  /usr/bin/time -f "$task $model ($SEEDS seeds): %e s wall, %M KiB max RSS" "$BIN/dense-eval" glue --task "$task" \
+    --data "$GLUE" --config "$config" --init-from "runs/small_${model}_mixed" --seeds "$SEEDS" \
+    -o "runs/seeds-$task-$model" --set "training.threads=$THREADS"
+}
+
+listops() {
+  local model=$1
+  check_model "$model"
+  [[ -d data/lra/listops256 ]] || die "no data/lra/listops256: run '$0 data' first"
+  /usr/bin/time -f "ListOps $model ($LISTOPS_SEEDS seeds): %e s wall, %M KiB max RSS" "$BIN/dense-eval" lra \
+    --task listops --data data/lra/listops256 --config "configs/lra/cpu/listops$(suffix "$model").yaml" \
+    --seeds "$LISTOPS_SEEDS" -o "runs/seeds-listops-$model" --set "training.threads=$THREADS"
+}
+
+export DENSE_NUM_THREADS=$THREADS OMP_WAIT_POLICY=passive
+case ${1:-} in
+  data) prep_data ;;
+  pretrain) [[ $# -ge 2 ]] || die "usage: pretrain danet|bert"; shift; pretrain "$@" ;;
+  glue) [[ $# -eq 3 ]] || die "usage: glue danet|bert SST-2|CoLA"; glue "$2" "$3" ;;
+  listops) [[ $# -eq 2 ]] || die "usage: listops danet|bert"; listops "$2" ;;
+  report) /usr/bin/python3 scripts/results/seeds_report.py ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
+esac
