@@ -4,7 +4,8 @@ loss curve, skipped (overflowed) steps, the loss scale, and whether the run dive
 
     scripts/results/f16_stability_report.py [--runs runs] [--png docs/results/f16_stability.png]
 
-Reads RUNS/f16-<model>-lr<LR>/metrics.jsonl (dense-train). A run "diverged" when its loss became non-finite, or
+Reads RUNS/f16-<model>-lr<LR>/metrics.jsonl (dense-train), and RUNS/f32-<model>-lr<LR>/ where there are f32
+control runs (PRECISION=f32 f16_stability.sh run ...): the same model and rate without f16. A run "diverged" when its loss became non-finite, or
 when its last logged loss is above its first (training made things worse), or when the loss scale fell to its
 floor; the table says which. Malformed lines are skipped with a warning naming the line. Needs matplotlib.
 """
@@ -37,27 +38,28 @@ def main():
     ap.add_argument("--png", default="docs/results/f16_stability.png")
     args = ap.parse_args()
     runs = []
-    for path in sorted(glob.glob(os.path.join(args.runs, "f16-*-lr*", "metrics.jsonl"))):
-        m = re.match(r"f16-(danet|bert)-lr(.+)", os.path.basename(os.path.dirname(path)))
+    for path in sorted(glob.glob(os.path.join(args.runs, "f*-*-lr*", "metrics.jsonl"))):
+        m = re.match(r"(f16|f32)-(danet|bert)-lr(.+)", os.path.basename(os.path.dirname(path)))
         if not m:
             continue
         rows, evals = read_metrics(path, "f16_stability_report")
         if rows:
-            runs.append((m.group(1), float(m.group(2)), m.group(2), rows, evals))
+            runs.append((m.group(2), float(m.group(3)), m.group(3), m.group(1), rows, evals))
     if not runs:
         print(f"f16_stability_report: no runs/f16-<model>-lr<LR>/metrics.jsonl under {args.runs}", file=sys.stderr)
         return 1
-    runs.sort(key=lambda r: (r[0] != "danet", r[1]))
-    print("| model | learning rate | steps | first / min / last train loss | last eval loss / accuracy | "
+    runs.sort(key=lambda r: (r[0] != "danet", r[1], r[3]))
+    print("| model | learning rate | precision | steps | first / min / last train loss | last eval loss / accuracy | "
           "skipped steps | last loss scale | verdict |")
-    print("|---|---|---|---|---|---|---|---|")
-    for model, _, lr, rows, evals in runs:
+    print("|---|---|---|---|---|---|---|---|---|")
+    for model, _, lr, precision, rows, evals in runs:
         losses = [r["loss"] for r in rows]
         finite = [x for x in losses if math.isfinite(x)]
         ev = evals[-1] if evals else None
         ev_text = f"{ev['eval_loss']:.3f} / {100 * ev['eval_accuracy']:.2f}%" if ev else ""
-        print(f"| {LABELS[model]} | {lr} | {rows[-1]['step']} | {losses[0]:.3f} / {min(finite):.3f} / {losses[-1]:.3f} | "
-              f"{ev_text} | {rows[-1].get('skipped_steps', 0)} | {rows[-1].get('loss_scale', float('nan')):g} | "
+        scale_text = f"{rows[-1]['loss_scale']:g}" if "loss_scale" in rows[-1] else "-"  # f32 scales nothing
+        print(f"| {LABELS[model]} | {lr} | {precision} | {rows[-1]['step']} | {losses[0]:.3f} / {min(finite):.3f} / {losses[-1]:.3f} | "
+              f"{ev_text} | {rows[-1].get('skipped_steps', 0)} | {scale_text} | "
               f"{verdict(rows)} |")
 
     import matplotlib
@@ -65,13 +67,19 @@ def main():
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     for col, model in enumerate(["danet", "bert"]):
-        for m, _, lr, rows, _ in runs:
+        colors = {}
+        for m, _, lr, precision, rows, _ in runs:
             if m != model:
                 continue
             steps = [r["step"] for r in rows]
-            axes[0][col].plot(steps, [r["loss"] for r in rows], label=f"lr {lr}")
-            axes[1][col].plot(steps, [r.get("loss_scale", float("nan")) for r in rows], label=f"lr {lr}")
-        axes[0][col].set_title(f"{LABELS[model]}, f16 with dynamic loss scaling")
+            # One colour per rate; the f32 control of a rate is its dashed twin (it has no loss scale).
+            color = colors.setdefault(lr, f"C{len(colors)}")
+            style = "-" if precision == "f16" else "--"
+            axes[0][col].plot(steps, [r["loss"] for r in rows], style, color=color, label=f"lr {lr} {precision}")
+            if precision == "f16":
+                axes[1][col].plot(steps, [r.get("loss_scale", float("nan")) for r in rows], color=color,
+                                  label=f"lr {lr}")
+        axes[0][col].set_title(f"{LABELS[model]}: f16, f32 control dashed")
         axes[0][col].set_ylabel("training loss")
         axes[1][col].set_ylabel("loss scale")
         axes[1][col].set_yscale("log", base=2)
