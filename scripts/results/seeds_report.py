@@ -6,7 +6,8 @@ median over seeds, the spread (lowest to highest) and every seed's best-epoch va
 
 Reads RUNS/small_<model>_mixed/metrics.jsonl (dense-train) and RUNS/seeds-<task>-<model>/results.json (dense-eval
 glue / lra); a task that has not run yet is listed as missing. With --keep, copies what it read there (the
-metrics and results files), so that the numbers in docs/results.md stay checkable after runs/ is gone.
+metrics and results files, in the same layout), so that `--runs docs/results/seeds` prints the tables of
+docs/results.md after runs/ is gone.
 """
 import argparse
 import json
@@ -39,6 +40,12 @@ def fmt(value, percent):
     return f"{value:.2f}" if percent else f"{value:.3f}"
 
 
+def keep_file(path, keep, run):
+    """Copies a run's file to keep/<run>/ under its own name, so that --runs keep prints the same tables."""
+    os.makedirs(os.path.join(keep, run), exist_ok=True)
+    shutil.copyfile(path, os.path.join(keep, run, os.path.basename(path)))
+
+
 def pretraining_table(runs_dir, keep):
     print("| model | steps | last train loss | held-out MLM loss / accuracy at each evaluation |")
     print("|---|---|---|---|")
@@ -54,7 +61,7 @@ def pretraining_table(runs_dir, keep):
         evaluated = ", ".join(f"{e['step']}: {e['eval_loss']:.3f} / {100 * e['eval_accuracy']:.2f}%" for e in evals)
         print(f"| {label} | {rows[-1]['step']} | {rows[-1]['loss']:.3f} | {evaluated} |")
         if keep:
-            shutil.copyfile(path, os.path.join(keep, f"pretrain-{model}-metrics.jsonl"))
+            keep_file(path, keep, f"small_{model}_mixed")
 
 
 def seeds_table(runs_dir, keep):
@@ -80,7 +87,7 @@ def seeds_table(runs_dir, keep):
             print(f"| {label} | {model_label} | {len(v)} | **{fmt(statistics.median(v), percent)}** | "
                   f"{fmt(min(v), percent)} - {fmt(max(v), percent)} | {per_seed} |")
             if keep:
-                shutil.copyfile(path, os.path.join(keep, f"{task}-{model}-results.json"))
+                keep_file(path, keep, f"seeds-{task}-{model}")
 
 
 def main():
