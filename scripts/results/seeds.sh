@@ -9,10 +9,11 @@
 #   scripts/results/seeds.sh listops danet|bert          # runs/seeds-listops-<model>
 #   scripts/results/seeds.sh report                      # median and spread per task and model (seeds_report.py)
 #
-# dense-eval runs the seeds training.seed, +1, ... one after another and reports their median; each stage is meant to
-# run beside its other model's, one core each. Environment: BIN (default build/apps), GLUE (the official GLUE
-# layout, default ../shared/data/glue), WIKITEXT2 (default ../shared/data/wikitext-2), CORPUS (default data/corpus),
-# SEEDS (default 3), LISTOPS_SEEDS (default 5), THREADS (default 1).
+# Each seed s = 1, 2, ... runs as its own dense-eval process into runs/seeds-<task>-<model>/seed-<s>, so a finished
+# seed is kept when a later one is interrupted, and running the stage again skips the seeds that have results.json.
+# Stages are meant to run beside each other, one core each. Environment: BIN (default build/apps), GLUE (the
+# official GLUE layout, default ../shared/data/glue), WIKITEXT2 (default ../shared/data/wikitext-2), CORPUS (default
+# data/corpus), SEEDS (default 3), LISTOPS_SEEDS (default 5), ONLY_SEED (run just that seed), THREADS (default 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-build/apps}
@@ -51,27 +52,54 @@ pretrain() {
     --run-dir "runs/small_${model}_mixed" --set "training.threads=$THREADS" "$@"
 }
 
+# The seeds a stage runs: 1..count, or ONLY_SEED alone.
+seed_list() {
+  if [[ -n ${ONLY_SEED:-} ]]; then
+    [[ $ONLY_SEED =~ ^[1-9][0-9]*$ ]] || die "ONLY_SEED must be a positive integer, not '$ONLY_SEED'"
+    echo "$ONLY_SEED"
+  else
+    [[ $1 =~ ^[1-9][0-9]*$ ]] || die "the seed count must be a positive integer, not '$1'"
+    seq 1 "$1"
+  fi
+}
+
+# run_seed DIR SEED LABEL dense-eval-arguments...: one seed into DIR/seed-SEED, unless it has finished before.
+run_seed() {
+  local dir=$1 seed=$2 label=$3
+  shift 3
+  if [[ -f $dir/seed-$seed/results.json ]]; then
+    echo "seeds.sh: $label seed $seed: done already ($dir/seed-$seed/results.json)" >&2
+    return
+  fi
+  /usr/bin/time -f "$label seed $seed: %e s wall, %M KiB max RSS" "$BIN/dense-eval" "$@" -o "$dir/seed-$seed" \
+    --set "training.seed=$seed" --set "training.threads=$THREADS"
+}
+
 glue() {
-  local model=$1 task=$2 config
+  local model=$1 task=$2 config seeds
   check_model "$model"
+  seeds=$(seed_list "$SEEDS")
   case $task in
     SST-2) config=configs/glue/cpu/sst2$(suffix "$model").yaml ;;
     CoLA) config=configs/glue/cpu/cola$(suffix "$model").yaml ;;
     *) die "task must be SST-2 or CoLA, not '$task'" ;;
   esac
   [[ -d runs/small_${model}_mixed/checkpoints ]] || die "no runs/small_${model}_mixed: run '$0 pretrain $model' first"
-  /usr/bin/time -f "$task $model ($SEEDS seeds): %e s wall, %M KiB max RSS" "$BIN/dense-eval" glue --task "$task" \
-    --data "$GLUE" --config "$config" --init-from "runs/small_${model}_mixed" --seeds "$SEEDS" \
-    -o "runs/seeds-$task-$model" --set "training.threads=$THREADS"
+  for seed in $seeds; do
+    run_seed "runs/seeds-$task-$model" "$seed" "$task $model" glue --task "$task" --data "$GLUE" --config "$config" \
+      --init-from "runs/small_${model}_mixed"
+  done
 }
 
 listops() {
-  local model=$1
+  local model=$1 seeds
   check_model "$model"
+  seeds=$(seed_list "$LISTOPS_SEEDS")
   [[ -d data/lra/listops256 ]] || die "no data/lra/listops256: run '$0 data' first"
-  /usr/bin/time -f "ListOps $model ($LISTOPS_SEEDS seeds): %e s wall, %M KiB max RSS" "$BIN/dense-eval" lra \
-    --task listops --data data/lra/listops256 --config "configs/lra/cpu/listops$(suffix "$model").yaml" \
-    --seeds "$LISTOPS_SEEDS" -o "runs/seeds-listops-$model" --set "training.threads=$THREADS"
+  for seed in $seeds; do
+    run_seed "runs/seeds-listops-$model" "$seed" "ListOps $model" lra --task listops --data data/lra/listops256 \
+      --config "configs/lra/cpu/listops$(suffix "$model").yaml"
+  done
 }
 
 export DENSE_NUM_THREADS=$THREADS OMP_WAIT_POLICY=passive
@@ -81,5 +109,5 @@ case ${1:-} in
   glue) [[ $# -eq 3 ]] || die "usage: glue danet|bert SST-2|CoLA"; glue "$2" "$3" ;;
   listops) [[ $# -eq 2 ]] || die "usage: listops danet|bert"; listops "$2" ;;
   report) /usr/bin/python3 scripts/results/seeds_report.py ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

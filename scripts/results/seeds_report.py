@@ -4,12 +4,15 @@ median over seeds, the spread (lowest to highest) and every seed's best-epoch va
 
     scripts/results/seeds_report.py [--runs runs] [--keep docs/results/seeds]
 
-Reads RUNS/small_<model>_mixed/metrics.jsonl (dense-train) and RUNS/seeds-<task>-<model>/results.json (dense-eval
-glue / lra); a task that has not run yet is listed as missing. With --keep, copies what it read there (the
+Reads RUNS/small_<model>_mixed/metrics.jsonl (dense-train) and the dense-eval glue / lra results.json of each task
+and model: RUNS/seeds-<task>-<model>/seed-<s>/results.json, one per seed as seeds.sh runs them, or
+RUNS/seeds-<task>-<model>/results.json holding every seed (one `dense-eval --seeds N`); a task that has not run yet
+is listed as missing. With --keep, copies what it read there (the
 metrics and results files, in the same layout), so that `--runs docs/results/seeds` prints the tables of
 docs/results.md after runs/ is gone.
 """
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -34,6 +37,19 @@ def seed_values(results):
             value = run["best"][metric]
             out.append((run["seed"], 100.0 * value if metric == "accuracy" else value, run["best_epoch"]))
     return out
+
+
+def results_files(run_dir):
+    """The results.json files of one task and model: the one for all seeds, else one per seed-<s> folder by seed."""
+    whole = os.path.join(run_dir, "results.json")
+    if os.path.exists(whole):
+        return [whole]
+
+    def seed_number(path):
+        name = os.path.basename(os.path.dirname(path))[len("seed-"):]
+        return int(name) if name.isdigit() else -1
+
+    return sorted(glob.glob(os.path.join(glob.escape(run_dir), "seed-*", "results.json")), key=seed_number)
 
 
 def fmt(value, percent):
@@ -70,24 +86,31 @@ def seeds_table(runs_dir, keep):
     for task, label in TASKS:
         percent = "%" in label
         for model, model_label in MODELS:
-            path = os.path.join(runs_dir, f"seeds-{task}-{model}", "results.json")
-            if not os.path.exists(path):
-                print(f"| {label} | {model_label} | missing ({path}) | | | |")
+            run = f"seeds-{task}-{model}"
+            paths = results_files(os.path.join(runs_dir, run))
+            if not paths:
+                print(f"| {label} | {model_label} | missing ({os.path.join(runs_dir, run)}) | | | |")
                 continue
-            try:
-                with open(path) as f:
-                    results = json.load(f)
-                values = seed_values(results)
-            except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-                print(f"seeds_report.py: {path}: not a dense-eval results.json ({e})", file=sys.stderr)
-                print(f"| {label} | {model_label} | unreadable ({path}) | | | |")
+            values, unreadable = [], None
+            for path in paths:
+                try:
+                    with open(path) as f:
+                        values += seed_values(json.load(f))
+                except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+                    print(f"seeds_report.py: {path}: not a dense-eval results.json ({e})", file=sys.stderr)
+                    unreadable = path
+                    break
+            if unreadable:
+                print(f"| {label} | {model_label} | unreadable ({unreadable}) | | | |")
                 continue
+            values.sort()
             v = [x for _, x, _ in values]
             per_seed = ", ".join(f"{s}: {fmt(x, percent)} ({epoch})" for s, x, epoch in values)
             print(f"| {label} | {model_label} | {len(v)} | **{fmt(statistics.median(v), percent)}** | "
                   f"{fmt(min(v), percent)} - {fmt(max(v), percent)} | {per_seed} |")
             if keep:
-                keep_file(path, keep, f"seeds-{task}-{model}")
+                for path in paths:
+                    keep_file(path, keep, os.path.relpath(os.path.dirname(path), runs_dir))
 
 
 def main():
