@@ -4,9 +4,10 @@
 # configs/small_bert.yaml) trained in f16 with dynamic loss scaling at the same raised learning rates, on the N 128
 # shards of scripts/results/long_context.sh (run its `data` stage first).
 #
-#   scripts/results/f16_stability.sh run danet|bert LR [dense-train options...]   # one run: runs/<PRECISION>-<model>-lr<LR>
-#   scripts/results/f16_stability.sh sweep danet|bert                          # the three rates of LRS, one after another
-#   scripts/results/f16_stability.sh report                                    # table + plot (f16_stability_report.py)
+#   scripts/results/f16_stability.sh run danet|bert LR [dense-train options...]
+#       one run: runs/<PRECISION>-<model>-lr<LR>
+#   scripts/results/f16_stability.sh sweep danet|bert    # the three rates of LRS, one after another
+#   scripts/results/f16_stability.sh report              # table + plot (f16_stability_report.py)
 #
 # Environment: BIN (default build/apps), STEPS (default 600), LRS (default "2e-3 5e-3 1e-2": 2x, 5x and 10x the
 # configs' 1e-3), THREADS (default 1: the DANet and BERT sweeps go side by side, one core each), PRECISION (default
@@ -25,11 +26,13 @@ run_one() {
   shift 2
   [[ $model == danet || $model == bert ]] || die "model must be danet or bert, not '$model'"
   [[ $PRECISION == f16 || $PRECISION == f32 ]] || die "PRECISION must be f16 or f32, not '$PRECISION'"
-  [[ -d data/shards/long128 && -d data/shards/heldout128 ]] || die "no N 128 shards: run scripts/results/long_context.sh data"
+  [[ -d data/shards/long128 && -d data/shards/heldout128 ]] ||
+    die "no N 128 shards: run scripts/results/long_context.sh data"
   /usr/bin/time -f "$PRECISION $model lr $lr: %e s wall, %M KiB max RSS" "$BIN/dense-train" \
     -c "configs/small_$model.yaml" --run-dir "runs/$PRECISION-$model-lr$lr" \
-    --set "training.precision=$PRECISION" --set "training.optimizer.learning_rate=$lr" --set "training.max_steps=$STEPS" \
-    --set "training.threads=$THREADS" --set data.train=data/shards/long128 --set data.validation=data/shards/heldout128 \
+    --set "training.precision=$PRECISION" --set "training.optimizer.learning_rate=$lr" \
+    --set "training.max_steps=$STEPS" --set "training.threads=$THREADS" \
+    --set data.train=data/shards/long128 --set data.validation=data/shards/heldout128 \
     --set training.eval_every=200 --set training.eval_batches=20 --set checkpoint.every_steps=200 \
     --set logging.every_steps=10 "$@"
 }

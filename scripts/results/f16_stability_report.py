@@ -5,9 +5,10 @@ loss curve, skipped (overflowed) steps, the loss scale, and whether the run dive
     scripts/results/f16_stability_report.py [--runs runs] [--png docs/results/f16_stability.png]
 
 Reads RUNS/f16-<model>-lr<LR>/metrics.jsonl (dense-train), and RUNS/f32-<model>-lr<LR>/ where there are f32
-control runs (PRECISION=f32 f16_stability.sh run ...): the same model and rate without f16. A run "diverged" when its loss became non-finite, or
-when its last logged loss is above its first (training made things worse), or when the loss scale fell to its
-floor; the table says which. Malformed lines are skipped with a warning naming the line. Needs matplotlib.
+control runs (PRECISION=f32 f16_stability.sh run ...): the same model and rate without f16. A run "diverged" when
+its loss became non-finite, or when its last logged loss is above its first (training made things worse), or when
+the loss scale fell to its floor; the table says which. Malformed lines are skipped with a warning naming the
+line. Needs matplotlib.
 """
 import argparse
 import glob
@@ -58,9 +59,9 @@ def main():
         ev = evals[-1] if evals else None
         ev_text = f"{ev['eval_loss']:.3f} / {100 * ev['eval_accuracy']:.2f}%" if ev else ""
         scale_text = f"{rows[-1]['loss_scale']:g}" if "loss_scale" in rows[-1] else "-"  # f32 scales nothing
-        print(f"| {LABELS[model]} | {lr} | {precision} | {rows[-1]['step']} | {losses[0]:.3f} / {min(finite):.3f} / {losses[-1]:.3f} | "
-              f"{ev_text} | {rows[-1].get('skipped_steps', 0)} | {scale_text} | "
-              f"{verdict(rows)} |")
+        curve = f"{losses[0]:.3f} / {min(finite):.3f} / {losses[-1]:.3f}"
+        print(f"| {LABELS[model]} | {lr} | {precision} | {rows[-1]['step']} | {curve} | {ev_text} | "
+              f"{rows[-1].get('skipped_steps', 0)} | {scale_text} | {verdict(rows)} |")
 
     import matplotlib
     matplotlib.use("Agg")

@@ -57,7 +57,8 @@ def main():
         for stage in STAGES:
             s = training_summary(args.runs, model, stage)
             if s:
-                print(f"| {label} | N {stage} | {s['steps']} | {s['tokens']:,} | {s['loss']:.3f} | {s['tokens_per_s']:,.0f} |")
+                print(f"| {label} | N {stage} | {s['steps']} | {s['tokens']:,} | {s['loss']:.3f} | "
+                      f"{s['tokens_per_s']:,.0f} |")
     print()
     print("| model | stage | " + " | ".join(f"N {n}" for n in LENGTHS) + " |")
     print("|---|---|" + "---|" * len(LENGTHS))

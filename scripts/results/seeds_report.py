@@ -22,20 +22,19 @@ import sys
 from report_common import read_metrics
 
 MODELS = [("danet", "DANet"), ("bert", "BERT (softmax)")]
-# (the task's folder name in runs/seeds-<task>-<model>, its label; "%" in the label: shown as a percentage)
-TASKS = [("SST-2", "SST-2 dev accuracy (%)"), ("CoLA", "CoLA dev MCC"), ("listops", "ListOps test accuracy (%)")]
+# (the task's folder name in runs/seeds-<task>-<model>, its label, whether its values are fractions shown as percent)
+TASKS = [("SST-2", "SST-2 dev accuracy (%)", True), ("CoLA", "CoLA dev MCC", False),
+         ("listops", "ListOps test accuracy (%)", True)]
 
 
-def seed_values(results):
-    """(seed, value, best epoch) per run, in the units of the table."""
+def seed_values(results, percent):
+    """(seed, value, best epoch) per run: dense-eval lra's test accuracy or dense-eval glue's main metric, times 100
+    when percent."""
+    scale = 100.0 if percent else 1.0
     out = []
     for run in results["runs"]:
-        if "test_accuracy" in run:  # dense-eval lra
-            out.append((run["seed"], 100.0 * run["test_accuracy"], run["best_epoch"]))
-        else:  # dense-eval glue: its main metric, accuracy as a percentage
-            metric = results["main_metric"]
-            value = run["best"][metric]
-            out.append((run["seed"], 100.0 * value if metric == "accuracy" else value, run["best_epoch"]))
+        value = run["test_accuracy"] if "test_accuracy" in run else run["best"][results["main_metric"]]
+        out.append((run["seed"], scale * value, run["best_epoch"]))
     return out
 
 
@@ -83,8 +82,7 @@ def pretraining_table(runs_dir, keep):
 def seeds_table(runs_dir, keep):
     print("| task | model | seeds | median | spread (lowest - highest) | per seed: value (best epoch) |")
     print("|---|---|---|---|---|---|")
-    for task, label in TASKS:
-        percent = "%" in label
+    for task, label, percent in TASKS:
         for model, model_label in MODELS:
             run = f"seeds-{task}-{model}"
             paths = results_files(os.path.join(runs_dir, run))
@@ -95,7 +93,7 @@ def seeds_table(runs_dir, keep):
             for path in paths:
                 try:
                     with open(path) as f:
-                        values += seed_values(json.load(f))
+                        values += seed_values(json.load(f), percent)
                 except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
                     print(f"seeds_report.py: {path}: not a dense-eval results.json ({e})", file=sys.stderr)
                     unreadable = path
