@@ -9,8 +9,9 @@
 #   scripts/results/seeds.sh listops danet|bert          # runs/seeds-listops-<model>
 #   scripts/results/seeds.sh report                      # median and spread per task and model (seeds_report.py)
 #
-# Each seed s = 1, 2, ... runs as its own dense-eval process into runs/seeds-<task>-<model>/seed-<s>, so a finished
-# seed is kept when a later one is interrupted, and running the stage again skips the seeds that have results.json.
+# Each seed s = 1, 2, ... runs as its own dense-eval process into runs/seeds-<task>-<model>/seed-<s> (its log:
+# dense-eval.log there), so a finished seed is kept when a later one is interrupted, and running the stage again
+# skips the seeds that have results.json.
 # Stages are meant to run beside each other, one core each. Environment: BIN (default build/apps), GLUE (the
 # official GLUE layout, default ../shared/data/glue), WIKITEXT2 (default ../shared/data/wikitext-2), CORPUS (default
 # data/corpus), SEEDS (default 3), LISTOPS_SEEDS (default 5), ONLY_SEED (run just that seed), THREADS (default 1).
@@ -71,8 +72,10 @@ run_seed() {
     echo "seeds.sh: $label seed $seed: done already ($dir/seed-$seed/results.json)" >&2
     return
   fi
+  # Its log goes to the seed's folder as well: seeds of one model that run side by side would interleave theirs.
+  mkdir -p "$dir/seed-$seed"
   /usr/bin/time -f "$label seed $seed: %e s wall, %M KiB max RSS" "$BIN/dense-eval" "$@" -o "$dir/seed-$seed" \
-    --set "training.seed=$seed" --set "training.threads=$THREADS"
+    --set "training.seed=$seed" --set "training.threads=$THREADS" 2> >(tee -a "$dir/seed-$seed/dense-eval.log" >&2)
 }
 
 glue() {
