@@ -6,10 +6,10 @@ median over seeds, the spread (lowest to highest) and every seed's best-epoch va
 
 Reads RUNS/small_<model>_mixed/metrics.jsonl (dense-train) and the dense-eval glue / lra results.json of each task
 and model: RUNS/seeds-<task>-<model>/seed-<s>/results.json, one per seed as seeds.sh runs them, or
-RUNS/seeds-<task>-<model>/results.json holding every seed (one `dense-eval --seeds N`); a task that has not run yet
-is listed as missing. With --keep, copies what it read there (the
-metrics and results files, in the same layout), so that `--runs docs/results/seeds` prints the tables of
-docs/results.md after runs/ is gone.
+RUNS/seeds-<task>-<model>/results.json holding every seed (one `dense-eval --seeds N`). A task that has not run yet
+is listed as missing; seed folders without results.json (running, or interrupted) are counted as unfinished. With
+--keep, copies what it read there (the metrics and results files, in the same layout), so that `--runs
+docs/results/seeds` prints the tables of docs/results.md after runs/ is gone.
 """
 import argparse
 import glob
@@ -39,16 +39,21 @@ def seed_values(results, percent):
 
 
 def results_files(run_dir):
-    """The results.json files of one task and model: the one for all seeds, else one per seed-<s> folder by seed."""
+    """(the results.json files of one task and model, its seed folders without one): the file for all seeds, else
+    one per seed-<s> folder, in order of seed."""
     whole = os.path.join(run_dir, "results.json")
     if os.path.exists(whole):
-        return [whole]
+        return [whole], []
 
-    def seed_number(path):
-        name = os.path.basename(os.path.dirname(path))[len("seed-"):]
+    def seed_number(folder):
+        name = os.path.basename(folder)[len("seed-"):]
         return int(name) if name.isdigit() else -1
 
-    return sorted(glob.glob(os.path.join(glob.escape(run_dir), "seed-*", "results.json")), key=seed_number)
+    folders = sorted((f for f in glob.glob(os.path.join(glob.escape(run_dir), "seed-*")) if os.path.isdir(f)),
+                     key=seed_number)
+    done = [os.path.join(f, "results.json") for f in folders if os.path.exists(os.path.join(f, "results.json"))]
+    unfinished = [os.path.basename(f) for f in folders if not os.path.exists(os.path.join(f, "results.json"))]
+    return done, unfinished
 
 
 def fmt(value, percent):
@@ -85,9 +90,11 @@ def seeds_table(runs_dir, keep):
     for task, label, percent in TASKS:
         for model, model_label in MODELS:
             run = f"seeds-{task}-{model}"
-            paths = results_files(os.path.join(runs_dir, run))
+            paths, unfinished = results_files(os.path.join(runs_dir, run))
+            # Shown beside the count of seeds, so that a median over fewer seeds than planned is not mistaken for all.
+            pending = f" (unfinished: {', '.join(unfinished)})" if unfinished else ""
             if not paths:
-                print(f"| {label} | {model_label} | missing ({os.path.join(runs_dir, run)}) | | | |")
+                print(f"| {label} | {model_label} | missing ({os.path.join(runs_dir, run)}){pending} | | | |")
                 continue
             values, unreadable = [], None
             for path in paths:
@@ -104,7 +111,7 @@ def seeds_table(runs_dir, keep):
             values.sort()
             v = [x for _, x, _ in values]
             per_seed = ", ".join(f"{s}: {fmt(x, percent)} ({epoch})" for s, x, epoch in values)
-            print(f"| {label} | {model_label} | {len(v)} | **{fmt(statistics.median(v), percent)}** | "
+            print(f"| {label} | {model_label} | {len(v)}{pending} | **{fmt(statistics.median(v), percent)}** | "
                   f"{fmt(min(v), percent)} - {fmt(max(v), percent)} | {per_seed} |")
             if keep:
                 for path in paths:

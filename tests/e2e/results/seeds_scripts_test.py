@@ -75,6 +75,19 @@ def test_seeds_are_ordered_by_number_and_the_median_is_over_all(tmp):
     assert r.index("2: 30.00") < r.index("9: 40.00") < r.index("10: 50.00"), r
 
 
+def test_seed_folders_without_results_are_named_as_unfinished(tmp):
+    run_dir = os.path.join(tmp, "seeds-listops-danet")
+    results = load(LISTOPS)
+    write_per_seed(results, run_dir)
+    os.makedirs(os.path.join(run_dir, "seed-3"))  # a seed that was interrupted (or is running): its log, no results
+    with open(os.path.join(run_dir, "seed-3", "dense-eval.log"), "w") as f:
+        f.write("lra listops: seed 3 (1 of 1)\n")
+    os.makedirs(os.path.join(tmp, "seeds-listops-bert", "seed-1"))
+    out, _ = report(tmp)
+    assert "| 1 (unfinished: seed-3) | **39.75** |" in row(out, "ListOps", "DANet"), row(out, "ListOps", "DANet")
+    assert "missing (" in row(out, "ListOps", "BERT") and "(unfinished: seed-1)" in row(out, "ListOps", "BERT"), out
+
+
 def test_one_file_for_all_seeds_is_read_before_seed_folders(tmp):
     run_dir = os.path.join(tmp, "seeds-listops-bert")
     results = load(LISTOPS)
