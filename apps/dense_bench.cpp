@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu_blas.h"
 #include "core/error.h"
 #include "data/progress.h"
 #include "data_prep/lra_png.h"
@@ -134,8 +135,11 @@ int run_pattern(const PatternRequest& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dense::restart_with_fast_blas_kernels(argv);
+  if (const std::string note = dense::blas_restart_note(); !note.empty())
+    std::fprintf(stderr, "dense-bench: note: %s\n", note.c_str());
   CLI::App app{"dense-bench: inspect and time the attention machinery (densetrain)"};
-  app.set_version_flag("--version", "dense-bench 0.1.0");
+  app.set_version_flag("--version", "dense-bench 0.1.0 (OpenBLAS " + dense::openblas_core() + " kernels)");
   app.require_subcommand(1);
   PatternRequest pr;
   CLI::App* pat =

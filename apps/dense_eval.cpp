@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "backend/cpu_blas.h"
 #include "cli_checks.h"
 #include "core/error.h"
 #include "core/file_io.h"
@@ -22,9 +23,12 @@
 using dense::cli::integer_at_least;
 
 int main(int argc, char** argv) {
+  dense::restart_with_fast_blas_kernels(argv);
+  if (const std::string note = dense::blas_restart_note(); !note.empty())
+    std::fprintf(stderr, "dense-eval: note: %s\n", note.c_str());
   const dense::BackendsReleaser release_backends_on_return;  // before the CUDA runtime unloads
   CLI::App app{"dense-eval: evaluate DenseAttention (DANet) and BERT encoders (densetrain)"};
-  app.set_version_flag("--version", "dense-eval 0.1.0");
+  app.set_version_flag("--version", "dense-eval 0.1.0 (OpenBLAS " + dense::openblas_core() + " kernels)");
   app.require_subcommand(1);
   dense::train::MlmEvalRequest mlm;
   std::string json_out;

@@ -8,6 +8,7 @@
 #include <exception>
 
 #include "backend/backend.h"
+#include "backend/cpu_blas.h"
 #include "config/train_config_yaml.h"
 #include "core/error.h"
 #include "parallel/communicator.h"
@@ -18,9 +19,12 @@ extern "C" void on_signal(int) { dense::train::stop_requested().store(true); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  dense::restart_with_fast_blas_kernels(argv);
+  if (const std::string note = dense::blas_restart_note(); !note.empty())
+    std::fprintf(stderr, "dense-train: note: %s\n", note.c_str());
   const dense::BackendsReleaser release_backends_on_return;  // before the CUDA runtime unloads
   CLI::App app{"dense-train: train DenseAttention (DANet) and BERT encoders from HDF5 shards (densetrain)"};
-  app.set_version_flag("--version", "dense-train 0.1.0");
+  app.set_version_flag("--version", "dense-train 0.1.0 (OpenBLAS " + dense::openblas_core() + " kernels)");
   std::string config_path, run_dir;
   std::vector<std::string> overrides;
   dense::train::TrainOptions opts;

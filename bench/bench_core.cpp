@@ -14,6 +14,7 @@
 #include <cblas.h>
 
 #include "backend/cpu/backend.h"
+#include "backend/cpu_blas.h"
 #include "backend/ops.h"
 #include "core/philox.h"
 #include "models/model.h"
@@ -59,6 +60,9 @@ double torch_step_ms(int d, int L, int N, int B, int threads, int steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dense::restart_with_fast_blas_kernels(argv);
+  if (const std::string note = dense::blas_restart_note(); !note.empty())
+    std::fprintf(stderr, "dense_bench_core: note: %s\n", note.c_str());
   int threads = 2, steps = 5;
   int64_t max_n = 65536;
   bool with_torch = true;
@@ -217,6 +221,6 @@ int main(int argc, char** argv) {
   std::printf("| benchmark | size | ms | GFLOP/s | note |\n|---|---|---|---|---|\n");
   for (const auto& r : rows)
     std::printf("| %s | %s | %.3f | %.1f | %s |\n", r.what.c_str(), r.size.c_str(), r.ms, r.gflops, r.note.c_str());
-  std::printf("\nthreads: %d\n", threads);
+  std::printf("\nthreads: %d, OpenBLAS %s kernels\n", threads, dense::openblas_core().c_str());
   return 0;
 }

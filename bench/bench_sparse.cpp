@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "backend/cpu/backend.h"
+#include "backend/cpu_blas.h"
 #include "backend/ops.h"
 #include "nn/attention_patterns.h"
 #include "nn/device_graph.h"
@@ -201,6 +202,9 @@ int cqs(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dense::restart_with_fast_blas_kernels(argv);
+  if (const std::string note = dense::blas_restart_note(); !note.empty())
+    std::fprintf(stderr, "dense_bench_sparse: note: %s\n", note.c_str());
   const std::string mode = argc > 1 ? argv[1] : "";
   set_cpu_threads(std::stoi(arg(argc, argv, "--threads", "2")));
   try {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/cpu/backend.h"
+#include "backend/cpu_blas.h"
 #include "models/model.h"
 
 using namespace dense;
@@ -66,6 +67,9 @@ double step_seconds(bool danet, int64_t N, int64_t B, int steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dense::restart_with_fast_blas_kernels(argv);
+  if (const std::string note = dense::blas_restart_note(); !note.empty())
+    std::fprintf(stderr, "dense_bench_train: note: %s\n", note.c_str());
   int threads = 2, steps = 3;
   int64_t max_n = 4096, tokens = 8192;
   std::string csv;
@@ -99,5 +103,6 @@ int main(int argc, char** argv) {
     if (out) std::fprintf(out, "%lld,%lld,%.1f,%.1f\n", (long long)N, (long long)B, d, b);
   }
   if (out) std::fclose(out);
+  std::printf("\nthreads: %d, OpenBLAS %s kernels\n", threads, openblas_core().c_str());
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu_blas.h"
 #include "config/train_config_yaml.h"
 #include "core/error.h"
 #include "core/file_io.h"
@@ -158,8 +159,11 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opts) {
   log->info(
       "training {} ({} parameters) on {} for {} steps: global batch {} = {} rank(s) x {} x {} accumulation, {} "
       "tokens per row",
-      cfg.name, st.params().numel(), st.device.str(), tc.max_steps, tc.global_batch, st.world, st.micro, st.accum,
-      loader.seq_len());
+      cfg.name, st.params().numel(),
+      // The CPU's thread count and GEMM kernels decide its speed (and the last bits of its results): on record.
+      st.device.is_cpu() ? fmt::format("cpu ({} thread(s), OpenBLAS {} kernels)", cpu_threads(), openblas_core())
+                         : st.device.str(),
+      tc.max_steps, tc.global_batch, st.world, st.micro, st.accum, loader.seq_len());
   if (st.gradient_sync)
     log->info("gradients summed over {} ranks ({}) in {} buckets", st.world, st.comm->engine(),
               st.gradient_sync->bucket_count());

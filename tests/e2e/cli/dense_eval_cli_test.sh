@@ -78,6 +78,11 @@ logging:
   progress: false
 EOF
   expect "dense-train one step" 0 "at step 1" "$TRAIN" -q --config "$WORK/tiny.yaml" --run-dir "$WORK/run" --resume none
+  # The run's log records the CPU's threads and GEMM kernels (its speed, and the last bits of its results).
+  core=$("$TRAIN" --version 2>/dev/null | sed -n 's/.* (OpenBLAS \(.*\) kernels)$/\1/p')
+  if [ -n "$core" ] && grep -qF "on cpu (1 thread(s), OpenBLAS $core kernels)" "$WORK/run/train.log"; then
+    ok "train.log names the threads and OpenBLAS kernels"
+  else bad "train.log names the threads and OpenBLAS kernels (--version: '$core')"; fi
   mkdir -p "$WORK/run/checkpoints/step-00000009"
   echo '{' > "$WORK/run/checkpoints/step-00000009/checksums.json"
   expect "a run folder is scored with its newest complete checkpoint" 0 \

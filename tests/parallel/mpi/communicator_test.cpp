@@ -24,6 +24,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backend/cpu_blas.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "mpi_world.h"
@@ -657,6 +658,7 @@ class RankFailurePrinter : public ::testing::EmptyTestEventListener {
 dense::parallel::Communicator& mpi_test_world() { return comm(); }
 
 int main(int argc, char** argv) {
+  dense::restart_with_fast_blas_kernels(argv);  // the kernels the programs run (backend/cpu_blas.h)
   ::testing::InitGoogleTest(&argc, argv);
   std::unique_ptr<Communicator> communicator;
   try {
